@@ -1,0 +1,131 @@
+"""PETS (Chua et al. 2018): a probabilistic ensemble planned through with CEM and trajectory
+sampling. Reward and termination both come from the learned model."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mbrl_ray.config.schema import Config
+from mbrl_ray.planners.cem import CEMPlanner
+from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
+from mbrl_ray.world_models.propagation import expected_returns
+
+EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async schedule
+
+
+class PETSAgent:
+    """act(obs_batch, state) -> (actions, state); fit(all data) (sync) or update(batch) (async).
+
+    Until the first fit the agent acts uniformly at random (PETS's random first trial).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        self.cfg, self.device = cfg, torch.device(device)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        m = cfg.model
+        self.model = ProbabilisticEnsemble(obs_dim, act_dim, m.ensemble_size, m.hidden_size,
+                                           m.num_layers, m.termination).to(self.device)
+        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=m.lr,
+                                           weight_decay=m.weight_decay) if trainable else None)
+        self.plan_model: ProbabilisticEnsemble | None = None
+        self.elites = list(range(m.num_elites))
+        self.member_error = torch.zeros(m.ensemble_size)
+        p = cfg.planner
+        self.planner = CEMPlanner(act_dim, p.horizon, p.population, p.num_elites, p.iterations,
+                                  p.alpha, p.init_std)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+
+    # ---- acting -----------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> torch.Tensor:
+        """Planner warm-start means, one (H, A) sequence per env."""
+        return self.planner.initial_mean(batch, self.device)
+
+    def reset_state(self, state: torch.Tensor, done: np.ndarray) -> torch.Tensor:
+        """Forget the warm start of envs whose episode just ended."""
+        if done.any():
+            state[torch.as_tensor(done, device=state.device)] = 0.0
+        return state
+
+    def act(self, obs: np.ndarray, state: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """Plan for every env of the batch in one call; returns actions in [-1, 1]."""
+        if self.plan_model is None:
+            return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32), state
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        model, m = self.plan_model, self.cfg.model
+
+        def objective(actions: torch.Tensor) -> torch.Tensor:
+            return expected_returns(model, obs_t, actions, particles=m.particles,
+                                    propagation=m.propagation, discount=self.cfg.planner.discount,
+                                    generator=self.generator)
+
+        mean = self.planner.plan(objective, state, self.generator)
+        return mean[:, 0].cpu().numpy(), self.planner.shift(mean)
+
+    # ---- learning ---------------------------------------------------------------------------
+    def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
+        """Sync schedule: train on all data to convergence (early stopping), pick elites."""
+        m = self.cfg.model
+        res = fit_ensemble(self.model, self.optimizer, data, num_elites=m.num_elites,
+                           batch_size=m.batch_size, holdout=m.holdout, patience=m.patience,
+                           max_epochs=m.max_epochs, generator=self.generator)
+        self.elites = res.elites
+        self.plan_model = self.model.select(self.elites)
+        return {"model_nll": res.train_nll, "model_val_mse": res.val_mse,
+                "model_epochs": float(res.epochs)}
+
+    def set_normalizers(self, data: dict[str, np.ndarray]) -> None:
+        """Async schedule: refresh input/target statistics from (a sample of) the buffer."""
+        fit_normalizers(self.model, to_tensors(data, self.device))
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """Async schedule: one gradient step; `batch` holds E x batch_size rows, one slice each."""
+        e = self.model.members
+        d = {k: v.reshape(e, -1, *v.shape[1:]) for k, v in to_tensors(batch, self.device).items()}
+        args = (d["obs"], d["action"], d["reward"], d["next_obs"], d["terminated"])
+        with torch.no_grad():  # error on rows not yet trained on in this step picks elites
+            mean, _ = self.model(d["obs"], d["action"])
+            err = ((mean - self.model.targets(d["obs"], d["reward"], d["next_obs"])) ** 2)
+            self.member_error.lerp_(err.mean(dim=(1, 2)).cpu(), EMA)
+        loss, nll, _ = self.model.loss(*args)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.elites = sorted(torch.argsort(self.member_error)[:self.cfg.model.num_elites].tolist())
+        self.plan_model = self.model.select(self.elites)
+        return {"model_nll": float(nll), "model_val_mse": float(err.mean())}
+
+    # ---- weights and checkpoints ------------------------------------------------------------
+    def inference_weights(self) -> dict | None:
+        """What a rollout worker needs to plan: the elite members only, on CPU."""
+        if self.plan_model is None:
+            return None
+        return {k: v.detach().cpu() for k, v in self.plan_model.state_dict().items()}
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        if weights is None:
+            self.plan_model = None
+            return
+        m = self.cfg.model
+        members = weights["head.weight"].shape[0]
+        if self.plan_model is None or self.plan_model.members != members:
+            self.plan_model = ProbabilisticEnsemble(self.obs_dim, self.act_dim, members,
+                                                    m.hidden_size, m.num_layers,
+                                                    m.termination).to(self.device)
+        self.plan_model.load_state_dict(weights)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "elites": self.elites, "member_error": self.member_error,
+                "fitted": self.plan_model is not None,
+                "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.elites, self.member_error = state["elites"], state["member_error"]
+        self.plan_model = self.model.select(self.elites) if state["fitted"] else None
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,82 @@
+"""mbrl-ray train | resume | presets."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mbrl_ray.config import (ConfigError, apply_overrides, iter_fields, list_presets,
+                             load_preset, Config)
+
+EXIT_BAD_INPUT = 2
+
+
+def _keys_help() -> str:
+    lines = ["config keys (key=value overrides; defaults before any preset):"]
+    for key, value, help_text, choices in iter_fields(Config()):
+        if key == "preset":
+            continue
+        allowed = f" [{'|'.join(choices)}]" if choices else ""
+        lines.append(f"  {key}={value!r}{allowed}\n      {help_text}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbrl-ray", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a preset", epilog=_keys_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("preset", help="preset name (see `mbrl-ray presets`)")
+    train.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    train.add_argument("--run-dir", type=Path, help="default: runs/<preset>-<time>")
+    train.add_argument("--steps", type=int, help="env step budget (train.steps)")
+    train.add_argument("--seed", type=int, help="seed (train.seed)")
+    resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--steps", type=int, help="raise the step budget (train.steps)")
+    sub.add_parser("presets", help="list presets")
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = apply_overrides(load_preset(args.preset), args.overrides)
+    if args.steps is not None:
+        apply_overrides(cfg, [f"train.steps={args.steps}"])
+    if args.seed is not None:
+        apply_overrides(cfg, [f"train.seed={args.seed}"])
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "presets":
+        for name, description in list_presets().items():
+            print(f"{name:20s} {description}")
+        return 0
+    # Imported here so that `presets` and bad input answer without loading Ray and torch.
+    from mbrl_ray.distributed.driver import Driver, load_run_config, preflight
+    try:
+        if args.command == "train":
+            cfg = build_config(args)
+            run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+            preflight(cfg)
+            driver = Driver(cfg, run_dir)
+        else:
+            cfg = load_run_config(args.run_dir)
+            if args.steps is not None:
+                apply_overrides(cfg, [f"train.steps={args.steps}"])
+            preflight(cfg)
+            driver = Driver(cfg, args.run_dir, resume=True)
+        result = driver.run()
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"done: {result.env_steps} env steps, final evaluation return "
+          f"{result.final_eval_return:.1f}")
+    print(f"TensorBoard logs: {result.run_dir / 'tb'}  (tensorboard --logdir {result.run_dir / 'tb'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

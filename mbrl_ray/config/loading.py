@@ -1,0 +1,127 @@
+"""Presets, dotted overrides and validation with errors that name the key, the value and what is allowed."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from mbrl_ray.config.schema import Config
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message names the key, the bad value and what is allowed."""
+
+
+def _is_section(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def preset_dir() -> Path:
+    return Path(str(resources.files("mbrl_ray.config") / "presets"))
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> its one-line description (the YAML's `description`)."""
+    out = {}
+    for path in sorted(preset_dir().glob("*.yaml")):
+        out[path.stem] = yaml.safe_load(path.read_text()).get("description", "")
+    return out
+
+
+def load_preset(name: str) -> Config:
+    """A Config with the preset's values over the schema defaults."""
+    names = list(list_presets())
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(names)}"
+                          + _close(name, names))
+    raw = yaml.safe_load((preset_dir() / f"{name}.yaml").read_text())
+    raw.pop("description", None)
+    cfg = from_dict(raw)
+    cfg.preset = name
+    return cfg
+
+
+def from_dict(raw: dict) -> Config:
+    """Build a Config from nested dicts (a preset or a saved config.yaml), checking every key."""
+    cfg = Config()
+    for key, value in _flatten(raw).items():
+        set_key(cfg, key, value)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply `key.sub=value` strings; values are parsed as YAML scalars, then type-checked."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        key, text = item.split("=", 1)
+        set_key(cfg, key.strip(), yaml.safe_load(text) if text.strip() else "")
+    return cfg
+
+
+def set_key(cfg: Config, dotted: str, value: Any) -> None:
+    """Set one dotted key, converting int->float where the schema wants a float."""
+    *path, leaf = dotted.split(".")
+    node = cfg
+    for i, part in enumerate(path):
+        sections = [f.name for f in dataclasses.fields(node) if _is_section(getattr(node, f.name))]
+        if part not in sections:
+            prefix = ".".join(path[:i])
+            raise ConfigError(f"unknown key {dotted!r}: no section {part!r}"
+                              + (f" in {prefix!r}" if prefix else "")
+                              + f"; sections: {', '.join(sections)}" + _close(part, sections))
+        node = getattr(node, part)
+    hints = get_type_hints(type(node))
+    leaves = [f.name for f in dataclasses.fields(node) if not _is_section(getattr(node, f.name))]
+    if leaf not in leaves:
+        known = [".".join(path + [n]) for n in leaves]
+        raise ConfigError(f"unknown key {dotted!r}; allowed keys here: {', '.join(known)}"
+                          + _close(dotted, known))
+    setattr(node, leaf, _coerce(dotted, value, hints[leaf]))
+
+
+def _coerce(key: str, value: Any, want: type) -> Any:
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if type(value) is not want:
+        raise ConfigError(f"{key}={value!r} has type {type(value).__name__}; "
+                          f"expected {want.__name__}")
+    return value
+
+
+def _flatten(raw: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _close(word: str, options: list[str]) -> str:
+    near = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def iter_fields(cfg: Config):
+    """(dotted key, value, help, choices) for every leaf of the config, in schema order."""
+    for section in dataclasses.fields(cfg):
+        node = getattr(cfg, section.name)
+        if not _is_section(node):
+            yield section.name, node, section.metadata.get("help", ""), None
+            continue
+        for f in dataclasses.fields(node):
+            yield (f"{section.name}.{f.name}", getattr(node, f.name),
+                   f.metadata.get("help", ""), f.metadata.get("choices"))

@@ -1,0 +1,102 @@
+"""Typed configuration schema: one dataclass per section, every field documented in place.
+
+A run is fully described by one `Config`. Presets (YAML) and dotted overrides
+(`planner.horizon=20`) only change values of these fields; `validate()` checks the ranges.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def doc(default, help: str, **kw):
+    """A dataclass field with a help string shown by `mbrl-ray train --help`."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class EnvConfig:
+    id: str = doc("InvertedPendulum-v5", "environment spec: a Gymnasium id or 'dummy'")
+    max_episode_steps: int = doc(0, "time limit override; 0 keeps the env's own limit")
+
+
+@dataclass
+class ModelConfig:
+    ensemble_size: int = doc(5, "members of the probabilistic ensemble (E)")
+    num_elites: int = doc(5, "members used for planning, chosen by validation loss")
+    hidden_size: int = doc(200, "width of each hidden layer")
+    num_layers: int = doc(4, "hidden layers per member")
+    lr: float = doc(1e-3, "Adam learning rate")
+    weight_decay: float = doc(5e-5, "L2 weight decay")
+    batch_size: int = doc(256, "minibatch size per member")
+    holdout: float = doc(0.2, "fraction of data held out for validation and early stopping")
+    patience: int = doc(5, "epochs without >1% validation improvement before stopping")
+    max_epochs: int = doc(50, "upper bound on epochs per fit (sync schedule)")
+    propagation: str = doc("ts_inf", "particle propagation", choices=("ts1", "ts_inf"))
+    particles: int = doc(20, "particles per action sequence (P)")
+    termination: bool = doc(True, "learn p(terminated | s') and plan with it; off for envs that never end")
+
+
+@dataclass
+class PlannerConfig:
+    name: str = doc("cem", "planner", choices=("cem",))
+    horizon: int = doc(30, "planning horizon (H)")
+    population: int = doc(500, "action sequences sampled per iteration")
+    num_elites: int = doc(50, "elites refitted per iteration")
+    iterations: int = doc(5, "CEM iterations per action")
+    alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit")
+    init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]")
+    discount: float = doc(1.0, "discount of predicted rewards along the horizon")
+
+
+@dataclass
+class WorkersConfig:
+    num: int = doc(1, "rollout worker actors")
+    envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
+    num_cpus: float = doc(1.0, "CPUs reserved per rollout worker (also its torch threads)")
+    device: str = doc("cpu", "torch device the workers plan on")
+    max_restarts: int = doc(3, "times Ray restarts a dead worker")
+
+
+@dataclass
+class LearnerConfig:
+    device: str = doc("auto", "torch device of the learner: auto (cuda if present), cpu, cuda, cuda:N")
+    num_cpus: float = doc(1.0, "CPUs reserved for the learner")
+    num_gpus: float = doc(0.0, "GPUs reserved for the learner (set 1 on a GPU node)")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = doc(5000, "env step budget (all workers together)")
+    seed: int = doc(0, "seed of envs, networks and planners")
+    schedule: str = doc("sync", "sync: collect, fit, broadcast; async: free-running workers",
+                        choices=("sync", "async"))
+    random_steps: int = doc(250, "steps of uniform random actions before the first model fit")
+    steps_per_round: int = doc(250, "env steps collected between model fits (sync)")
+    updates_per_round: int = doc(100, "gradient steps between weight broadcasts (async)")
+    samples_per_insert: float = doc(8.0, "async update-to-data ratio: samples drawn per inserted step")
+    spi_error_buffer: float = doc(2000.0, "slack of the samples-per-insert limiter, in samples")
+    replay_capacity: int = doc(1_000_000, "transitions kept in replay")
+    eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end")
+    eval_episodes: int = doc(1, "episodes per evaluation")
+    checkpoint_every: int = doc(2500, "env steps between checkpoints; one is always written at the end")
+    crash_worker_at_step: int = doc(0, "fault injection: worker 0 dies once after this many steps (0: never)")
+
+
+@dataclass
+class RayConfig:
+    address: str = doc("", "Ray address; empty starts or joins a local Ray (ray job submit sets it)")
+    num_cpus: int = doc(0, "CPUs of a local Ray; 0 lets Ray decide")
+
+
+@dataclass
+class Config:
+    preset: str = doc("", "name of the preset this config came from")
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ray: RayConfig = field(default_factory=RayConfig)

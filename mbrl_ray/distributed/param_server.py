@@ -1,0 +1,30 @@
+"""Parameter server: holds the newest inference weights once (one object ref) with a version."""
+from __future__ import annotations
+
+import ray
+
+
+@ray.remote(num_cpus=0)
+class ParameterServer:
+    def __init__(self) -> None:
+        self.version = 0
+        self.ref: ray.ObjectRef | None = None
+        self.seen: dict[str, int] = {}  # worker id -> version it last loaded
+
+    def publish(self, version: int, refs: list) -> None:
+        """refs: [ObjectRef] (wrapped in a list so that Ray passes the ref, not the value)."""
+        self.version, self.ref = version, refs[0]
+
+    def get_if_newer(self, worker: str, have: int):
+        """(version, [ref]) when the worker's version is behind, else None."""
+        self.seen[worker] = have
+        if self.version > have and self.ref is not None:
+            return self.version, [self.ref]
+        return None
+
+    def loaded(self, worker: str, version: int) -> None:
+        self.seen[worker] = version
+
+    def version_lag(self) -> int:
+        """How many versions the most outdated worker is behind."""
+        return max((self.version - v for v in self.seen.values()), default=0)

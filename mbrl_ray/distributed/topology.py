@@ -1,0 +1,67 @@
+"""Builds the actor graph of a run from its config: replay, parameter server, learner,
+rollout workers and an evaluation worker. The one place where the graph is wired."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from mbrl_ray.config import Config, ConfigError, to_dict
+from mbrl_ray.distributed.learner import Learner
+from mbrl_ray.distributed.param_server import ParameterServer
+from mbrl_ray.distributed.replay_actor import ReplayActor
+from mbrl_ray.distributed.rollout_worker import RolloutWorker
+
+EVAL_SEED_OFFSET = 10_000_000
+
+
+@dataclass
+class Topology:
+    replay: ray.actor.ActorHandle
+    param_server: ray.actor.ActorHandle
+    learner: ray.actor.ActorHandle
+    workers: list
+    evaluator: ray.actor.ActorHandle
+
+    def all_actors(self) -> list:
+        return [self.replay, self.param_server, self.learner, *self.workers, self.evaluator]
+
+
+def check_resources(cfg: Config) -> None:
+    """Fail before any actor starts if the actors cannot all be placed on this cluster."""
+    have = ray.cluster_resources()
+    cpus = cfg.workers.num * cfg.workers.num_cpus + cfg.learner.num_cpus
+    if cpus > have.get("CPU", 0):
+        raise ConfigError(f"workers.num x workers.num_cpus + learner.num_cpus = {cpus:g} CPUs, "
+                          f"but the Ray cluster has {have.get('CPU', 0):g}; lower them")
+    if cfg.learner.num_gpus > have.get("GPU", 0):
+        raise ConfigError(f"learner.num_gpus={cfg.learner.num_gpus:g} but the Ray cluster has "
+                          f"{have.get('GPU', 0):g} GPUs; set learner.num_gpus=0 to train on CPU")
+
+
+def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
+          checkpoint: Path | None = None, limiter_state: dict | None = None) -> Topology:
+    """Start every actor. seed_epoch varies env seeds across resumes of one run."""
+    raw = to_dict(cfg)
+    t, w = cfg.train, cfg.workers
+    limiter = None
+    if t.schedule == "async":
+        limiter = {"samples_per_insert": t.samples_per_insert, "min_size": t.random_steps,
+                   "error_buffer": t.spi_error_buffer, "state": limiter_state}
+    replay = ReplayActor.remote(t.replay_capacity, obs_dim, act_dim, t.seed, limiter,
+                                str(checkpoint / "replay.npz") if checkpoint else None)
+    param_server = ParameterServer.remote()
+    learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus).remote(
+        raw, obs_dim, act_dim, replay, param_server,
+        str(checkpoint / "learner.pt") if checkpoint else None)
+    base = t.seed + 1_000_003 * seed_epoch
+    workers = [
+        RolloutWorker.options(num_cpus=w.num_cpus, max_restarts=w.max_restarts,
+                              scheduling_strategy="SPREAD").remote(
+            f"worker-{i}", raw, obs_dim, act_dim, replay, param_server, base + 1000 * i)
+        for i in range(w.num)]
+    # The evaluator reserves no CPU: it runs now and then, beside the others.
+    evaluator = RolloutWorker.options(num_cpus=0, max_restarts=w.max_restarts).remote(
+        "evaluator", raw, obs_dim, act_dim, replay, param_server, base + EVAL_SEED_OFFSET)
+    return Topology(replay, param_server, learner, workers, evaluator)

@@ -1,0 +1,59 @@
+"""Trajectory sampling (PETS): score action sequences by rolling particles through the ensemble."""
+from __future__ import annotations
+
+import torch
+
+from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+
+
+def _to_members(x: torch.Tensor, members: int) -> torch.Tensor:
+    """(M, ...) with M divisible by E -> (E, M/E, ...): row i goes to member i % E."""
+    return x.reshape(-1, members, *x.shape[1:]).transpose(0, 1).contiguous()
+
+
+def _from_members(x: torch.Tensor) -> torch.Tensor:
+    return x.transpose(0, 1).reshape(-1, *x.shape[2:])
+
+
+@torch.no_grad()
+def expected_returns(model: ProbabilisticEnsemble, obs: torch.Tensor, actions: torch.Tensor, *,
+                     particles: int, propagation: str, discount: float = 1.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean return over particles of each action sequence.
+
+    obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
+    with the model's probability that it has not terminated before t, so planning foresees falls.
+    ts_inf: each particle keeps one member for the whole horizon; ts1: a random member per step.
+    """
+    b, n, h, a = actions.shape
+    e = model.members
+    rows = b * n * particles
+    pad = (-rows) % e
+    state = obs[:, None, None, :].expand(b, n, particles, obs.shape[-1]).reshape(rows, -1)
+    acts = actions[:, :, None].expand(b, n, particles, h, a).reshape(rows, h, a)
+    if pad:
+        state = torch.cat([state, state[:pad]])
+        acts = torch.cat([acts, acts[:pad]])
+    total = rows + pad
+    shape = (e, total // e) if propagation == "ts_inf" else (total,)
+    ret = torch.zeros(shape, device=obs.device)
+    alive = torch.ones(shape, device=obs.device)
+    if propagation == "ts_inf":  # rows stay in member layout for the whole horizon
+        state, acts = _to_members(state, e), _to_members(acts, e)
+    for t in range(h):
+        if propagation == "ts_inf":
+            state, reward, p_term = model.step(state, acts[:, :, t], generator)
+        else:
+            perm = torch.randperm(total, device=obs.device, generator=generator)
+            nxt, reward, p_term = model.step(_to_members(state[perm], e),
+                                             _to_members(acts[perm, t], e), generator)
+            inverse = torch.empty_like(perm)
+            inverse[perm] = torch.arange(total, device=obs.device)
+            state = _from_members(nxt)[inverse]
+            reward, p_term = _from_members(reward)[inverse], _from_members(p_term)[inverse]
+        ret += (discount ** t) * alive * reward
+        alive = alive * (1.0 - p_term)
+    if propagation == "ts_inf":
+        ret = _from_members(ret)
+    ret = torch.nan_to_num(ret[:rows], nan=-1e6, posinf=-1e6, neginf=-1e6)
+    return ret.view(b, n, particles).mean(-1)
