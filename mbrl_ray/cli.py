@@ -49,7 +49,15 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may come after options too (`train P --run-dir D a.b=1`), which plain
+    # argparse cannot split across a subcommand's positionals.
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x]
+    if stray or (extra and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides += extra
     if args.command == "presets":
         for name, description in list_presets().items():
             print(f"{name:20s} {description}")

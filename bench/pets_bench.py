@@ -1,0 +1,140 @@
+"""PETS benchmarks, every ratio against a baseline measured in this same run.
+
+1. CEM planning at PETS HalfCheetah size (5x4x200 ensemble, pop 500 x 20 particles x horizon 30
+   x 5 iterations): seconds per action, FLOPs performed, achieved FLOP/s as a fraction of this
+   machine's float32 matmul peak (measured here, same thread count).
+2. The same at the pets-pendulum preset size: ms per action.
+3. Env steps/s through the Ray topology (one rollout worker, replay inserts, weight pulls)
+   relative to a plain in-process loop doing the same act-and-step work.
+
+Usage: .venv/bin/python bench/pets_bench.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("MALLOC_MMAP_MAX_", "0")          # see REFERENCE.md, Costs: page faults
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "1000000000000")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mbrl_ray.agents import PETSAgent  # noqa: E402
+from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
+
+
+def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 10) -> float:
+    """Best-of float32 GEMM throughput with `threads` threads."""
+    torch.set_num_threads(threads)
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def planning_flops(cfg, obs_dim: int, act_dim: int) -> float:
+    """Matmul FLOPs of one CEM action: every particle of every sample through one member."""
+    m, p = cfg.model, cfg.planner
+    dims = [obs_dim + act_dim] + [m.hidden_size] * m.num_layers + [2 * (obs_dim + 1)]
+    per_row = sum(2 * i * o for i, o in zip(dims, dims[1:]))
+    if m.termination:
+        per_row += 2 * (obs_dim * 64 + 64 * 64 + 64)
+    return per_row * p.population * m.particles * p.horizon * p.iterations
+
+
+def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:
+    """An agent whose planning model is the (random-init) ensemble's elites: timing only."""
+    agent = PETSAgent(obs_dim, act_dim, cfg, "cpu", seed=0)
+    agent.plan_model = agent.model.select(list(range(cfg.model.num_elites)))
+    return agent
+
+
+def time_actions(agent: PETSAgent, obs_dim: int, actions: int) -> float:
+    """Seconds per action, after one warm-up action."""
+    obs = np.zeros((1, obs_dim), np.float32)
+    state = agent.initial_state(1)
+    agent.act(obs, state)
+    t0 = time.perf_counter()
+    for _ in range(actions):
+        _, state = agent.act(obs, state)
+    return (time.perf_counter() - t0) / actions
+
+
+def bench_planning(threads: int, quick: bool) -> None:
+    peak = matmul_peak_gflops(threads)
+    print(f"float32 matmul peak, {threads} thread(s): {peak:.1f} GFLOP/s")
+    cheetah = load_preset("pets-halfcheetah")
+    if quick:
+        apply_overrides(cheetah, ["planner.population=100"])
+    agent = fitted_agent(cheetah, 17, 6)
+    sec = time_actions(agent, 17, 1 if quick else 2)
+    flops = planning_flops(cheetah, 17, 6)
+    achieved = flops / sec / 1e9
+    print(f"CEM at PETS HalfCheetah size (pop {cheetah.planner.population}): "
+          f"{sec:.2f} s/action, {flops / 1e9:.0f} GFLOP/action, {achieved:.1f} GFLOP/s = "
+          f"{achieved / peak:.2f} of matmul peak (target >= 0.8)")
+    pend = load_preset("pets-pendulum")
+    agent = fitted_agent(pend, 4, 1)
+    sec = time_actions(agent, 4, 20)
+    flops = planning_flops(pend, 4, 1)
+    print(f"CEM at pets-pendulum size: {1000 * sec:.1f} ms/action, "
+          f"{flops / 1e9:.2f} GFLOP/action, {flops / sec / 1e9 / peak:.2f} of matmul peak")
+
+
+def bench_topology(steps: int) -> None:
+    """Worker.collect through Ray vs the same EnvBatch + agent loop in this process."""
+    import ray
+
+    from mbrl_ray.distributed.param_server import ParameterServer
+    from mbrl_ray.distributed.replay_actor import ReplayActor
+    from mbrl_ray.distributed.rollout_worker import EnvBatch, RolloutWorker
+
+    cfg = load_preset("pets-pendulum")
+    agent = fitted_agent(cfg, 4, 1)
+    torch.set_num_threads(1)
+    envs = EnvBatch(cfg.env.id, 1, 0, 0)
+    state = agent.initial_state(1)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        actions, state = agent.act(envs.obs, state)
+        _, _, done = envs.step(actions, None, 0)
+        state = agent.reset_state(state, done)
+    local = steps / (time.perf_counter() - t0)
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    replay = ReplayActor.remote(100_000, 4, 1, 0)
+    ps = ParameterServer.remote()
+    ray.get(ps.publish.remote(1, [ray.put(agent.inference_weights())]))
+    worker = RolloutWorker.options(num_cpus=1).remote("worker-0", to_dict(cfg), 4, 1, replay, ps, 0)
+    ray.get(worker.collect.remote(10))  # warm-up: weights pulled, envs made
+    t0 = time.perf_counter()
+    chunk = cfg.train.steps_per_round
+    for _ in range(steps // chunk):
+        ray.get(worker.collect.remote(chunk))
+    ray.get(worker.flush.remote())
+    remote = (steps // chunk) * chunk / (time.perf_counter() - t0)
+    ray.shutdown()
+    print(f"env steps/s, pets-pendulum act+step: in-process {local:.1f}, through the topology "
+          f"(1 worker, {chunk}-step chunks to replay) {remote:.1f}; ratio {remote / local:.2f} "
+          f"(target >= 0.9)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    bench_planning(args.threads, args.quick)
+    bench_topology(250 if args.quick else 1000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Bad input: one clear message and exit status 2 before any actor starts."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+import ray
+
+from mbrl_ray.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+def _bad(capsys, tmp_path, argv):
+    was_up = ray.is_initialized()
+    code = main(argv + ["--run-dir", str(tmp_path / "run")] if argv[0] == "train" else argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert ray.is_initialized() == was_up          # no Ray started for bad input
+    assert not (tmp_path / "run").exists()         # nothing written
+    return err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "no-such-preset"], ["unknown preset", "'no-such-preset'", "debug"]),
+    (["train", "debug", "planner.horizn=3"], ["planner.horizn", "planner.horizon"]),
+    (["train", "debug", "workers.num=two"], ["workers.num='two'", "int"]),
+    (["train", "debug", "env.id=HalfCheeta-v5"], ["env.id='HalfCheeta-v5'", "HalfCheetah-v5"]),
+    (["train", "debug", "workers.num=0"], ["workers.num=0", "positive"]),
+    (["train", "debug", "--steps", "-1"], ["train.steps=-1", "positive"]),
+])
+def test_bad_input_exits_2_with_clear_message(capsys, tmp_path, argv, words):
+    err = _bad(capsys, tmp_path, argv)
+    for word in words:
+        assert word in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dm_control") is not None,
+                    reason="the dmc extra is installed here")
+def test_missing_optional_extra(capsys, tmp_path):
+    err = _bad(capsys, tmp_path, ["train", "debug", "env.id=dmc:cheetah-run"])
+    assert "mbrl-ray[dmc]" in err and "env.id='dmc:cheetah-run'" in err
+
+
+def test_bad_resume_keeps_saved_run(capsys, tmp_path):
+    run = tmp_path / "saved"
+    run.mkdir()
+    (run / "config.yaml").write_text("env: {id: dummy}\n")
+    before = (run / "config.yaml").read_text()
+    assert main(["resume", str(run), "--steps", "0"]) == 2
+    assert "train.steps=0" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == before
+    assert main(["resume", str(tmp_path / "nothing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_presets_and_help_subprocess():
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-m", "mbrl_ray.cli", "presets"], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    assert "pets-pendulum" in out and "debug" in out
+    out = subprocess.run([sys.executable, "-m", "mbrl_ray.cli", "train", "--help"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert "planner.horizon" in out and "workers.envs_per_worker" in out
+    bad = subprocess.run([sys.executable, "-m", "mbrl_ray.cli", "train", "debug", "x.y=1"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown key 'x.y'" in bad.stderr
