@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray.job_submission import JobStatus, JobSubmissionClient
 
 pytestmark = pytest.mark.ray
 
@@ -23,7 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_debug_job_via_ray_job_submit(tmp_path):
+def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
     temp_dir = tempfile.mkdtemp(prefix="mbrl-head-")
     port, dash = _free_port(), _free_port()
     # Ray 2.60 turns token authentication on by default; this head listens on loopback only.
@@ -40,13 +41,19 @@ def test_debug_job_via_ray_job_submit(tmp_path):
     try:
         _wait_for_dashboard(address, env)
         run_dir = tmp_path / "job-run"
-        submit = subprocess.run(
-            [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
-             "--", sys.executable, "-m", "mbrl_ray.cli", "train", "debug",
-             "--run-dir", str(run_dir), "--steps", "600"],
-            env=env, capture_output=True, text=True, timeout=400)
+        job_id = f"mbrl-debug-{os.getpid()}"
+        command = [str(BIN / "ray"), "job", "submit", "--address", address,
+                   "--submission-id", job_id, "--working-dir", str(ROOT), "--", sys.executable, "-m", "mbrl_ray.cli",
+                   "train", "debug", "--run-dir", str(run_dir), "--steps", "600"]
+        for _ in range(30):  # the head answers before its job agent is up
+            submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+            if "No available agent" not in submit.stdout + submit.stderr:
+                break
+            time.sleep(2)
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-        assert "SUCCEEDED" in submit.stdout + submit.stderr
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        client = JobSubmissionClient(address)
+        assert client.get_job_status(job_id) == JobStatus.SUCCEEDED
         assert "final evaluation return" in submit.stdout
         assert (run_dir / "result.json").exists() and any((run_dir / "tb").iterdir())
     finally:
