@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
     temp_dir = tempfile.mkdtemp(prefix="mbrl-head-")
-    port, dash = _free_port(), _free_port()
+    port, dash, agent, client = _free_port(), _free_port(), _free_port(), _free_port()
     # Ray 2.60 turns token authentication on by default; this head listens on loopback only.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -35,7 +35,8 @@ def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", f"--temp-dir={temp_dir}",
-         "--include-dashboard=true"],
+         "--include-dashboard=true", f"--dashboard-agent-listen-port={agent}",
+         f"--ray-client-server-port={client}"],  # the session's Ray holds the default ports
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{dash}"
     try:
@@ -45,9 +46,10 @@ def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
         command = [str(BIN / "ray"), "job", "submit", "--address", address,
                    "--submission-id", job_id, "--working-dir", str(ROOT), "--", sys.executable, "-m", "mbrl_ray.cli",
                    "train", "debug", "--run-dir", str(run_dir), "--steps", "600"]
-        for _ in range(30):  # the head answers before its job agent is up
+        deadline = time.time() + 300
+        while True:  # the head answers before its job agent is up
             submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
-            if "No available agent" not in submit.stdout + submit.stderr:
+            if "No available agent" not in submit.stdout + submit.stderr or time.time() > deadline:
                 break
             time.sleep(2)
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
