@@ -82,3 +82,24 @@ def test_termination_discounts_later_rewards():
     ret = expected_returns(model, torch.zeros(1, 1), torch.zeros(1, 1, 3, 1), particles=1,
                            propagation="ts_inf")
     torch.testing.assert_close(ret, torch.tensor([[1 + 0.5 + 0.25]]))
+
+
+@pytest.mark.parametrize("termination", [True, False])
+def test_planning_view_matches_the_model(termination):
+    """Folded normalisers, bias-in-matmul and reused buffers compute the same step."""
+    from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
+
+    torch.manual_seed(0)
+    model = ProbabilisticEnsemble(3, 2, members=4, hidden=16, layers=3, termination=termination)
+    with torch.no_grad():
+        model.in_norm.mean.uniform_(-1, 1)
+        model.in_norm.std.uniform_(0.5, 2)
+        model.out_norm.mean.uniform_(-1, 1)
+        model.out_norm.std.uniform_(0.5, 2)
+    fast = PlanningEnsemble(model)
+    for rows in (5, 7, 5):  # buffers are reused and resized
+        obs, act = torch.randn(4, rows, 3), torch.randn(4, rows, 2)
+        want = model.step(obs, act, torch.Generator().manual_seed(rows))
+        got = fast.step(obs, act, torch.Generator().manual_seed(rows))
+        for w, g in zip(want, got):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)

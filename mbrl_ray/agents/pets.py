@@ -9,6 +9,7 @@ from mbrl_ray.config.schema import Config
 from mbrl_ray.planners.cem import CEMPlanner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
+from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.propagation import expected_returns
 
 EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async schedule
@@ -30,6 +31,7 @@ class PETSAgent:
         self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=m.lr,
                                            weight_decay=m.weight_decay) if trainable else None)
         self.plan_model: ProbabilisticEnsemble | None = None
+        self._planning: PlanningEnsemble | None = None  # built from plan_model when acting
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
         p = cfg.planner
@@ -54,7 +56,9 @@ class PETSAgent:
         if self.plan_model is None:
             return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32), state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        model, m = self.plan_model, self.cfg.model
+        if self._planning is None or self._planning.source is not self.plan_model:
+            self._planning = PlanningEnsemble(self.plan_model)
+        model, m = self._planning, self.cfg.model
 
         def objective(actions: torch.Tensor) -> torch.Tensor:
             return expected_returns(model, obs_t, actions, particles=m.particles,
@@ -115,6 +119,7 @@ class PETSAgent:
                                                     m.hidden_size, m.num_layers,
                                                     m.termination).to(self.device)
         self.plan_model.load_state_dict(weights)
+        self._planning = None  # loaded in place: the planning view holds the old weights
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
 
 def _to_members(x: torch.Tensor, members: int) -> torch.Tensor:
@@ -16,7 +17,7 @@ def _from_members(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def expected_returns(model: ProbabilisticEnsemble, obs: torch.Tensor, actions: torch.Tensor, *,
+def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor, actions: torch.Tensor, *,
                      particles: int, propagation: str, discount: float = 1.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean return over particles of each action sequence.

@@ -1,0 +1,118 @@
+"""An inference-only view of a ProbabilisticEnsemble, built for the planner's hot loop.
+
+Same function as `ProbabilisticEnsemble.step`, computed with fewer passes over memory:
+- the input and output normalisers are folded into the first and last layers;
+- every layer's bias rides inside its matmul as an extra input column of ones (torch.baddbmm
+  would first copy the broadcast bias into the whole output: a full extra pass per layer);
+- activations live in buffers reused across steps (fresh large tensors page-fault on every
+  step here) and SiLU writes straight into the next layer's input buffer.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+
+
+# Rows per member from which one matmul per member beats one batched matmul: torch.bmm splits
+# the E members over the threads (5 over 2 threads: 3 + 2), mm threads within each member.
+PER_MEMBER_ROWS = 512
+
+
+def _matmul(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    if x.shape[1] < PER_MEMBER_ROWS:
+        return torch.bmm(x, weight, out=out)
+    for e in range(x.shape[0]):
+        torch.mm(x[e], weight[e], out=out[e])
+    return out
+
+
+def _with_bias_row(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(E, in, out) and (E, 1, out) -> (E, in + 1, out): multiplies an input ending in a 1."""
+    return torch.cat([weight, bias], 1).contiguous()
+
+
+def _fold_input(weight, bias, mean, std):
+    """Fold x -> (x - mean) / std into a layer: returns weight' and bias' for raw x."""
+    w = weight / std[None, :, None]
+    b = bias - ((mean / std) @ weight).unsqueeze(1)
+    return w, b
+
+
+class PlanningEnsemble:
+    """Call `step(state, action)` on (E, K, ·) tensors; buffers are sized on first use."""
+
+    @torch.no_grad()
+    def __init__(self, model: ProbabilisticEnsemble) -> None:
+        self.source = model  # weights are copied: rebuild when the model changes
+        self.obs_dim, self.act_dim, self.members = model.obs_dim, model.act_dim, model.members
+        self.target_dim = model.target_dim
+        first = model.body[0]
+        w, b = _fold_input(first.weight, first.bias, model.in_norm.mean, model.in_norm.std)
+        self.layers = [_with_bias_row(w, b)]
+        self.layers += [_with_bias_row(layer.weight, layer.bias) for layer in model.body[1:]]
+        out_std, out_mean = model.out_norm.std, model.out_norm.mean
+        t = self.target_dim
+        head_w, head_b = model.head.weight, model.head.bias
+        # Mean columns de-standardised in the layer; logvar columns stay standardised.
+        mean_w, mean_b = head_w[..., :t] * out_std, head_b[..., :t] * out_std + out_mean
+        self.head = _with_bias_row(torch.cat([mean_w, head_w[..., t:]], -1),
+                                   torch.cat([mean_b, head_b[..., t:]], -1))
+        self.noise_scale = out_std
+        self.max_logvar, self.min_logvar = model.max_logvar, model.min_logvar
+        self.term = []
+        if model.termination:
+            obs_mean = model.in_norm.mean[:self.obs_dim]
+            obs_std = model.in_norm.std[:self.obs_dim]
+            tw, tb = _fold_input(model.term[0].weight, model.term[0].bias, obs_mean, obs_std)
+            self.term = [_with_bias_row(tw, tb)]
+            self.term += [_with_bias_row(layer.weight, layer.bias) for layer in model.term[1:]]
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def _buffer(self, name: str, rows: int, width: int, like: torch.Tensor,
+                ones: bool = True) -> torch.Tensor:
+        """(E, rows, width [+ 1 column of ones]), kept between calls."""
+        key = (name, rows, width, ones, like.device)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = torch.empty(self.members, rows, width + ones, device=like.device)
+            if ones:
+                buf[..., -1] = 1.0
+            self._buffers[key] = buf
+        return buf
+
+    def _mlp(self, name: str, x: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
+        """Hidden layers: matmul into a reused buffer, SiLU from it into the next layer's input
+        (whose last column stays 1). Returns the last layer's output (fresh: callers keep it)."""
+        for i, weight in enumerate(layers[:-1]):
+            rows, width = x.shape[1], weight.shape[-1]
+            h = _matmul(x, weight, self._buffer(f"{name}mm", rows, width, x, ones=False))
+            x = self._buffer(f"{name}{i % 2}", rows, width, x)
+            torch._C._nn.silu(h, out=x[..., :-1])
+        last = layers[-1]
+        return _matmul(x, last, x.new_empty(x.shape[0], x.shape[1], last.shape[-1]))
+
+    @torch.no_grad()
+    def step(self, state: torch.Tensor, action: torch.Tensor,
+             generator: torch.Generator | None = None):
+        """Sample one transition per row: (E, K, ·) -> next state, reward, P(terminated)."""
+        rows, o = state.shape[1], self.obs_dim
+        x = self._buffer("in", rows, o + self.act_dim, state)
+        x[..., :o] = state
+        x[..., o:-1] = action
+        out = self._mlp("h", x, self.layers + [self.head])
+        mean, logvar = out.split([self.target_dim, self.target_dim], -1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+        sample = mean + noise * torch.exp(0.5 * logvar) * self.noise_scale
+        next_state = state + sample[..., :o]
+        return next_state, sample[..., o], self.termination_prob(next_state)
+
+    def termination_prob(self, next_state: torch.Tensor) -> torch.Tensor:
+        if not self.term:
+            return torch.zeros(next_state.shape[:-1], device=next_state.device)
+        x = self._buffer("t_in", next_state.shape[1], self.obs_dim, next_state)
+        x[..., :-1] = next_state
+        return torch.sigmoid(self._mlp("t", x, self.term).squeeze(-1))
