@@ -32,6 +32,7 @@ class PETSAgent:
                                            weight_decay=m.weight_decay) if trainable else None)
         self.plan_model: ProbabilisticEnsemble | None = None
         self._planning: PlanningEnsemble | None = None  # built from plan_model when acting
+        self._plan_stale = False  # async updates moved the weights since plan_model was made
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
         p = cfg.planner
@@ -53,6 +54,7 @@ class PETSAgent:
 
     def act(self, obs: np.ndarray, state: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
         """Plan for every env of the batch in one call; returns actions in [-1, 1]."""
+        self._refresh_plan_model()
         if self.plan_model is None:
             return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32), state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
@@ -98,12 +100,18 @@ class PETSAgent:
         loss.backward()
         self.optimizer.step()
         self.elites = sorted(torch.argsort(self.member_error)[:self.cfg.model.num_elites].tolist())
-        self.plan_model = self.model.select(self.elites)
+        self._plan_stale = True  # copying the elites waits until someone needs them
         return {"model_nll": float(nll), "model_val_mse": float(err.mean())}
+
+    def _refresh_plan_model(self) -> None:
+        if self._plan_stale:
+            self.plan_model = self.model.select(self.elites)
+            self._plan_stale = False
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
         """What a rollout worker needs to plan: the elite members only, on CPU."""
+        self._refresh_plan_model()
         if self.plan_model is None:
             return None
         return {k: v.detach().cpu() for k, v in self.plan_model.state_dict().items()}
@@ -122,6 +130,7 @@ class PETSAgent:
         self._planning = None  # loaded in place: the planning view holds the old weights
 
     def state_dict(self) -> dict:
+        self._refresh_plan_model()
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "elites": self.elites, "member_error": self.member_error,
                 "fitted": self.plan_model is not None,

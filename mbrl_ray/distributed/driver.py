@@ -96,11 +96,24 @@ class Driver:
         obs_dim, act_dim = env_dims(self.cfg.env.id, self.cfg.env.max_episode_steps)
         self.topo = topology.build(self.cfg, obs_dim, act_dim, self.counters["resumes"],
                                    self.checkpoint, self.counters["limiter"])
+        try:  # however the run ends, its actors go with it
+            final = self._train_and_evaluate()
+        finally:
+            for actor in self.topo.all_actors():
+                ray.kill(actor)
+        result = RunResult(self.run_dir, self.counters["env_steps"], final,
+                           self.counters["worker_restarts"])
+        (self.run_dir / "result.json").write_text(json.dumps(
+            {"env_steps": result.env_steps, "final_eval_return": final,
+             "worker_restarts": result.worker_restarts}))
+        return result
+
+    def _train_and_evaluate(self) -> float:
         self.tb = TBLogger(self.run_dir / "tb", purge_step=self.counters["env_steps"] or None)
         self.progress = Progress(self.cfg.train.steps, self.counters["env_steps"], self.printer)
+        device = ray.get(self.topo.learner.device_name.remote())
         self.printer(f"run dir {self.run_dir}  TensorBoard: tensorboard --logdir "
-                     f"{self.run_dir / 'tb'}  learner on {ray.get(self.topo.learner.device_name.remote())}",
-                     flush=True)
+                     f"{self.run_dir / 'tb'}  learner on {device}", flush=True)
         try:
             if self.cfg.train.schedule == "sync":
                 self._run_sync()
@@ -110,14 +123,7 @@ class Driver:
             self._checkpoint()
         finally:
             self.tb.close()
-            for actor in self.topo.all_actors():
-                ray.kill(actor)
-        result = RunResult(self.run_dir, self.counters["env_steps"], final,
-                           self.counters["worker_restarts"])
-        (self.run_dir / "result.json").write_text(json.dumps(
-            {"env_steps": result.env_steps, "final_eval_return": final,
-             "worker_restarts": result.worker_restarts}))
-        return result
+        return final
 
     def _run_sync(self) -> None:
         """PETS's loop: collect a round on all workers, fit the model on all data, broadcast."""
