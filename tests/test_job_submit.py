@@ -44,8 +44,9 @@ def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
         run_dir = tmp_path / "job-run"
         job_id = f"mbrl-debug-{os.getpid()}"
         command = [str(BIN / "ray"), "job", "submit", "--address", address,
-                   "--submission-id", job_id, "--working-dir", str(ROOT), "--", sys.executable, "-m", "mbrl_ray.cli",
-                   "train", "debug", "--run-dir", str(run_dir), "--steps", "600"]
+                   "--submission-id", job_id, "--working-dir", str(ROOT), "--",
+                   sys.executable, "-m", "mbrl_ray.cli", "train", "debug",
+                   "--run-dir", str(run_dir), "--steps", "600"]
         deadline = time.time() + 300
         while True:  # the head answers before its job agent is up
             submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)

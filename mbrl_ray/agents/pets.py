@@ -121,13 +121,12 @@ class PETSAgent:
             self.plan_model = None
             return
         m = self.cfg.model
-        members = weights["head.weight"].shape[0]
-        if self.plan_model is None or self.plan_model.members != members:
-            self.plan_model = ProbabilisticEnsemble(self.obs_dim, self.act_dim, members,
-                                                    m.hidden_size, m.num_layers,
-                                                    m.termination).to(self.device)
-        self.plan_model.load_state_dict(weights)
-        self._planning = None  # loaded in place: the planning view holds the old weights
+        # A new module per version (not an in-place load), so that the planning view built
+        # from the old one is recognised as stale.
+        model = ProbabilisticEnsemble(self.obs_dim, self.act_dim, weights["head.weight"].shape[0],
+                                      m.hidden_size, m.num_layers, m.termination)
+        model.load_state_dict(weights)
+        self.plan_model = model.to(self.device)
 
     def state_dict(self) -> dict:
         self._refresh_plan_model()

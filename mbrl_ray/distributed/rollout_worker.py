@@ -23,7 +23,6 @@ class EnvBatch:
         self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)])
         self.ret = np.zeros(count)
         self.len = np.zeros(count, np.int64)
-        self.info_success = np.zeros(count, bool)
 
     def step(self, actions: np.ndarray, rows: dict | None, t: int):
         """Step every env; write transition t of each into rows[k][env, t]; return finished

@@ -17,9 +17,9 @@ def _from_members(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor, actions: torch.Tensor, *,
-                     particles: int, propagation: str, discount: float = 1.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
+                     actions: torch.Tensor, *, particles: int, propagation: str,
+                     discount: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean return over particles of each action sequence.
 
     obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
