@@ -103,3 +103,26 @@ def test_planning_view_matches_the_model(termination):
         got = fast.step(obs, act, torch.Generator().manual_seed(rows))
         for w, g in zip(want, got):
             torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_information_term_charges_member_disagreement(propagation):
+    """Two members that differ by a constant state change disagree by std([0, 1]) on every row."""
+    from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
+
+    model = ProbabilisticEnsemble(1, 1, members=2, hidden=8, layers=1, termination=False)
+    with torch.no_grad():
+        model.min_logvar.fill_(-30.0)
+        model.max_logvar.fill_(-29.0)
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.bias[1, 0, 0] = 1.0  # member 1 predicts a state change of +1, member 0 of 0
+    obs, actions = torch.zeros(1, 1), torch.zeros(1, 3, 4, 1)
+    kw = dict(particles=2, propagation=propagation, generator=torch.Generator().manual_seed(0))
+    spread = torch.tensor([0.0, 1.0]).std()
+    for m in (model, PlanningEnsemble(model)):
+        torch.testing.assert_close(m.disagreement(torch.randn(2, 5, 1), torch.randn(2, 5, 1)),
+                                   torch.full((2, 5), float(spread)))
+        ret = expected_returns(m, obs, actions, info_weight=2.0, **kw)
+        torch.testing.assert_close(ret, torch.full((1, 3), -2.0 * 4 * float(spread)))
+        torch.testing.assert_close(expected_returns(m, obs, actions, **kw), torch.zeros(1, 3))

@@ -65,6 +65,7 @@ class PETSAgent:
         def objective(actions: torch.Tensor) -> torch.Tensor:
             return expected_returns(model, obs_t, actions, particles=m.particles,
                                     propagation=m.propagation, discount=self.cfg.planner.discount,
+                                    info_weight=self.cfg.planner.info_weight,
                                     generator=self.generator)
 
         mean = self.planner.plan(objective, state, self.generator)

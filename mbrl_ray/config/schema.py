@@ -48,6 +48,8 @@ class PlannerConfig:
     alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit")
     init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]")
     discount: float = doc(1.0, "discount of predicted rewards along the horizon")
+    info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
+                             "ensemble members' disagreement about the next state")
 
 
 @dataclass

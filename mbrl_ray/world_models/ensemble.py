@@ -116,6 +116,15 @@ class ProbabilisticEnsemble(nn.Module):
         next_obs = obs + delta
         return next_obs, reward.squeeze(-1), torch.sigmoid(self.termination_logit(next_obs))
 
+    @torch.no_grad()
+    def disagreement(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """(E, K, ·) rows -> (E, K): std over members of the standardised predicted state change,
+        with every row fed to every member, averaged over state dimensions."""
+        e, k = obs.shape[:2]
+        mean, _ = self(obs.reshape(1, e * k, -1).expand(e, -1, -1),
+                       act.reshape(1, e * k, -1).expand(e, -1, -1))
+        return mean[..., :self.obs_dim].std(0).mean(-1).view(e, k)
+
     def select(self, members: list[int]) -> "ProbabilisticEnsemble":
         """A smaller ensemble holding copies of the chosen members (e.g. the elites)."""
         small = ProbabilisticEnsemble(self.obs_dim, self.act_dim, len(members), self.hidden,

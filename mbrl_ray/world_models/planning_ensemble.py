@@ -110,6 +110,20 @@ class PlanningEnsemble:
         next_state = state + sample[..., :o]
         return next_state, sample[..., o], self.termination_prob(next_state)
 
+    @torch.no_grad()
+    def disagreement(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Spread of the members' mean next states at every row: (E, K, ·) -> (E, K).
+
+        Every row goes through every member; the std over members of the predicted state change,
+        in units of the target's own std, averaged over state dimensions."""
+        e, k, o = state.shape[0], state.shape[1], self.obs_dim
+        rows = e * k
+        x = self._buffer("d_in", rows, o + self.act_dim, state)
+        x[..., :o] = state.reshape(1, rows, o)
+        x[..., o:-1] = action.reshape(1, rows, -1)
+        mean = self._mlp("d", x, self.layers + [self.head])[..., :o] / self.noise_scale[:o]
+        return mean.std(0).mean(-1).view(e, k)
+
     def termination_prob(self, next_state: torch.Tensor) -> torch.Tensor:
         if not self.term:
             return torch.zeros(next_state.shape[:-1], device=next_state.device)

@@ -16,15 +16,25 @@ def _from_members(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(-1, *x.shape[2:])
 
 
+def _disagreement(model, state: torch.Tensor, action: torch.Tensor, propagation: str):
+    if propagation == "ts_inf":  # already (E, K, ·)
+        return model.disagreement(state, action)
+    e = model.members
+    return _from_members(model.disagreement(_to_members(state, e), _to_members(action, e)))
+
+
 @torch.no_grad()
 def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
                      actions: torch.Tensor, *, particles: int, propagation: str,
-                     discount: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                     discount: float = 1.0, info_weight: float = 0.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean return over particles of each action sequence.
 
     obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
     with the model's probability that it has not terminated before t, so planning foresees falls.
     ts_inf: each particle keeps one member for the whole horizon; ts1: a random member per step.
+    info_weight > 0 subtracts, per step, that weight times the members' disagreement about the
+    particle's next state (the information term of the inference view; costs E more passes).
     """
     b, n, h, a = actions.shape
     e = model.members
@@ -42,6 +52,9 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     if propagation == "ts_inf":  # rows stay in member layout for the whole horizon
         state, acts = _to_members(state, e), _to_members(acts, e)
     for t in range(h):
+        if info_weight:
+            ret -= (discount ** t) * alive * info_weight * _disagreement(
+                model, state, acts[..., t, :], propagation)
         if propagation == "ts_inf":
             state, reward, p_term = model.step(state, acts[:, :, t], generator)
         else:
