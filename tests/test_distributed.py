@@ -1,4 +1,6 @@
 """The real topology on the session's local Ray, driven by the debug preset (dummy env)."""
+import re
+
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -33,6 +35,20 @@ def _scalars(run_dir, tag):
     return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
+def _check_custom_scalars(acc: EventAccumulator) -> None:
+    """The run wrote the layout; it groups charts/, eval/, losses/, perf/, replay/, and every
+    chart's regex matches a tag the run wrote."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    config = acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    layout = layout_pb2.Layout.FromString(config)
+    assert [c.title for c in layout.category] == ["charts", "eval", "losses", "perf", "replay"]
+    tags = acc.Tags()["scalars"]
+    for chart in (ch for c in layout.category for ch in c.chart):
+        for regex in chart.multiline.tag:
+            assert any(re.search(regex, tag) for tag in tags), (chart.title, regex)
+
+
 def test_sync_run_learns_and_writes_tensorboard(ray_session, tmp_path):
     result, lines = _run(tmp_path, "sync")
     assert result.env_steps == 1200
@@ -40,6 +56,7 @@ def test_sync_run_learns_and_writes_tensorboard(ray_session, tmp_path):
     acc = EventAccumulator(str(result.run_dir / "tb"))
     acc.Reload()
     assert REQUIRED_TAGS <= set(acc.Tags()["scalars"])
+    _check_custom_scalars(acc)
     assert {p.name for p in result.run_dir.iterdir()} == {"config.yaml", "tb", "checkpoints",
                                                          "result.json"}
     assert any("steps/s" in line and "left" in line for line in lines)

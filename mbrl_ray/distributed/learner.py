@@ -9,6 +9,7 @@ import torch
 from mbrl_ray.agents import PETSAgent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
+from mbrl_ray.telemetry import metrics
 
 NORMALIZER_ROWS = 20_000  # rows sampled (uncounted) to refresh the statistics, async schedule
 
@@ -23,6 +24,7 @@ class Learner:
         self.agent = PETSAgent(obs_dim, act_dim, self.cfg, self.device, seed=self.cfg.train.seed)
         self.replay, self.param_server = replay, param_server
         self.version = 0
+        self.m_updates = metrics.make("mbrl_learner_updates_total")
         if load_path:
             state = torch.load(load_path, map_location=self.device, weights_only=False)
             self.agent.load_state_dict(state["agent"])
@@ -36,9 +38,10 @@ class Learner:
     def fit(self) -> dict[str, float]:
         """Sync schedule: train on everything in replay to convergence, then broadcast."""
         t0 = time.perf_counter()
-        metrics = self.agent.fit(ray.get(self.replay.all.remote()))
+        result = self.agent.fit(ray.get(self.replay.all.remote()))
+        self.m_updates.inc(1)
         self._publish(self.version + 1)
-        return {**metrics, "train_s": time.perf_counter() - t0}
+        return {**result, "train_s": time.perf_counter() - t0}
 
     def train(self, num_updates: int) -> dict[str, float]:
         """Async schedule: `num_updates` steps on rate-limited batches, then broadcast."""
@@ -50,6 +53,7 @@ class Learner:
             batch = ray.get(self.replay.sample.remote(m.ensemble_size * m.batch_size))
             for k, v in self.agent.update(batch).items():
                 total[k] = total.get(k, 0.0) + v / num_updates
+        self.m_updates.inc(num_updates)
         self._publish(self.version + 1)
         return {**total, "train_s": time.perf_counter() - t0}
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ray
 
+from mbrl_ray.telemetry import metrics
+
 
 @ray.remote(num_cpus=0)
 class ParameterServer:
@@ -10,20 +12,31 @@ class ParameterServer:
         self.version = 0
         self.ref: ray.ObjectRef | None = None
         self.seen: dict[str, int] = {}  # worker id -> version it last loaded
+        self.m_version = metrics.make("mbrl_params_version")
+        self.m_lag = metrics.make("mbrl_params_version_lag")
+        self._export()
+
+    def _export(self) -> None:
+        self.m_version.set(self.version)
+        for worker, have in self.seen.items():
+            self.m_lag.set(self.version - have, tags={"worker": worker})
 
     def publish(self, version: int, refs: list) -> None:
         """refs: [ObjectRef] (wrapped in a list so that Ray passes the ref, not the value)."""
         self.version, self.ref = version, refs[0]
+        self._export()
 
     def get_if_newer(self, worker: str, have: int):
         """(version, [ref]) when the worker's version is behind, else None."""
         self.seen[worker] = have
+        self._export()
         if self.version > have and self.ref is not None:
             return self.version, [self.ref]
         return None
 
     def loaded(self, worker: str, version: int) -> None:
         self.seen[worker] = version
+        self._export()
 
     def version_lag(self) -> int:
         """How many versions the most outdated worker is behind."""

@@ -8,6 +8,7 @@ import numpy as np
 import ray
 
 from mbrl_ray.replay import ReplayBuffer, SamplesPerInsertLimiter
+from mbrl_ray.telemetry import metrics
 
 POLL_S = 0.005
 
@@ -26,6 +27,13 @@ class ReplayActor:
             if state:
                 self.limiter.load_state_dict(state)
         self.rng = np.random.default_rng(seed)
+        self.m_size = metrics.make("mbrl_replay_size")
+        self.m_spi = metrics.make("mbrl_replay_samples_per_insert")
+        self._export()
+
+    def _export(self) -> None:
+        self.m_size.set(self.buffer.size)
+        self.m_spi.set(self.limiter.ratio if self.limiter is not None else 0.0)
 
     async def insert(self, chunk: dict[str, np.ndarray]) -> int:
         """Add a chunk; waits while the limiter says the learner is too far behind."""
@@ -35,6 +43,7 @@ class ReplayActor:
         self.buffer.add(chunk)
         if self.limiter is not None:
             self.limiter.insert(n)
+        self._export()
         return self.buffer.size
 
     async def sample(self, n: int, counted: bool = True) -> dict[str, np.ndarray]:
@@ -44,6 +53,7 @@ class ReplayActor:
             await asyncio.sleep(POLL_S)
         if counted and self.limiter is not None:
             self.limiter.sample(n)
+            self._export()
         return self.buffer.sample(n, self.rng)
 
     def _may_sample(self, n: int, counted: bool) -> bool:

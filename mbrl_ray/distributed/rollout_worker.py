@@ -13,6 +13,7 @@ from mbrl_ray.agents import PETSAgent
 from mbrl_ray.config import from_dict
 from mbrl_ray.envs import make_env
 from mbrl_ray.replay import empty_chunk
+from mbrl_ray.telemetry import metrics
 
 
 class EnvBatch:
@@ -64,6 +65,14 @@ class RolloutWorker:
         self.steps = 0
         self.pending_insert = None
         self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self.tags = {"worker": name}
+        self.m_steps = metrics.make("mbrl_env_steps_total")
+        self.m_steps_per_s = metrics.make("mbrl_env_steps_per_s")
+        self.m_plan_ms = metrics.make("mbrl_plan_latency_ms")
+
+    def node_id(self) -> str:
+        """The Ray node this worker runs on (placement checks)."""
+        return ray.get_runtime_context().get_node_id()
 
     def sync_weights(self) -> int:
         """Load the newest weights if the parameter server moved past ours; return our version."""
@@ -88,6 +97,7 @@ class RolloutWorker:
             t0 = time.perf_counter()
             actions, self.state = self.agent.act(self.envs.obs, self.state)
             plan_s += time.perf_counter() - t0
+            self.m_plan_ms.observe(1000 * (time.perf_counter() - t0), tags=self.tags)
             ret, length, done = self.envs.step(actions, rows, t)
             self.state = self.agent.reset_state(self.state, done)
             returns += ret
@@ -95,6 +105,8 @@ class RolloutWorker:
             self.steps += n_envs
             self._maybe_crash()
         elapsed = time.perf_counter() - t_start
+        self.m_steps.inc(n_envs * iters, tags=self.tags)
+        self.m_steps_per_s.set(n_envs * iters / elapsed, tags=self.tags)
         self._send({k: v.reshape(n_envs * iters, *v.shape[2:]) for k, v in rows.items()})
         return {"steps": n_envs * iters, "episode_returns": returns, "episode_lengths": lengths,
                 "plan_ms": 1000 * plan_s / iters, "env_steps_per_s": n_envs * iters / elapsed,
