@@ -97,7 +97,9 @@ class Driver:
         self.topo = topology.build(self.cfg, obs_dim, act_dim, self.counters["resumes"],
                                    self.checkpoint, self.counters["limiter"])
         try:  # however the run ends, its actors go with it
+            nodes = {"start": self._worker_nodes()}
             final = self._train_and_evaluate()
+            nodes["end"] = self._worker_nodes()
         finally:
             for actor in self.topo.all_actors():
                 ray.kill(actor)
@@ -105,8 +107,12 @@ class Driver:
                            self.counters["worker_restarts"])
         (self.run_dir / "result.json").write_text(json.dumps(
             {"env_steps": result.env_steps, "final_eval_return": final,
-             "worker_restarts": result.worker_restarts}))
+             "worker_restarts": result.worker_restarts, "worker_nodes": nodes}))
         return result
+
+    def _worker_nodes(self) -> list[str]:
+        """Ray node id of every rollout worker, in worker order (where placement put them)."""
+        return ray.get([w.node_id.remote() for w in self.topo.workers])
 
     def _train_and_evaluate(self) -> float:
         self.tb = TBLogger(self.run_dir / "tb", purge_step=self.counters["env_steps"] or None)

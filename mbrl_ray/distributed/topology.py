@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mbrl_ray.config import Config, ConfigError, to_dict
 from mbrl_ray.distributed.learner import Learner
@@ -49,13 +50,19 @@ def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
     if t.schedule == "async":
         limiter = {"samples_per_insert": t.samples_per_insert, "min_size": t.random_steps,
                    "error_buffer": t.spi_error_buffer, "state": limiter_state}
-    replay = ReplayActor.remote(t.replay_capacity, obs_dim, act_dim, t.seed, limiter,
+    # Replay and parameter server hold the run's state: they stay on the driver's node (the head
+    # on a cluster), so that losing a rollout node loses only its workers. A CPU learner joins
+    # them; a GPU learner goes wherever the GPU is.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    replay = ReplayActor.options(scheduling_strategy=here).remote(t.replay_capacity, obs_dim, act_dim, t.seed, limiter,
                                 str(checkpoint / "replay.npz") if checkpoint else None)
-    param_server = ParameterServer.remote()
-    learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus).remote(
+    param_server = ParameterServer.options(scheduling_strategy=here).remote()
+    learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
+                              scheduling_strategy=None if cfg.learner.num_gpus else here).remote(
         raw, obs_dim, act_dim, replay, param_server,
         str(checkpoint / "learner.pt") if checkpoint else None)
     base = t.seed + 1_000_003 * seed_epoch
+    # SPREAD: workers go to different nodes while there are nodes with room (best effort).
     workers = [
         RolloutWorker.options(num_cpus=w.num_cpus, max_restarts=w.max_restarts,
                               scheduling_strategy="SPREAD").remote(
