@@ -97,3 +97,19 @@ def test_worker_crash_is_survived(ray_session, tmp_path):
     assert result.env_steps == 1200
     assert any("worker died" in line for line in lines)
     assert np.isfinite(result.final_eval_return)
+
+
+def test_too_few_cpus_fails_after_the_resource_wait(ray_session):
+    """No autoscaler grows the session's 2-CPU Ray: after ray.resource_wait_s the run refuses,
+    naming the keys, before any actor starts."""
+    import time
+
+    from mbrl_ray.config import ConfigError
+    from mbrl_ray.distributed import topology
+
+    cfg = apply_overrides(load_preset("debug"), ["workers.num=8", "workers.num_cpus=1",
+                                                 "ray.resource_wait_s=1"])
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=r"workers\.num .*ray\.resource_wait_s"):
+        topology.check_resources(cfg)
+    assert time.monotonic() - t0 >= 1.0

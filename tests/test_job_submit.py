@@ -1,4 +1,5 @@
-"""The `ray job submit` path of the README, against a head started (and stopped) by this test."""
+"""The `ray job submit` path of the README (jobs/submit.sh), against a head started (and
+stopped) by this test."""
 import os
 import shutil
 import signal
@@ -41,12 +42,11 @@ def test_debug_job_via_ray_job_submit(tmp_path, monkeypatch):
     address = f"http://127.0.0.1:{dash}"
     try:
         _wait_for_dashboard(address, env)
-        run_dir = tmp_path / "job-run"
         job_id = f"mbrl-debug-{os.getpid()}"
-        command = [str(BIN / "ray"), "job", "submit", "--address", address,
-                   "--submission-id", job_id, "--working-dir", str(ROOT), "--",
-                   sys.executable, "-m", "mbrl_ray.cli", "train", "debug",
-                   "--run-dir", str(run_dir), "--steps", "600"]
+        run_dir = tmp_path / job_id
+        # The README's path: jobs/submit.sh -> ray job submit with jobs/runtime_env.yaml.
+        env.update(RAY_ADDRESS=address, RUN_ROOT=str(tmp_path), JOB_ID=job_id)
+        command = ["bash", str(ROOT / "jobs" / "submit.sh"), "debug", "--steps", "600"]
         deadline = time.time() + 300
         while True:  # the head answers before its job agent is up
             submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)

@@ -90,6 +90,8 @@ class TrainConfig:
 class RayConfig:
     address: str = doc("", "Ray address; empty starts or joins a local Ray (ray job submit sets it)")
     num_cpus: int = doc(0, "CPUs of a local Ray; 0 lets Ray decide")
+    resource_wait_s: float = doc(0.0, "seconds to wait for an autoscaling cluster to grow to the "
+                                 "run's CPUs/GPUs (asked of the autoscaler); 0 fails at once")
 
 
 @dataclass

@@ -190,7 +190,10 @@ class Driver:
                 self._on_worker_error(err, tries)
                 refs[worker.collect.remote(per_worker)] = (worker, tries + 1)
         for w in self.topo.workers:  # inserts are in flight; a fit must see the whole round
-            ray.get(w.flush.remote())
+            try:
+                ray.get(w.flush.remote())
+            except ray.exceptions.RayActorError:
+                pass  # died since its collect returned: its next collect counts the restart
         return results
 
     def _on_worker_error(self, err: Exception, tries: int) -> None:

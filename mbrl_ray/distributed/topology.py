@@ -2,10 +2,12 @@
 rollout workers and an evaluation worker. The one place where the graph is wired."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+from ray.autoscaler.sdk import request_resources
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mbrl_ray.config import Config, ConfigError, to_dict
@@ -15,6 +17,7 @@ from mbrl_ray.distributed.replay_actor import ReplayActor
 from mbrl_ray.distributed.rollout_worker import RolloutWorker
 
 EVAL_SEED_OFFSET = 10_000_000
+RESOURCE_POLL_S = 5.0
 
 
 @dataclass
@@ -30,15 +33,37 @@ class Topology:
 
 
 def check_resources(cfg: Config) -> None:
-    """Fail before any actor starts if the actors cannot all be placed on this cluster."""
+    """Fail before any actor starts if the actors cannot all be placed on this cluster. With
+    ray.resource_wait_s > 0, first ask the autoscaler for them and wait that long."""
+    w, lr = cfg.workers, cfg.learner
+    cpus, gpus = w.num * w.num_cpus + lr.num_cpus, lr.num_gpus
+    deadline = time.monotonic() + cfg.ray.resource_wait_s
+    if cfg.ray.resource_wait_s and not _has(cpus, gpus):
+        request_resources(bundles=[{"CPU": w.num_cpus}] * w.num
+                          + [{"CPU": lr.num_cpus, **({"GPU": gpus} if gpus else {})}])
+    while not _has(cpus, gpus) and time.monotonic() < deadline:
+        time.sleep(RESOURCE_POLL_S)
     have = ray.cluster_resources()
-    cpus = cfg.workers.num * cfg.workers.num_cpus + cfg.learner.num_cpus
     if cpus > have.get("CPU", 0):
         raise ConfigError(f"workers.num x workers.num_cpus + learner.num_cpus = {cpus:g} CPUs, "
-                          f"but the Ray cluster has {have.get('CPU', 0):g}; lower them")
-    if cfg.learner.num_gpus > have.get("GPU", 0):
-        raise ConfigError(f"learner.num_gpus={cfg.learner.num_gpus:g} but the Ray cluster has "
+                          f"but the Ray cluster has {have.get('CPU', 0):g}; lower them, or let "
+                          "an autoscaling cluster grow with ray.resource_wait_s=SECONDS")
+    if gpus > have.get("GPU", 0):
+        raise ConfigError(f"learner.num_gpus={gpus:g} but the Ray cluster has "
                           f"{have.get('GPU', 0):g} GPUs; set learner.num_gpus=0 to train on CPU")
+
+
+def _has(cpus: float, gpus: float) -> bool:
+    have = ray.cluster_resources()
+    return cpus <= have.get("CPU", 0) and gpus <= have.get("GPU", 0)
+
+
+def _learner_placement(cfg: Config, here: NodeAffinitySchedulingStrategy):
+    """A CPU learner joins the run's state on the driver's node when that node has the CPUs;
+    a GPU learner, or one that does not fit there, goes wherever Ray finds room."""
+    node = next(n for n in ray.nodes() if n["NodeID"] == here.node_id)
+    fits = node["Resources"].get("CPU", 0) >= cfg.learner.num_cpus
+    return here if fits and not cfg.learner.num_gpus else None
 
 
 def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
@@ -51,14 +76,14 @@ def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
         limiter = {"samples_per_insert": t.samples_per_insert, "min_size": t.random_steps,
                    "error_buffer": t.spi_error_buffer, "state": limiter_state}
     # Replay and parameter server hold the run's state: they stay on the driver's node (the head
-    # on a cluster), so that losing a rollout node loses only its workers. A CPU learner joins
-    # them; a GPU learner goes wherever the GPU is.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    # on a cluster), so that losing a rollout node loses only its workers. (Hard affinity: they
+    # reserve no CPU, and Ray's soft affinity spreads such actors anyway.)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     replay = ReplayActor.options(scheduling_strategy=here).remote(t.replay_capacity, obs_dim, act_dim, t.seed, limiter,
                                 str(checkpoint / "replay.npz") if checkpoint else None)
     param_server = ParameterServer.options(scheduling_strategy=here).remote()
     learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
-                              scheduling_strategy=None if cfg.learner.num_gpus else here).remote(
+                              scheduling_strategy=_learner_placement(cfg, here)).remote(
         raw, obs_dim, act_dim, replay, param_server,
         str(checkpoint / "learner.pt") if checkpoint else None)
     base = t.seed + 1_000_003 * seed_epoch
