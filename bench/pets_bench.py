@@ -175,9 +175,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--part", choices=("all", "planning", "topology"), default="all")
     args = parser.parse_args()
-    bench_planning(args.threads, args.quick)
-    bench_topology(250 if args.quick else 1000)
+    if args.part in ("all", "planning"):
+        bench_planning(args.threads, args.quick)
+    if args.part in ("all", "topology"):
+        bench_topology(250 if args.quick else 1000)
 
 
 if __name__ == "__main__":
