@@ -113,3 +113,4 @@ def test_too_few_cpus_fails_after_the_resource_wait(ray_session):
     with pytest.raises(ConfigError, match=r"workers\.num .*ray\.resource_wait_s"):
         topology.check_resources(cfg)
     assert time.monotonic() - t0 >= 1.0
+    topology.release_resource_request(cfg)

@@ -103,6 +103,7 @@ class Driver:
         finally:
             for actor in self.topo.all_actors():
                 ray.kill(actor)
+            topology.release_resource_request(self.cfg)
         result = RunResult(self.run_dir, self.counters["env_steps"], final,
                            self.counters["worker_restarts"])
         (self.run_dir / "result.json").write_text(json.dumps(

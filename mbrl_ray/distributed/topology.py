@@ -53,6 +53,12 @@ def check_resources(cfg: Config) -> None:
                           f"{have.get('GPU', 0):g} GPUs; set learner.num_gpus=0 to train on CPU")
 
 
+def release_resource_request(cfg: Config) -> None:
+    """End of a run: withdraw check_resources' standing request, so the autoscaler may shrink."""
+    if cfg.ray.resource_wait_s:
+        request_resources(bundles=[])
+
+
 def _has(cpus: float, gpus: float) -> bool:
     have = ray.cluster_resources()
     return cpus <= have.get("CPU", 0) and gpus <= have.get("GPU", 0)
