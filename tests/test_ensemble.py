@@ -48,15 +48,24 @@ def test_fit_learns_dynamics_reward_and_termination():
     assert p_term[:, term].mean() > 0.7 and p_term[:, ~term].mean() < 0.1
 
 
-def test_ts_inf_keeps_one_member_per_particle():
-    """With members that differ only by a constant reward, TS-inf returns are member-pure."""
-    torch.manual_seed(0)
-    model = ProbabilisticEnsemble(1, 1, members=2, hidden=8, layers=1, termination=False)
+def _constant_model(members: int, termination: bool = True) -> ProbabilisticEnsemble:
+    """1-D obs and action; every member predicts its head's bias (zero until a test sets it)
+    with next to no variance."""
+    model = ProbabilisticEnsemble(1, 1, members=members, hidden=8, layers=1,
+                                  termination=termination)
     with torch.no_grad():
         model.min_logvar.fill_(-30.0)
         model.max_logvar.fill_(-29.0)
         model.head.weight.zero_()
         model.head.bias.zero_()
+    return model
+
+
+def test_ts_inf_keeps_one_member_per_particle():
+    """With members that differ only by a constant reward, TS-inf returns are member-pure."""
+    torch.manual_seed(0)
+    model = _constant_model(members=2, termination=False)
+    with torch.no_grad():
         model.head.bias[0, 0, 1] = 1.0   # member 0: reward 1
         model.head.bias[1, 0, 1] = 3.0   # member 1: reward 3
     actions = torch.zeros(1, 4, 5, 1)
@@ -68,12 +77,8 @@ def test_ts_inf_keeps_one_member_per_particle():
 
 
 def test_termination_discounts_later_rewards():
-    model = ProbabilisticEnsemble(1, 1, members=1, hidden=8, layers=1)
+    model = _constant_model(members=1)
     with torch.no_grad():
-        model.min_logvar.fill_(-30.0)
-        model.max_logvar.fill_(-29.0)
-        model.head.weight.zero_()
-        model.head.bias.zero_()
         model.head.bias[0, 0, 1] = 1.0      # reward 1 per step
         for layer in model.term:
             layer.weight.zero_()
@@ -110,12 +115,8 @@ def test_information_term_charges_member_disagreement(propagation):
     """Two members that differ by a constant state change disagree by std([0, 1]) on every row."""
     from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
-    model = ProbabilisticEnsemble(1, 1, members=2, hidden=8, layers=1, termination=False)
+    model = _constant_model(members=2, termination=False)
     with torch.no_grad():
-        model.min_logvar.fill_(-30.0)
-        model.max_logvar.fill_(-29.0)
-        model.head.weight.zero_()
-        model.head.bias.zero_()
         model.head.bias[1, 0, 0] = 1.0  # member 1 predicts a state change of +1, member 0 of 0
     obs, actions = torch.zeros(1, 1), torch.zeros(1, 3, 4, 1)
     kw = dict(particles=2, propagation=propagation, generator=torch.Generator().manual_seed(0))

@@ -14,29 +14,28 @@ class ParameterServer:
         self.seen: dict[str, int] = {}  # worker id -> version it last loaded
         self.m_version = metrics.make("mbrl_params_version")
         self.m_lag = metrics.make("mbrl_params_version_lag")
-        self._export()
-
-    def _export(self) -> None:
         self.m_version.set(self.version)
-        for worker, have in self.seen.items():
-            self.m_lag.set(self.version - have, tags={"worker": worker})
+
+    def _see(self, worker: str, have: int) -> None:
+        self.seen[worker] = have
+        self.m_lag.set(self.version - have, tags={"worker": worker})
 
     def publish(self, version: int, refs: list) -> None:
         """refs: [ObjectRef] (wrapped in a list so that Ray passes the ref, not the value)."""
         self.version, self.ref = version, refs[0]
-        self._export()
+        self.m_version.set(version)
+        for worker, have in self.seen.items():
+            self._see(worker, have)
 
     def get_if_newer(self, worker: str, have: int):
         """(version, [ref]) when the worker's version is behind, else None."""
-        self.seen[worker] = have
-        self._export()
+        self._see(worker, have)
         if self.version > have and self.ref is not None:
             return self.version, [self.ref]
         return None
 
     def loaded(self, worker: str, version: int) -> None:
-        self.seen[worker] = version
-        self._export()
+        self._see(worker, version)
 
     def version_lag(self) -> int:
         """How many versions the most outdated worker is behind."""

@@ -33,7 +33,10 @@ class ReplayActor:
 
     def _export(self) -> None:
         self.m_size.set(self.buffer.size)
-        self.m_spi.set(self.limiter.ratio if self.limiter is not None else 0.0)
+        self.m_spi.set(self._samples_per_insert())
+
+    def _samples_per_insert(self) -> float:
+        return self.limiter.ratio if self.limiter is not None else 0.0
 
     async def insert(self, chunk: dict[str, np.ndarray]) -> int:
         """Add a chunk; waits while the limiter says the learner is too far behind."""
@@ -71,9 +74,8 @@ class ReplayActor:
         return self.buffer.all()
 
     def stats(self) -> dict[str, float]:
-        spi = self.limiter.ratio if self.limiter is not None else 0.0
         return {"size": self.buffer.size, "total_inserted": self.buffer.total_inserted,
-                "samples_per_insert": spi, "nbytes": self.buffer.nbytes}
+                "samples_per_insert": self._samples_per_insert(), "nbytes": self.buffer.nbytes}
 
     def save(self, path: str) -> dict | None:
         """Write the buffer to `path` (.npz); returns the limiter state to keep beside it."""

@@ -96,8 +96,9 @@ class RolloutWorker:
         for t in range(iters):
             t0 = time.perf_counter()
             actions, self.state = self.agent.act(self.envs.obs, self.state)
-            plan_s += time.perf_counter() - t0
-            self.m_plan_ms.observe(1000 * (time.perf_counter() - t0), tags=self.tags)
+            plan_step_s = time.perf_counter() - t0
+            plan_s += plan_step_s
+            self.m_plan_ms.observe(1000 * plan_step_s, tags=self.tags)
             ret, length, done = self.envs.step(actions, rows, t)
             self.state = self.agent.reset_state(self.state, done)
             returns += ret
