@@ -138,17 +138,18 @@ def bench_topology(steps: int) -> None:
 
     from mbrl_ray.distributed.param_server import ParameterServer
     from mbrl_ray.distributed.replay_actor import ReplayActor
-    from mbrl_ray.distributed.rollout_worker import EnvBatch, RolloutWorker
+    from mbrl_ray.distributed.env_batch import EnvBatch
+    from mbrl_ray.distributed.rollout_worker import RolloutWorker
 
     cfg = load_preset("pets-pendulum")
     agent = fitted_agent(cfg, 4, 1)
     torch.set_num_threads(1)
-    envs = EnvBatch(cfg.env.id, 1, 0, 0)
+    envs = EnvBatch(cfg.env, 1, 0)
     state = agent.initial_state(1)
     t0 = time.perf_counter()
     for _ in range(steps):
         actions, state = agent.act(envs.obs, state)
-        _, _, done = envs.step(actions, None, 0)
+        _, done = envs.step(actions)
         state = agent.reset_state(state, done)
     local = steps / (time.perf_counter() - t0)
 

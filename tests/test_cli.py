@@ -36,11 +36,28 @@ def test_bad_input_exits_2_with_clear_message(capsys, tmp_path, argv, words):
         assert word in err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dm_control") is not None,
-                    reason="the dmc extra is installed here")
-def test_missing_optional_extra(capsys, tmp_path):
-    err = _bad(capsys, tmp_path, ["train", "debug", "env.id=dmc:cheetah-run"])
-    assert "mbrl-ray[dmc]" in err and "env.id='dmc:cheetah-run'" in err
+@pytest.mark.parametrize("module, spec, extra", [("dm_control", "dmc:cheetah-run", "dmc"),
+                                                 ("metaworld", "metaworld:reach", "metaworld")])
+def test_missing_optional_extra(capsys, tmp_path, monkeypatch, module, spec, extra):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # as on a machine without the extra
+                        lambda name, *a: None if name == module else real(name, *a))
+    err = _bad(capsys, tmp_path, ["train", "debug", f"env.id={spec}"])
+    assert f"mbrl-ray[{extra}]" in err and f"env.id='{spec}'" in err
+
+
+@pytest.mark.parametrize("override, words", [
+    ("env.id=dmc:cheetah-rn", ["unknown dmc task 'cheetah-rn'", "dmc:cheetah-run"]),
+    ("env.id=metaworld:door-opn", ["unknown metaworld task", "metaworld:door-open"]),
+    ("env.id=dmcc:cheetah-run", ["unknown suite 'dmcc'", "did you mean dmc"]),
+    ("env.obs=pixel", ["env.obs='pixel'", "state, pixels"]),
+    ("env.obs=pixels", ["env.obs='pixels'", "image encoder"]),
+    ("env.action_repeat=0", ["env.action_repeat=0", "positive"]),
+])
+def test_bad_env_input_exits_2(capsys, tmp_path, override, words):
+    err = _bad(capsys, tmp_path, ["train", "debug", override])
+    for word in words:
+        assert word in err, err
 
 
 def test_bad_resume_keeps_saved_run(capsys, tmp_path):

@@ -35,9 +35,12 @@ def _scalars(run_dir, tag):
     return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
-def _check_custom_scalars(acc: EventAccumulator) -> None:
+SUCCESS_REGEX = "^(eval|charts)/success$"  # only envs that report success write these
+
+
+def _check_custom_scalars(acc: EventAccumulator, optional=(SUCCESS_REGEX,)) -> None:
     """The run wrote the layout; it groups charts/, eval/, losses/, perf/, replay/, and every
-    chart's regex matches a tag the run wrote."""
+    chart's regex (but the optional ones) matches a tag the run wrote."""
     from tensorboard.plugins.custom_scalar import layout_pb2
 
     config = acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
@@ -45,7 +48,7 @@ def _check_custom_scalars(acc: EventAccumulator) -> None:
     assert [c.title for c in layout.category] == ["charts", "eval", "losses", "perf", "replay"]
     tags = acc.Tags()["scalars"]
     for chart in (ch for c in layout.category for ch in c.chart):
-        for regex in chart.multiline.tag:
+        for regex in set(chart.multiline.tag) - set(optional):
             assert any(re.search(regex, tag) for tag in tags), (chart.title, regex)
 
 
@@ -60,6 +63,30 @@ def test_sync_run_learns_and_writes_tensorboard(ray_session, tmp_path):
     assert {p.name for p in result.run_dir.iterdir()} == {"config.yaml", "tb", "checkpoints",
                                                          "result.json"}
     assert any("steps/s" in line and "left" in line for line in lines)
+
+
+def test_metaworld_run_logs_success_and_evaluation_videos(ray_session, tmp_path):
+    """A Meta-World task through the topology: info['success'] reaches eval/success and
+    charts/success; each evaluation is filmed (train.video_every=1) as an animated GIF."""
+    import io
+
+    from PIL import Image
+
+    result, _ = _run(tmp_path, "mw", [
+        "env.id=metaworld:reach", "env.max_episode_steps=100", "train.steps=400",
+        "train.eval_every=200", "train.eval_episodes=1", "train.video_every=1",
+        "train.video_size=48", "train.checkpoint_every=400"])
+    acc = EventAccumulator(str(result.run_dir / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    _check_custom_scalars(acc, optional=())
+    success = [e.value for e in acc.Scalars("eval/success")]
+    assert len(success) >= 2 and all(v in (0.0, 1.0) for v in success)  # at 200 (400) and last
+    assert acc.Scalars("charts/success")
+    videos = acc.Images("eval/video")
+    assert len(videos) == len(success)
+    gif = Image.open(io.BytesIO(videos[-1].encoded_image_string))
+    assert gif.format == "GIF" and gif.size == (48, 48)
+    assert gif.n_frames == 100  # one frame per step of the 100-step episode
 
 
 def test_async_run_holds_samples_per_insert(ray_session, tmp_path):

@@ -17,8 +17,15 @@ def doc(default, help: str, **kw):
 
 @dataclass
 class EnvConfig:
-    id: str = doc("InvertedPendulum-v5", "environment spec: a Gymnasium id or 'dummy'")
-    max_episode_steps: int = doc(0, "time limit override; 0 keeps the env's own limit")
+    id: str = doc("InvertedPendulum-v5", "environment spec: a Gymnasium id (HalfCheetah-v5), "
+                  "dmc:<domain>-<task> (dmc:cheetah-run), metaworld:<task> "
+                  "(metaworld:door-open) or 'dummy'")
+    max_episode_steps: int = doc(0, "time limit override in the suite's own steps (before "
+                                 "action repeat); 0 keeps the env's own limit")
+    action_repeat: int = doc(1, "each action is applied this many times, rewards summed")
+    obs: str = doc("state", "observation: flat float32 state, or the rendered frame "
+                   "(uint8, 3 x image_size x image_size)", choices=("state", "pixels"))
+    image_size: int = doc(64, "side of the rendered frame when env.obs=pixels")
 
 
 @dataclass
@@ -82,6 +89,9 @@ class TrainConfig:
     replay_capacity: int = doc(1_000_000, "transitions kept in replay")
     eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end")
     eval_episodes: int = doc(1, "episodes per evaluation")
+    video_every: int = doc(0, "record one evaluation episode as a TensorBoard video every K "
+                           "evaluations (eval/video); 0: never")
+    video_size: int = doc(128, "side of the evaluation video's frames")
     checkpoint_every: int = doc(2500, "env steps between checkpoints; one is always written at the end")
     crash_worker_at_step: int = doc(0, "fault injection: worker 0 dies once after this many steps (0: never)")
 

@@ -13,13 +13,13 @@ POSITIVE = {
     "planner.horizon", "planner.population", "planner.num_elites", "planner.iterations",
     "workers.num", "workers.envs_per_worker", "train.steps", "train.steps_per_round",
     "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
-    "train.checkpoint_every",
+    "train.checkpoint_every", "env.action_repeat", "env.image_size", "train.video_size",
 }
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
     "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
-    "ray.resource_wait_s",
+    "ray.resource_wait_s", "train.video_every",
 }
 OPEN_UNIT = {"model.holdout": (0.0, 1.0)}
 CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0)}

@@ -16,7 +16,7 @@ import yaml
 from mbrl_ray.config import Config, ConfigError, from_dict, to_dict, validate
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
-from mbrl_ray.envs import check_env_spec, env_dims
+from mbrl_ray.envs import check_env_spec, env_dims, env_kwargs
 from mbrl_ray.telemetry import Progress, TBLogger
 
 MAX_WORKER_RETRIES = 20  # calls re-sent to one failing worker before the run gives up
@@ -34,7 +34,10 @@ class RunResult:
 def preflight(cfg: Config) -> None:
     """Every check that needs no actor: raises ConfigError naming the key and value."""
     validate(cfg)
-    check_env_spec(cfg.env.id)
+    check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
+    if cfg.env.obs == "pixels":
+        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets agent "
+                          "plans on state vectors: use env.obs=state")
     m, t = cfg.model, cfg.train
     if t.schedule == "async" and t.spi_error_buffer < m.ensemble_size * m.batch_size:
         raise ConfigError(f"train.spi_error_buffer={t.spi_error_buffer:g} must be at least one "
@@ -93,7 +96,7 @@ class Driver:
         save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
-        obs_dim, act_dim = env_dims(self.cfg.env.id, self.cfg.env.max_episode_steps)
+        obs_dim, act_dim = env_dims(self.cfg.env.id, **env_kwargs(self.cfg.env))
         self.topo = topology.build(self.cfg, obs_dim, act_dim, self.counters["resumes"],
                                    self.checkpoint, self.counters["limiter"])
         try:  # however the run ends, its actors go with it
@@ -215,12 +218,14 @@ class Driver:
         step = self.counters["env_steps"]
         returns = [x for r in results for x in r["episode_returns"]]
         lengths = [x for r in results for x in r["episode_lengths"]]
+        successes = [x for r in results for x in r["episode_successes"]]
         if returns:
             self.last_return = float(np.mean(returns))
         stats = ray.get(self.topo.replay.stats.remote())
         self.tb.scalars({
             "charts/episodic_return": self.last_return if returns else None,
             "charts/episode_length": float(np.mean(lengths)) if lengths else None,
+            "charts/success": float(np.mean(successes)) if successes else None,
             "perf/env_steps_per_s": steps / max(seconds, 1e-9),
             "perf/plan_ms": float(np.mean([r["plan_ms"] for r in results])),
             "replay/size": stats["size"],
@@ -247,10 +252,14 @@ class Driver:
         self.progress.report(step, self.last_return, self.last_eval)
 
     # ---- evaluation and checkpoints -----------------------------------------------------------
-    def _start_eval(self, step: int) -> None:
+    def _start_eval(self, step: int, final: bool = False) -> None:
+        """Evaluate on the evaluator; film every train.video_every-th evaluation and the last."""
         seed = self.cfg.train.seed + 7919 * (self.counters["evals"] + 1)
         self.counters["evals"] += 1
-        ref = self.topo.evaluator.evaluate.remote(self.cfg.train.eval_episodes, seed)
+        every = self.cfg.train.video_every
+        film = every > 0 and (final or (self.counters["evals"] - 1) % every == 0)
+        ref = self.topo.evaluator.evaluate.remote(self.cfg.train.eval_episodes, seed,
+                                                  self.cfg.train.video_size if film else 0)
         self.pending_eval = (ref, step)
 
     def _poll_eval(self, block: bool = False) -> None:
@@ -260,12 +269,18 @@ class Driver:
         if not block and not ray.wait([ref], timeout=0)[0]:
             return
         self.pending_eval = None
-        self.last_eval = float(np.mean(ray.get(ref)))
-        self.tb.scalars({"eval/episodic_return": self.last_eval}, step)
+        result = ray.get(ref)
+        self.last_eval = float(np.mean(result["returns"]))
+        successes = result["successes"]
+        self.tb.scalars({"eval/episodic_return": self.last_eval,
+                         "eval/success": float(np.mean(successes)) if successes else None}, step)
+        if "video" in result:
+            gif, size = result["video"]
+            self.tb.video("eval/video", gif, size, size, step)
 
     def _final_eval(self) -> float:
         self._poll_eval(block=True)
-        self._start_eval(self.counters["env_steps"])
+        self._start_eval(self.counters["env_steps"], final=True)
         self._poll_eval(block=True)
         self.progress.report(self.counters["env_steps"], self.last_return, self.last_eval)
         return self.last_eval

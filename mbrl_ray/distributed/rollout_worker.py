@@ -11,42 +11,10 @@ import torch
 
 from mbrl_ray.agents import PETSAgent
 from mbrl_ray.config import from_dict
-from mbrl_ray.envs import make_env
+from mbrl_ray.distributed.env_batch import EnvBatch
 from mbrl_ray.replay import empty_chunk
 from mbrl_ray.telemetry import metrics
-
-
-class EnvBatch:
-    """The envs of one worker, stepped in lock-step; finished episodes reset at once."""
-
-    def __init__(self, spec: str, count: int, seed: int, max_episode_steps: int) -> None:
-        self.envs = [make_env(spec, seed + i, max_episode_steps) for i in range(count)]
-        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)])
-        self.ret = np.zeros(count)
-        self.len = np.zeros(count, np.int64)
-
-    def step(self, actions: np.ndarray, rows: dict | None, t: int):
-        """Step every env; write transition t of each into rows[k][env, t]; return finished
-        episodes as (returns, lengths) and the done mask."""
-        done = np.zeros(len(self.envs), bool)
-        finished_ret, finished_len = [], []
-        for i, env in enumerate(self.envs):
-            nxt, reward, term, trunc, _ = env.step(actions[i])
-            if rows is not None:
-                for key, value in (("obs", self.obs[i]), ("action", actions[i]),
-                                   ("reward", reward), ("next_obs", nxt),
-                                   ("terminated", term), ("episode_end", term or trunc)):
-                    rows[key][i, t] = value
-            self.ret[i] += reward
-            self.len[i] += 1
-            if term or trunc:
-                done[i] = True
-                finished_ret.append(float(self.ret[i]))
-                finished_len.append(int(self.len[i]))
-                self.ret[i], self.len[i] = 0.0, 0
-                nxt, _ = env.reset()
-            self.obs[i] = nxt
-        return finished_ret, finished_len, done
+from mbrl_ray.telemetry.video import encode_gif
 
 
 @ray.remote
@@ -58,8 +26,7 @@ class RolloutWorker:
         self.name, self.replay, self.param_server = name, replay, param_server
         self.agent = PETSAgent(obs_dim, act_dim, self.cfg, self.cfg.workers.device, seed=seed,
                                trainable=False)
-        self.envs = EnvBatch(self.cfg.env.id, self.cfg.workers.envs_per_worker, seed,
-                             self.cfg.env.max_episode_steps)
+        self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker, seed)
         self.state = self.agent.initial_state(len(self.envs.envs))
         self.version = 0
         self.steps = 0
@@ -91,7 +58,7 @@ class RolloutWorker:
         iters = -(-num_steps // n_envs)
         rows = {k: np.zeros((n_envs, iters, *v.shape[1:]), v.dtype)
                 for k, v in empty_chunk(self.agent.obs_dim, self.agent.act_dim, 1).items()}
-        returns, lengths, plan_s = [], [], 0.0
+        episodes, plan_s = [], 0.0
         t_start = time.perf_counter()
         for t in range(iters):
             t0 = time.perf_counter()
@@ -99,32 +66,44 @@ class RolloutWorker:
             plan_step_s = time.perf_counter() - t0
             plan_s += plan_step_s
             self.m_plan_ms.observe(1000 * plan_step_s, tags=self.tags)
-            ret, length, done = self.envs.step(actions, rows, t)
+            finished, done = self.envs.step(actions, rows, t)
             self.state = self.agent.reset_state(self.state, done)
-            returns += ret
-            lengths += length
+            episodes += finished
             self.steps += n_envs
             self._maybe_crash()
         elapsed = time.perf_counter() - t_start
         self.m_steps.inc(n_envs * iters, tags=self.tags)
         self.m_steps_per_s.set(n_envs * iters / elapsed, tags=self.tags)
         self._send({k: v.reshape(n_envs * iters, *v.shape[2:]) for k, v in rows.items()})
-        return {"steps": n_envs * iters, "episode_returns": returns, "episode_lengths": lengths,
+        return {"steps": n_envs * iters, "episode_returns": [e.ret for e in episodes],
+                "episode_lengths": [e.length for e in episodes],
+                "episode_successes": [e.success for e in episodes if e.success is not None],
                 "plan_ms": 1000 * plan_s / iters, "env_steps_per_s": n_envs * iters / elapsed,
                 "version": self.version, "worker": self.name}
 
-    def evaluate(self, num_episodes: int, seed: int) -> list[float]:
-        """Episodes on a fresh env with the newest weights; nothing goes to replay."""
+    def evaluate(self, num_episodes: int, seed: int, video_size: int = 0) -> dict:
+        """Episodes on a fresh env with the newest weights; nothing goes to replay.
+        video_size > 0 also films the first episode (GIF bytes under 'video')."""
         self.sync_weights()
-        envs = EnvBatch(self.cfg.env.id, 1, seed, self.cfg.env.max_episode_steps)
+        envs = EnvBatch(self.cfg.env, 1, seed, render_size=video_size)
+        env = envs.envs[0]
+        frames = [env.render()] if video_size else None
         state = self.agent.initial_state(1)
-        returns: list[float] = []
-        while len(returns) < num_episodes:
+        episodes = []
+        while len(episodes) < num_episodes:
             actions, state = self.agent.act(envs.obs, state)
-            ret, _, done = envs.step(actions, None, 0)
+            finished, done = envs.step(actions)
             state = self.agent.reset_state(state, done)
-            returns += ret
-        return returns
+            if frames is not None and not episodes and not done[0]:
+                frames.append(env.render())
+            episodes += finished
+        envs.close()
+        out = {"returns": [e.ret for e in episodes],
+               "successes": [e.success for e in episodes if e.success is not None]}
+        if frames is not None:
+            fps = env.metadata.get("render_fps", 30) / self.cfg.env.action_repeat
+            out["video"] = (encode_gif(np.stack(frames), fps), video_size)
+        return out
 
     def _send(self, chunk: dict[str, np.ndarray]) -> None:
         """One insert in flight at most: waiting on the previous one is the limiter's backpressure."""

@@ -1,5 +1,12 @@
-"""Environments behind one `make_env(spec)`."""
-from mbrl_ray.envs.dummy import PointMassEnv, optimal_action
-from mbrl_ray.envs.make import check_env_spec, env_dims, make_env
+"""Environments behind one `make_env(spec)`: Gymnasium ids, `dmc:<domain>-<task>`,
+`metaworld:<task>` and the `dummy` test env."""
+from mbrl_ray.envs import gl
 
-__all__ = ["PointMassEnv", "optimal_action", "check_env_spec", "env_dims", "make_env"]
+gl.configure()  # first: the suites below import mujoco, which reads MUJOCO_GL once
+
+from mbrl_ray.envs.dummy import PointMassEnv, optimal_action  # noqa: E402
+from mbrl_ray.envs.make import env_dims, env_kwargs, make_env  # noqa: E402
+from mbrl_ray.envs.specs import check_env_spec  # noqa: E402
+
+__all__ = ["PointMassEnv", "optimal_action", "check_env_spec", "env_dims", "env_kwargs",
+           "make_env"]

@@ -16,9 +16,11 @@ class PointMassEnv(gym.Env):
     The optimal policy is `optimal_action(x) = clip(-x / STEP, -1, 1)`.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self) -> None:
+    def __init__(self, render_size: int = 0) -> None:
+        self.render_size = render_size
+        self.render_mode = "rgb_array" if render_size else None
         self.observation_space = gym.spaces.Box(-BOUND, BOUND, (2,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self._x = np.zeros(2, np.float32)
@@ -34,6 +36,16 @@ class PointMassEnv(gym.Env):
         terminated = bool(np.any(np.abs(self._x) >= BOUND))
         reward = float(1.0 - np.linalg.norm(self._x))
         return self._x.copy(), reward, terminated, False, {}
+
+    def render(self) -> np.ndarray:
+        """The box seen from above: grey field, white origin, red point (HxWx3 uint8)."""
+        size = self.render_size or 64
+        frame = np.full((size, size, 3), 40, np.uint8)
+        centre = size // 2
+        frame[centre, centre] = 255
+        row, col = (np.clip((self._x / BOUND + 1) / 2, 0, 1) * (size - 1)).astype(int)
+        frame[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2] = (220, 30, 30)
+        return frame
 
 
 def optimal_action(obs: np.ndarray) -> np.ndarray:

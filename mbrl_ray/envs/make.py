@@ -1,76 +1,75 @@
-"""One `make_env(spec)` for every supported env, with the common contract:
-flat float32 observations, actions rescaled to [-1, 1], the env's time limit kept, seeding."""
+"""One `make_env(spec)` for every suite, with the common contract: actions in [-1, 1], flat
+float32 observations (or uint8 (3, S, S) frames with pixels=True), the suite's time limit kept
+as truncation, action repeat, deterministic seeding, `env.render()` when render_size > 0."""
 from __future__ import annotations
-
-import difflib
-import importlib.util
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import RescaleAction, TimeLimit
+from gymnasium.wrappers import TimeLimit
 
 from mbrl_ray.config.loading import ConfigError
 from mbrl_ray.envs.dummy import PointMassEnv
+from mbrl_ray.envs.specs import DUMMY, check_env_spec, split_spec
+from mbrl_ray.envs.wrappers import ActionRepeat, MujocoFrames, PixelObs, UnitContract
 
-DUMMY = "dummy"
 DUMMY_EPISODE_STEPS = 50
-# Suites whose spec is "<suite>:<task>" and the optional extra (and module) each needs.
-SUITES = {"dmc": ("dmc", "dm_control"), "metaworld": ("metaworld", "metaworld")}
 
 
-def check_env_spec(spec: str) -> None:
-    """Raise ConfigError (key env.id) if `spec` cannot be built here; builds nothing."""
+def base_env(spec: str, seed: int | None = None, max_episode_steps: int = 0,
+             render_size: int = 0) -> gym.Env:
+    """The suite's own env, before our contract wrappers (what bench/env_bench.py calls raw);
+    `render()` gives (render_size, render_size, 3) frames when render_size > 0."""
+    suite, task = split_spec(spec)
+    if suite == "dmc":
+        from mbrl_ray.envs.dmc import DMCEnv
+        return DMCEnv(task, seed, max_episode_steps, render_size)
     if spec == DUMMY:
-        return
-    if ":" in spec:
-        suite = spec.split(":", 1)[0]
-        if suite not in SUITES:
-            raise ConfigError(f"env.id={spec!r}: unknown suite {suite!r}; allowed: "
-                              f"{', '.join(SUITES)} or a Gymnasium id")
-        extra, module = SUITES[suite]
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"env.id={spec!r} needs the optional extra '{extra}': "
-                              f"pip install -c constraints.txt 'mbrl-ray[{extra}]'")
-        raise ConfigError(f"env.id={spec!r}: the {suite} suite is not wired into make_env yet; "
-                          "use a Gymnasium id or 'dummy'")
-    if spec not in gym.registry:
-        near = difflib.get_close_matches(spec, list(gym.registry), n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise ConfigError(f"env.id={spec!r} is not a registered Gymnasium id nor 'dummy'{hint}")
-
-
-class Float32Obs(gym.ObservationWrapper):
-    """Flat float32 observations, whatever the env emits."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        space = env.observation_space
-        self.observation_space = gym.spaces.Box(
-            space.low.astype(np.float32).ravel(), space.high.astype(np.float32).ravel(),
-            dtype=np.float32)
-
-    def observation(self, observation):
-        return np.asarray(observation, np.float32).ravel()
-
-
-def make_env(spec: str, seed: int | None = None, max_episode_steps: int = 0) -> gym.Env:
-    """Build the env for `spec`, reset once with `seed` so that its RNG is seeded."""
-    check_env_spec(spec)
-    if spec == DUMMY:
-        env: gym.Env = TimeLimit(PointMassEnv(), max_episode_steps or DUMMY_EPISODE_STEPS)
+        return TimeLimit(PointMassEnv(render_size), max_episode_steps or DUMMY_EPISODE_STEPS)
+    if suite == "metaworld":
+        from mbrl_ray.envs.metaworld_env import make_metaworld
+        env = make_metaworld(task, seed, max_episode_steps)
     else:
-        kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
-        env = gym.make(spec, **kwargs)
-    ones = np.ones(env.action_space.shape, np.float32)
-    env = Float32Obs(RescaleAction(env, -ones, ones))
+        env = gym.make(spec, **({"max_episode_steps": max_episode_steps}
+                                if max_episode_steps else {}))
+    if not render_size:
+        return env
+    if not hasattr(env.unwrapped, "model"):
+        raise ConfigError(f"env.id={spec!r}: frames (env.obs=pixels, train.video_every) are "
+                          "rendered for MuJoCo-based envs only")
+    return MujocoFrames(env, render_size)
+
+
+def make_env(spec: str, seed: int | None = None, max_episode_steps: int = 0,
+             action_repeat: int = 1, pixels: bool = False, image_size: int = 64,
+             render_size: int = 0) -> gym.Env:
+    """Build the env for `spec` and reset it once with `seed` so that its RNG is seeded.
+
+    max_episode_steps: the suite's own steps (before action repeat); 0 keeps its limit.
+    pixels: observations are the rendered (3, image_size, image_size) uint8 frame.
+    render_size: > 0 makes `env.render()` return (render_size, render_size, 3) frames (videos;
+    with pixels=True frames are image_size)."""
+    check_env_spec(spec, max_episode_steps)
+    size = image_size if pixels else render_size
+    env = UnitContract(base_env(spec, seed, max_episode_steps, size), flat_obs=not pixels)
+    if action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
+    if pixels:
+        env = PixelObs(env, image_size)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
 
 
-def env_dims(spec: str, max_episode_steps: int = 0) -> tuple[int, int]:
-    """(obs_dim, act_dim) of a spec."""
-    env = make_env(spec, seed=0, max_episode_steps=max_episode_steps)
-    dims = env.observation_space.shape[0], env.action_space.shape[0]
+def env_kwargs(env_cfg) -> dict:
+    """make_env's keyword arguments from the config's `env` section."""
+    return {"max_episode_steps": env_cfg.max_episode_steps,
+            "action_repeat": env_cfg.action_repeat, "pixels": env_cfg.obs == "pixels",
+            "image_size": env_cfg.image_size}
+
+
+def env_dims(spec: str, **kwargs) -> tuple[int, int]:
+    """(observation size, action dim) of a spec built with make_env's kwargs."""
+    env = make_env(spec, seed=0, **kwargs)
+    dims = int(np.prod(env.observation_space.shape)), env.action_space.shape[0]
     env.close()
     return dims

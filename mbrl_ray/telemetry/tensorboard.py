@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 LAYOUT_FILE = Path(__file__).with_name("tensorboard_layout.json")
@@ -26,6 +27,12 @@ class TBLogger:
         for tag, value in values.items():
             if value is not None:
                 self.writer.add_scalar(tag, float(value), step)
+
+    def video(self, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
+        """An animated GIF (telemetry.video.encode_gif) under `tag`, shown in the IMAGES tab."""
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+        self.writer._get_file_writer().add_summary(
+            Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def close(self) -> None:
         self.writer.flush()

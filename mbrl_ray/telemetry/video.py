@@ -1,0 +1,21 @@
+"""Evaluation videos as animated GIFs, the form TensorBoard's image tab plays (what torch's
+add_video writes too, without its moviepy dependency)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+MIN_FRAME_MS = 20  # browsers play shorter GIF frame delays at 100 ms
+
+
+def encode_gif(frames: np.ndarray, fps: float) -> bytes:
+    """(T, H, W, 3) uint8 frames -> GIF bytes that loop, at `fps` (capped at 50)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames must be (T, H, W, 3) with T >= 1; got {frames.shape}")
+    images = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(MIN_FRAME_MS, round(1000 / fps)))
+    return buffer.getvalue()
