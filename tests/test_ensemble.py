@@ -76,6 +76,18 @@ def test_ts_inf_keeps_one_member_per_particle():
     assert ret1.shape == (1, 4) and (ret1 >= 5 - 1e-4).all() and (ret1 <= 15 + 1e-4).all()
 
 
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_fewer_rows_than_members_are_scored(propagation):
+    """One sequence x one particle on five members (e.g. random shooting's carried-over best):
+    the rows are padded up to a multiple of E, and the padding is dropped again."""
+    model = _constant_model(members=5, termination=False)
+    with torch.no_grad():
+        model.head.bias[:, 0, 1] = 2.0  # reward 2 per step from every member
+    ret = expected_returns(model, torch.zeros(1, 1), torch.zeros(1, 1, 3, 1), particles=1,
+                           propagation=propagation, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ret, torch.tensor([[6.0]]))
+
+
 def test_termination_discounts_later_rewards():
     model = _constant_model(members=1)
     with torch.no_grad():

@@ -1,12 +1,13 @@
-"""PETS (Chua et al. 2018): a probabilistic ensemble planned through with CEM and trajectory
-sampling. Reward and termination both come from the learned model."""
+"""PETS (Chua et al. 2018): a probabilistic ensemble planned through with trajectory sampling
+and a sampling-based planner (CEM as in the paper; RS, iCEM or MPPI by `planner.name`).
+Reward and termination both come from the learned model."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from mbrl_ray.config.schema import Config
-from mbrl_ray.planners.cem import CEMPlanner
+from mbrl_ray.planners import make_planner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
@@ -35,16 +36,14 @@ class PETSAgent:
         self._plan_stale = False  # async updates moved the weights since plan_model was made
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
-        p = cfg.planner
-        self.planner = CEMPlanner(act_dim, p.horizon, p.population, p.num_elites, p.iterations,
-                                  p.alpha, p.init_std)
+        self.planner = make_planner(cfg.planner, act_dim)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> torch.Tensor:
-        """Planner warm-start means, one (H, A) sequence per env."""
-        return self.planner.initial_mean(batch, self.device)
+        """The planner's warm start, one row per env."""
+        return self.planner.initial_state(batch, self.device)
 
     def reset_state(self, state: torch.Tensor, done: np.ndarray) -> torch.Tensor:
         """Forget the warm start of envs whose episode just ended."""
@@ -68,8 +67,8 @@ class PETSAgent:
                                     info_weight=self.cfg.planner.info_weight,
                                     generator=self.generator)
 
-        mean = self.planner.plan(objective, state, self.generator)
-        return mean[:, 0].cpu().numpy(), self.planner.shift(mean)
+        sequence, state = self.planner.plan(objective, state, self.generator)
+        return sequence[:, 0].cpu().numpy(), state
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:

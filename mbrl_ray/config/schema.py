@@ -47,13 +47,26 @@ class ModelConfig:
 
 @dataclass
 class PlannerConfig:
-    name: str = doc("cem", "planner", choices=("cem",))
+    name: str = doc("cem", "planner: cem (PETS), icem (coloured noise, decaying population, "
+                    "kept elites), mppi (score-weighted refit, TD-MPC2), rs (random shooting)",
+                    choices=("cem", "icem", "mppi", "rs"))
     horizon: int = doc(30, "planning horizon (H)")
     population: int = doc(500, "action sequences sampled per iteration")
     num_elites: int = doc(50, "elites refitted per iteration")
-    iterations: int = doc(5, "CEM iterations per action")
+    iterations: int = doc(5, "refinement iterations per action (rs: batches of samples)")
     alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit")
     init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]")
+    execute: str = doc("mean", "cem: act on the final elite mean (PETS paper) or the best "
+                       "sequence sampled (mbrl-lib; robust when elites split between modes)",
+                       choices=("mean", "best"))
+    noise_beta: float = doc(2.0, "icem: exponent of the coloured noise's 1/f^beta spectrum "
+                            "(0: white)")
+    population_decay: float = doc(1.25, "icem: population divided by this each iteration")
+    keep_elites: float = doc(0.3, "icem: fraction of elites kept into the next iteration and "
+                             "the next step")
+    temperature: float = doc(0.5, "mppi: elites weighted by exp(temperature x (value - max))")
+    min_std: float = doc(0.05, "mppi: lower bound of the sampling std")
+    max_std: float = doc(2.0, "mppi: upper bound and initial sampling std")
     discount: float = doc(1.0, "discount of predicted rewards along the horizon")
     info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
                              "ensemble members' disagreement about the next state")

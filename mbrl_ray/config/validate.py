@@ -19,10 +19,11 @@ NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
     "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
-    "ray.resource_wait_s", "train.video_every",
+    "ray.resource_wait_s", "train.video_every", "planner.noise_beta",
 }
 OPEN_UNIT = {"model.holdout": (0.0, 1.0)}
-CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0)}
+CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
+               "planner.keep_elites": (0.0, 1.0)}
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
@@ -52,6 +53,14 @@ def _check_relations(cfg: Config) -> None:
                           f"planner.population={cfg.planner.population}")
     if cfg.train.samples_per_insert <= 0:
         raise ConfigError(f"train.samples_per_insert={cfg.train.samples_per_insert!r} must be > 0")
+    p = cfg.planner
+    if p.population_decay < 1:
+        raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
+    if p.temperature <= 0:
+        raise ConfigError(f"planner.temperature={p.temperature!r} must be > 0")
+    if not 0 < p.min_std <= p.max_std:
+        raise ConfigError(f"planner.min_std={p.min_std!r} and planner.max_std={p.max_std!r} "
+                          "must satisfy 0 < min_std <= max_std")
     for key, value in (("learner.device", cfg.learner.device),
                        ("workers.device", cfg.workers.device)):
         if not DEVICE.match(value):

@@ -42,9 +42,10 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     pad = (-rows) % e
     state = obs[:, None, None, :].expand(b, n, particles, obs.shape[-1]).reshape(rows, -1)
     acts = actions[:, :, None].expand(b, n, particles, h, a).reshape(rows, h, a)
-    if pad:
-        state = torch.cat([state, state[:pad]])
-        acts = torch.cat([acts, acts[:pad]])
+    if pad:  # fill up to a multiple of E with copies of rows (more than `rows` when rows < E)
+        fill = torch.arange(pad, device=obs.device) % rows
+        state = torch.cat([state, state[fill]])
+        acts = torch.cat([acts, acts[fill]])
     total = rows + pad
     shape = (e, total // e) if propagation == "ts_inf" else (total,)
     ret = torch.zeros(shape, device=obs.device)
