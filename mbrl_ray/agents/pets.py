@@ -22,6 +22,8 @@ class PETSAgent:
     Until the first fit the agent acts uniformly at random (PETS's random first trial).
     """
 
+    uses_normalizers = True  # the async learner refreshes input/target statistics
+
     def __init__(self, obs_dim: int, act_dim: int, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
         self.cfg, self.device = cfg, torch.device(device)
@@ -51,8 +53,15 @@ class PETSAgent:
             state[torch.as_tensor(done, device=state.device)] = 0.0
         return state
 
-    def act(self, obs: np.ndarray, state: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """Plan for every env of the batch in one call; returns actions in [-1, 1]."""
+    @property
+    def batch_rows(self) -> int:
+        """Rows per async gradient step: one minibatch per member."""
+        return self.cfg.model.ensemble_size * self.cfg.model.batch_size
+
+    def act(self, obs: np.ndarray, state: torch.Tensor,
+            explore: bool = True) -> tuple[np.ndarray, torch.Tensor]:
+        """Plan for every env of the batch in one call; returns actions in [-1, 1]. (PETS acts
+        on its plan whether exploring or evaluating.)"""
         self._refresh_plan_model()
         if self.plan_model is None:
             return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32), state

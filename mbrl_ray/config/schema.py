@@ -73,6 +73,24 @@ class PlannerConfig:
 
 
 @dataclass
+class AgentConfig:
+    name: str = doc("pets", "agent: pets (ensemble + planner) or sac (model-free soft "
+                    "actor-critic)", choices=("pets", "sac"))
+
+
+@dataclass
+class SACConfig:
+    hidden_size: int = doc(256, "width of the actor's and critics' hidden layers")
+    num_layers: int = doc(2, "hidden layers of the actor and of each critic")
+    lr: float = doc(3e-4, "Adam learning rate of actor, critics and temperature")
+    batch_size: int = doc(256, "minibatch per gradient step")
+    gamma: float = doc(0.99, "discount")
+    tau: float = doc(0.005, "Polyak rate of the target critics")
+    init_alpha: float = doc(1.0, "initial entropy temperature (tuned towards -|A| nats)")
+    updates_per_fit: int = doc(250, "gradient steps per round (sync schedule)")
+
+
+@dataclass
 class WorkersConfig:
     num: int = doc(1, "rollout worker actors")
     envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
@@ -121,6 +139,8 @@ class RayConfig:
 class Config:
     preset: str = doc("", "name of the preset this config came from")
     env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

@@ -14,6 +14,7 @@ POSITIVE = {
     "workers.num", "workers.envs_per_worker", "train.steps", "train.steps_per_round",
     "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
     "train.checkpoint_every", "env.action_repeat", "env.image_size", "train.video_size",
+    "sac.hidden_size", "sac.num_layers", "sac.batch_size", "sac.updates_per_fit",
 }
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
@@ -21,9 +22,9 @@ NON_NEGATIVE = {
     "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta",
 }
-OPEN_UNIT = {"model.holdout": (0.0, 1.0)}
+OPEN_UNIT = {"model.holdout": (0.0, 1.0), "sac.tau": (0.0, 1.0)}
 CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
-               "planner.keep_elites": (0.0, 1.0)}
+               "planner.keep_elites": (0.0, 1.0), "sac.gamma": (0.0, 1.0)}
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
@@ -53,6 +54,9 @@ def _check_relations(cfg: Config) -> None:
                           f"planner.population={cfg.planner.population}")
     if cfg.train.samples_per_insert <= 0:
         raise ConfigError(f"train.samples_per_insert={cfg.train.samples_per_insert!r} must be > 0")
+    for key, value in (("sac.lr", cfg.sac.lr), ("sac.init_alpha", cfg.sac.init_alpha)):
+        if value <= 0:
+            raise ConfigError(f"{key}={value!r} must be > 0")
     p = cfg.planner
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")

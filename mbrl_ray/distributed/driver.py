@@ -36,13 +36,14 @@ def preflight(cfg: Config) -> None:
     validate(cfg)
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     if cfg.env.obs == "pixels":
-        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets agent "
-                          "plans on state vectors: use env.obs=state")
+        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets and "
+                          "sac agents act on state vectors: use env.obs=state")
     m, t = cfg.model, cfg.train
-    if t.schedule == "async" and t.spi_error_buffer < m.ensemble_size * m.batch_size:
+    rows, keys = ((cfg.sac.batch_size, "sac.batch_size") if cfg.agent.name == "sac" else
+                  (m.ensemble_size * m.batch_size, "model.ensemble_size x model.batch_size"))
+    if t.schedule == "async" and t.spi_error_buffer < rows:
         raise ConfigError(f"train.spi_error_buffer={t.spi_error_buffer:g} must be at least one "
-                          f"sample request, model.ensemble_size x model.batch_size = "
-                          f"{m.ensemble_size * m.batch_size}")
+                          f"sample request, {keys} = {rows}")
 
 
 def init_ray(cfg: Config) -> None:
@@ -236,7 +237,7 @@ class Driver:
 
     def _log_learner(self, metrics: dict) -> None:
         step = self.counters["env_steps"]
-        self.tb.scalars({f"losses/{k}": v for k, v in metrics.items() if k.startswith("model_")}
+        self.tb.scalars({f"losses/{k}": v for k, v in metrics.items() if k != "train_s"}
                         | {"perf/train_s": metrics.get("train_s")}, step)
 
     def _after_round(self) -> None:

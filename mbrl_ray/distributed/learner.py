@@ -6,7 +6,7 @@ import time
 import ray
 import torch
 
-from mbrl_ray.agents import PETSAgent
+from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
 from mbrl_ray.telemetry import metrics
@@ -21,7 +21,7 @@ class Learner:
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus)))
         self.device = resolve_device(self.cfg.learner.device)
-        self.agent = PETSAgent(obs_dim, act_dim, self.cfg, self.device, seed=self.cfg.train.seed)
+        self.agent = make_agent(obs_dim, act_dim, self.cfg, self.device, seed=self.cfg.train.seed)
         self.replay, self.param_server = replay, param_server
         self.version = 0
         self.m_updates = metrics.make("mbrl_learner_updates_total")
@@ -29,7 +29,7 @@ class Learner:
             state = torch.load(load_path, map_location=self.device, weights_only=False)
             self.agent.load_state_dict(state["agent"])
             self.version = state["version"]
-            if self.agent.plan_model is not None:
+            if self.agent.inference_weights() is not None:
                 self._publish(self.version)
 
     def device_name(self) -> str:
@@ -46,11 +46,11 @@ class Learner:
     def train(self, num_updates: int) -> dict[str, float]:
         """Async schedule: `num_updates` steps on rate-limited batches, then broadcast."""
         t0 = time.perf_counter()
-        m = self.cfg.model
-        self.agent.set_normalizers(ray.get(self.replay.sample.remote(NORMALIZER_ROWS, False)))
+        if self.agent.uses_normalizers:
+            self.agent.set_normalizers(ray.get(self.replay.sample.remote(NORMALIZER_ROWS, False)))
         total: dict[str, float] = {}
         for _ in range(num_updates):
-            batch = ray.get(self.replay.sample.remote(m.ensemble_size * m.batch_size))
+            batch = ray.get(self.replay.sample.remote(self.agent.batch_rows))
             for k, v in self.agent.update(batch).items():
                 total[k] = total.get(k, 0.0) + v / num_updates
         self.m_updates.inc(num_updates)

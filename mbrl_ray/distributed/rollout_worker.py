@@ -9,7 +9,7 @@ import numpy as np
 import ray
 import torch
 
-from mbrl_ray.agents import PETSAgent
+from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.distributed.env_batch import EnvBatch
 from mbrl_ray.replay import empty_chunk
@@ -24,8 +24,8 @@ class RolloutWorker:
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.workers.num_cpus)))
         self.name, self.replay, self.param_server = name, replay, param_server
-        self.agent = PETSAgent(obs_dim, act_dim, self.cfg, self.cfg.workers.device, seed=seed,
-                               trainable=False)
+        self.agent = make_agent(obs_dim, act_dim, self.cfg, self.cfg.workers.device, seed=seed,
+                                trainable=False)
         self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker, seed)
         self.state = self.agent.initial_state(len(self.envs.envs))
         self.version = 0
@@ -91,7 +91,7 @@ class RolloutWorker:
         state = self.agent.initial_state(1)
         episodes = []
         while len(episodes) < num_episodes:
-            actions, state = self.agent.act(envs.obs, state)
+            actions, state = self.agent.act(envs.obs, state, explore=False)
             finished, done = envs.step(actions)
             state = self.agent.reset_state(state, done)
             if frames is not None and not episodes and not done[0]:
