@@ -88,6 +88,29 @@ def test_fewer_rows_than_members_are_scored(propagation):
     torch.testing.assert_close(ret, torch.tensor([[6.0]]))
 
 
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_terminal_value_counts_at_the_horizon_with_survival_and_discount(propagation):
+    """reward 1 per step, p(terminated) 0.5 per step, V(s_H) = 10, discount 0.9, H = 2:
+    1 + 0.9 * 0.5 + 0.9^2 * 0.25 * 10."""
+    model = _constant_model(members=2)
+    with torch.no_grad():
+        model.head.bias[:, 0, 1] = 1.0
+        for layer in model.term:
+            layer.weight.zero_()
+            layer.bias.zero_()
+    seen = []
+
+    def value(states):
+        seen.append(states.shape)
+        return torch.full(states.shape[:1], 10.0)
+
+    ret = expected_returns(model, torch.zeros(1, 1), torch.zeros(1, 3, 2, 1), particles=2,
+                           propagation=propagation, discount=0.9, terminal_value=value,
+                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ret, torch.full((1, 3), 1 + 0.45 + 0.81 * 0.25 * 10))
+    assert seen == [(6, 1)]  # every particle's final state, once
+
+
 def test_termination_discounts_later_rewards():
     model = _constant_model(members=1)
     with torch.no_grad():

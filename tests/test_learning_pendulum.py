@@ -1,4 +1,5 @@
-"""Slow tier: the pets-pendulum preset learns InvertedPendulum-v5 through the real topology."""
+"""Slow tier: the pets-pendulum preset (PETS + a SAC critic's terminal value) learns
+InvertedPendulum-v5 through the real topology."""
 import pytest
 
 from mbrl_ray.config import load_preset

@@ -64,3 +64,26 @@ def test_state_dict_round_trip_and_inference_weights():
     np.testing.assert_allclose(a1, a2)  # same weights and same generator state
     for key, value in agent.plan_model.state_dict().items():
         torch.testing.assert_close(worker.plan_model.state_dict()[key], value)
+
+
+def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
+    """planner.value_weight > 0: fit also trains a SAC critic; its actor and critic travel with
+    the inference weights, so a worker's terminal value equals the learner's."""
+    from mbrl_ray.config import apply_overrides
+
+    cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1",
+                                                 "sac.updates_per_fit=20", "sac.hidden_size=32"])
+    agent = PETSAgent(2, 2, cfg, seed=0)
+    buf = ReplayBuffer(1000, 2, 2)
+    _episodes(make_env("dummy", seed=0), agent, 100, buf)
+    metrics = agent.fit(buf.all())
+    assert "sac_critic_loss" in metrics and agent.critic.fitted
+    worker = PETSAgent(2, 2, cfg, seed=0, trainable=False)
+    worker.load_inference_weights(agent.inference_weights())
+    states = torch.randn(7, 2)
+    torch.testing.assert_close(worker.critic.value(states), agent.critic.value(states))
+    clone = PETSAgent(2, 2, cfg, seed=3)
+    clone.load_state_dict(agent.state_dict())
+    torch.testing.assert_close(clone.critic.value(states), agent.critic.value(states))
+    action, _ = worker.act(np.zeros((2, 2), np.float32), worker.initial_state(2))
+    assert action.shape == (2, 2) and np.abs(action).max() <= 1

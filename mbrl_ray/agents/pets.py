@@ -7,12 +7,14 @@ import numpy as np
 import torch
 
 from mbrl_ray.config.schema import Config
+from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.planners import make_planner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.propagation import expected_returns
 
+VALUE = "value/"  # prefix of the terminal value's weights among the inference weights
 EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async schedule
 
 
@@ -39,6 +41,10 @@ class PETSAgent:
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
         self.planner = make_planner(cfg.planner, act_dim)
+        # A critic for the planner's terminal value (planner.value_weight > 0), trained by SAC
+        # on the same replay; workers hold its actor and critic.
+        self.critic = (SACAgent(obs_dim, act_dim, cfg, device, seed, trainable)
+                       if cfg.planner.value_weight > 0 else None)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 
@@ -70,10 +76,16 @@ class PETSAgent:
             self._planning = PlanningEnsemble(self.plan_model)
         model, m = self._planning, self.cfg.model
 
+        p = self.cfg.planner
+        value = None
+        if self.critic is not None and self.critic.fitted:
+            def value(states: torch.Tensor) -> torch.Tensor:
+                return p.value_weight * self.critic.value(states)
+
         def objective(actions: torch.Tensor) -> torch.Tensor:
             return expected_returns(model, obs_t, actions, particles=m.particles,
-                                    propagation=m.propagation, discount=self.cfg.planner.discount,
-                                    info_weight=self.cfg.planner.info_weight,
+                                    propagation=m.propagation, discount=p.discount,
+                                    info_weight=p.info_weight, terminal_value=value,
                                     generator=self.generator)
 
         sequence, state = self.planner.plan(objective, state, self.generator)
@@ -88,8 +100,9 @@ class PETSAgent:
                            max_epochs=m.max_epochs, generator=self.generator)
         self.elites = res.elites
         self.plan_model = self.model.select(self.elites)
+        critic = self.critic.fit(data) if self.critic is not None else {}
         return {"model_nll": res.train_nll, "model_val_mse": res.val_mse,
-                "model_epochs": float(res.epochs)}
+                "model_epochs": float(res.epochs), **critic}
 
     def set_normalizers(self, data: dict[str, np.ndarray]) -> None:
         """Async schedule: refresh input/target statistics from (a sample of) the buffer."""
@@ -110,7 +123,9 @@ class PETSAgent:
         self.optimizer.step()
         self.elites = sorted(torch.argsort(self.member_error)[:self.cfg.model.num_elites].tolist())
         self._plan_stale = True  # copying the elites waits until someone needs them
-        return {"model_nll": float(nll), "model_val_mse": float(err.mean())}
+        critic = ({} if self.critic is None else
+                  self.critic.update({k: v[:self.critic.batch_rows] for k, v in batch.items()}))
+        return {"model_nll": float(nll), "model_val_mse": float(err.mean()), **critic}
 
     def _refresh_plan_model(self) -> None:
         if self._plan_stale:
@@ -119,16 +134,23 @@ class PETSAgent:
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
-        """What a rollout worker needs to plan: the elite members only, on CPU."""
+        """What a rollout worker needs to plan: the elite members only, on CPU (and the
+        terminal value's actor and critic under 'value/' keys)."""
         self._refresh_plan_model()
         if self.plan_model is None:
             return None
-        return {k: v.detach().cpu() for k, v in self.plan_model.state_dict().items()}
+        weights = {k: v.detach().cpu() for k, v in self.plan_model.state_dict().items()}
+        value = self.critic.value_weights() if self.critic is not None else None
+        return weights | {VALUE + k: v for k, v in (value or {}).items()}
 
     def load_inference_weights(self, weights: dict | None) -> None:
         if weights is None:
             self.plan_model = None
             return
+        if self.critic is not None:
+            value = {k[len(VALUE):]: v for k, v in weights.items() if k.startswith(VALUE)}
+            self.critic.load_value_weights(value or None)
+        weights = {k: v for k, v in weights.items() if not k.startswith(VALUE)}
         m = self.cfg.model
         # A new module per version (not an in-place load), so that the planning view built
         # from the old one is recognised as stale.
@@ -142,6 +164,7 @@ class PETSAgent:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "elites": self.elites, "member_error": self.member_error,
                 "fitted": self.plan_model is not None,
+                "critic": self.critic.state_dict() if self.critic is not None else None,
                 "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
@@ -149,5 +172,7 @@ class PETSAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.elites, self.member_error = state["elites"], state["member_error"]
         self.plan_model = self.model.select(self.elites) if state["fitted"] else None
+        if self.critic is not None and state.get("critic") is not None:
+            self.critic.load_state_dict(state["critic"])
         self.generator.set_state(state["generator"])
         self.rng.bit_generator.state = state["rng"]

@@ -143,6 +143,31 @@ class SACAgent:
                 total[k] = total.get(k, 0.0) + v / self.s.updates_per_fit
         return total
 
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) ~ min_i Q_i(s, mean action): a terminal value for planners, (R, obs) -> (R,)."""
+        action, _ = self.actor(obs, deterministic=True)
+        return torch.min(*self.critic(obs, action))
+
+    def value_weights(self) -> dict | None:
+        """Actor and critic, what a worker needs to evaluate `value` (None before fitting)."""
+        if not self.fitted:
+            return None
+        return {f"{part}.{k}": v.detach().cpu() for part in ("actor", "critic")
+                for k, v in getattr(self, part).state_dict().items()}
+
+    def load_value_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is None:
+            return
+        if not hasattr(self, "critic"):  # a worker's copy: made on first use
+            s = self.s
+            self.critic = TwinQ(self.obs_dim, self.act_dim, s.hidden_size, s.num_layers).to(
+                self.device)
+        for part in ("actor", "critic"):
+            getattr(self, part).load_state_dict(
+                {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(part + ".")})
+
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
         if not self.fitted:

@@ -68,6 +68,10 @@ class PlannerConfig:
     min_std: float = doc(0.05, "mppi: lower bound of the sampling std")
     max_std: float = doc(2.0, "mppi: upper bound and initial sampling std")
     discount: float = doc(1.0, "discount of predicted rewards along the horizon")
+    value_weight: float = doc(0.0, "weight of a learned terminal value at the horizon, "
+                              "V(s_H) = min of a SAC critic's twin Q at its actor's mean action, "
+                              "trained on the same replay (sac.* keys); 0: off, PETS as in the "
+                              "paper")
     info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
                              "ensemble members' disagreement about the next state")
 

@@ -1,6 +1,8 @@
 """Trajectory sampling (PETS): score action sequences by rolling particles through the ensemble."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
@@ -27,6 +29,7 @@ def _disagreement(model, state: torch.Tensor, action: torch.Tensor, propagation:
 def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
                      actions: torch.Tensor, *, particles: int, propagation: str,
                      discount: float = 1.0, info_weight: float = 0.0,
+                     terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean return over particles of each action sequence.
 
@@ -35,6 +38,8 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     ts_inf: each particle keeps one member for the whole horizon; ts1: a random member per step.
     info_weight > 0 subtracts, per step, that weight times the members' disagreement about the
     particle's next state (the information term of the inference view; costs E more passes).
+    terminal_value maps final states (R, obs_dim) -> (R,); its value counts at the horizon with
+    the particle's survival probability and discount^H (a critic seeing beyond the horizon).
     """
     b, n, h, a = actions.shape
     e = model.members
@@ -68,6 +73,9 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
             reward, p_term = _from_members(reward)[inverse], _from_members(p_term)[inverse]
         ret += (discount ** t) * alive * reward
         alive = alive * (1.0 - p_term)
+    if terminal_value is not None:
+        ret += (discount ** h) * alive * terminal_value(state.reshape(-1, state.shape[-1])).view(
+            ret.shape)
     if propagation == "ts_inf":
         ret = _from_members(ret)
     ret = torch.nan_to_num(ret[:rows], nan=-1e6, posinf=-1e6, neginf=-1e6)
