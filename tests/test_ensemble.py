@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.world_models import ProbabilisticEnsemble, expected_returns, fit_ensemble
+from mbrl_ray.world_models import (ProbabilisticEnsemble, expected_returns, fit_ensemble,
+                                   policy_sequences)
 
 pytestmark = pytest.mark.unit
 
@@ -109,6 +110,21 @@ def test_terminal_value_counts_at_the_horizon_with_survival_and_discount(propaga
                            generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(ret, torch.full((1, 3), 1 + 0.45 + 0.81 * 0.25 * 10))
     assert seen == [(6, 1)]  # every particle's final state, once
+
+
+def test_policy_sequences_follow_the_policy_through_the_model():
+    """Every member moves the state by +0.5 per step (Δobs bias); the policy acts -s, so the
+    sequence from s0 is -s0, -(s0 + 0.5), -(s0 + 1.0) for every sample and env."""
+    model = _constant_model(members=3, termination=False)
+    with torch.no_grad():
+        model.head.bias[:, 0, 0] = 0.5 * model.out_norm.std[0] ** -1 - model.out_norm.mean[0] \
+            / model.out_norm.std[0]
+    obs = torch.tensor([[0.0], [1.0]])
+    seq = policy_sequences(model, obs, lambda s: -s, count=4, horizon=3,
+                           generator=torch.Generator().manual_seed(0))
+    assert seq.shape == (2, 4, 3, 1)
+    expected = -(obs[:, None, None, :] + torch.tensor([0.0, 0.5, 1.0])[None, None, :, None])
+    torch.testing.assert_close(seq, expected.expand(2, 4, 3, 1), atol=1e-4, rtol=0)
 
 
 def test_termination_discounts_later_rewards():

@@ -68,10 +68,11 @@ def test_state_dict_round_trip_and_inference_weights():
 
 def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
     """planner.value_weight > 0: fit also trains a SAC critic; its actor and critic travel with
-    the inference weights, so a worker's terminal value equals the learner's."""
+    the inference weights, so a worker's terminal value equals the learner's; with
+    planner.prior_samples the actor's model rollouts are handed to the planner."""
     from mbrl_ray.config import apply_overrides
 
-    cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1",
+    cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1", "planner.prior_samples=4",
                                                  "sac.updates_per_fit=20", "sac.hidden_size=32"])
     agent = PETSAgent(2, 2, cfg, seed=0)
     buf = ReplayBuffer(1000, 2, 2)
@@ -85,5 +86,10 @@ def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
     clone = PETSAgent(2, 2, cfg, seed=3)
     clone.load_state_dict(agent.state_dict())
     torch.testing.assert_close(clone.critic.value(states), agent.critic.value(states))
+    priors = []
+    plan = worker.planner.plan
+    worker.planner.plan = lambda *args: priors.append(args[3]) or plan(*args)
     action, _ = worker.act(np.zeros((2, 2), np.float32), worker.initial_state(2))
     assert action.shape == (2, 2) and np.abs(action).max() <= 1
+    horizon = cfg.planner.horizon  # the actor's sequences join the planner's samples
+    assert priors[0].shape == (2, 4, horizon, 2) and priors[0].abs().max() <= 1

@@ -12,7 +12,7 @@ from mbrl_ray.planners import make_planner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
-from mbrl_ray.world_models.propagation import expected_returns
+from mbrl_ray.world_models.propagation import expected_returns, policy_sequences
 
 VALUE = "value/"  # prefix of the terminal value's weights among the inference weights
 EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async schedule
@@ -41,10 +41,11 @@ class PETSAgent:
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
         self.planner = make_planner(cfg.planner, act_dim)
-        # A critic for the planner's terminal value (planner.value_weight > 0), trained by SAC
-        # on the same replay; workers hold its actor and critic.
-        self.critic = (SACAgent(obs_dim, act_dim, cfg, device, seed, trainable)
-                       if cfg.planner.value_weight > 0 else None)
+        # A SAC actor-critic trained on the same replay, for the planner's terminal value
+        # (planner.value_weight) and action prior (planner.prior_samples); workers hold both.
+        uses_critic = cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0
+        self.critic = SACAgent(obs_dim, act_dim, cfg, device, seed, trainable) \
+            if uses_critic else None
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 
@@ -77,10 +78,15 @@ class PETSAgent:
         model, m = self._planning, self.cfg.model
 
         p = self.cfg.planner
-        value = None
+        value = prior = None
         if self.critic is not None and self.critic.fitted:
-            def value(states: torch.Tensor) -> torch.Tensor:
-                return p.value_weight * self.critic.value(states)
+            if p.value_weight > 0:
+                def value(states: torch.Tensor) -> torch.Tensor:
+                    return p.value_weight * self.critic.value(states)
+            if p.prior_samples > 0:
+                prior = policy_sequences(
+                    model, obs_t, lambda s: self.critic.actor(s, generator=self.generator)[0],
+                    p.prior_samples, p.horizon, self.generator)
 
         def objective(actions: torch.Tensor) -> torch.Tensor:
             return expected_returns(model, obs_t, actions, particles=m.particles,
@@ -88,7 +94,7 @@ class PETSAgent:
                                     info_weight=p.info_weight, terminal_value=value,
                                     generator=self.generator)
 
-        sequence, state = self.planner.plan(objective, state, self.generator)
+        sequence, state = self.planner.plan(objective, state, self.generator, prior)
         return sequence[:, 0].cpu().numpy(), state
 
     # ---- learning ---------------------------------------------------------------------------

@@ -72,6 +72,9 @@ class PlannerConfig:
                               "V(s_H) = min of a SAC critic's twin Q at its actor's mean action, "
                               "trained on the same replay (sac.* keys); 0: off, PETS as in the "
                               "paper")
+    prior_samples: int = doc(0, "action prior: sequences of the SAC actor (the one trained for "
+                             "the terminal value) rolled through the model, mixed into every "
+                             "planner iteration's samples; 0: off")
     info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
                              "ensemble members' disagreement about the next state")
 

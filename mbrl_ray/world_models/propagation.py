@@ -80,3 +80,25 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
         ret = _from_members(ret)
     ret = torch.nan_to_num(ret[:rows], nan=-1e6, posinf=-1e6, neginf=-1e6)
     return ret.view(b, n, particles).mean(-1)
+
+
+@torch.no_grad()
+def policy_sequences(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
+                     policy: Callable[[torch.Tensor], torch.Tensor], count: int, horizon: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Action sequences of a policy rolled through the model from each obs: (B, obs_dim) ->
+    (B, count, horizon, act_dim), each row on one member (TS-inf), a_t = policy(s_t)."""
+    b, e = obs.shape[0], model.members
+    rows = b * count
+    pad = (-rows) % e
+    state = obs.repeat_interleave(count, 0)
+    if pad:
+        state = torch.cat([state, state[torch.arange(pad, device=obs.device) % rows]])
+    state = _to_members(state, e)
+    actions = []
+    for _ in range(horizon):
+        action = policy(state.reshape(-1, state.shape[-1])).view(*state.shape[:2], -1)
+        actions.append(action)
+        state, _, _ = model.step(state, action, generator)
+    seq = _from_members(torch.stack(actions, 2))[:rows]
+    return seq.view(b, count, horizon, -1)
