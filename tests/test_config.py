@@ -28,6 +28,9 @@ def test_overrides_are_typed_and_round_trip():
     assert cfg.planner.horizon == 20 and cfg.planner.alpha == 0.0
     assert isinstance(cfg.planner.alpha, float)
     assert from_dict(to_dict(cfg)) == cfg
+    # YAML 1.1 reads exponents without a dot as strings; float keys take them all the same
+    cfg = apply_overrides(cfg, ["model.lr=1e-3", "sac.lr=3E-4"])
+    assert cfg.model.lr == 1e-3 and cfg.sac.lr == 3e-4
 
 
 @pytest.mark.parametrize("override, words", [

@@ -42,6 +42,36 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
 
 
 @pytest.mark.unit
+def test_log_prob_of_given_actions_matches_sampling():
+    torch.manual_seed(0)
+    actor = Actor(3, 2, 16, 2)
+    obs = torch.randn(200, 3)
+    action, log_prob = actor(obs, generator=torch.Generator().manual_seed(2))
+    ok = action.abs().max(-1).values < 0.999
+    torch.testing.assert_close(actor.log_prob(obs, action)[ok], log_prob[ok], atol=1e-3,
+                               rtol=1e-4)
+
+
+@pytest.mark.unit
+def test_consolidation_pulls_the_actor_towards_executed_actions():
+    """The planner always executed (0.6, -0.6): with consolidation the actor's mean action
+    moves there; without, it does not (the critic alone has nothing to say about it)."""
+    batch = _batch()
+    batch["action"][:] = (0.6, -0.6)
+    batch["reward"][:] = 0.0
+    means = {}
+    for weight in (0.0, 1.0):
+        agent = SACAgent(3, 2, _cfg(f"sac.consolidation={weight}", "sac.lr=1e-3"), seed=0)
+        for _ in range(300):
+            agent.update(batch)
+        mean, _ = agent.actor(torch.as_tensor(batch["obs"]), deterministic=True)
+        means[weight] = mean.mean(0)
+    target = torch.tensor([0.6, -0.6])
+    assert (means[1.0] - target).abs().max() < 0.15
+    assert (means[0.0] - target).abs().max() > 0.3
+
+
+@pytest.mark.unit
 def test_update_moves_targets_by_tau_and_temperature_towards_target_entropy():
     agent = SACAgent(3, 2, _cfg("sac.tau=0.1", "sac.init_alpha=1.0"), seed=0)
     before = [p.clone() for p in agent.target.parameters()]

@@ -14,6 +14,7 @@ from torch import nn
 from mbrl_ray.config.schema import Config
 
 LOG_STD = (-5.0, 2.0)
+ACTION_EPS = 1e-4  # given actions are kept this far inside +-1 before atanh
 
 
 def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
@@ -38,9 +39,20 @@ class Actor(nn.Module):
             return torch.tanh(mean), None
         noise = torch.randn(mean.shape, device=mean.device, generator=generator)
         pre = mean + log_std.exp() * noise
+        return torch.tanh(pre), self._log_prob(noise, log_std, pre)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log pi(action | obs) of given actions in [-1, 1] (clamped inside, where atanh is
+        finite)."""
+        mean, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(*LOG_STD)
+        pre = torch.atanh(action.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS))
+        return self._log_prob((pre - mean) / log_std.exp(), log_std, pre)
+
+    @staticmethod
+    def _log_prob(noise, log_std, pre) -> torch.Tensor:
         log_prob = (-0.5 * noise ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
-        return torch.tanh(pre), log_prob
+        return log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
 
 
 class TwinQ(nn.Module):
@@ -116,6 +128,8 @@ class SACAgent:
         self.critic_opt.step()
         new_act, logp = self.actor(obs)
         actor_loss = (alpha * logp - torch.min(*self.critic(obs, new_act))).mean()
+        if self.s.consolidation > 0:  # pull the prior towards the actions the planner executed
+            actor_loss = actor_loss - self.s.consolidation * self.actor.log_prob(obs, act).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()

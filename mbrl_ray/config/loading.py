@@ -91,6 +91,11 @@ def set_key(cfg: Config, dotted: str, value: Any) -> None:
 def _coerce(key: str, value: Any, want: type) -> Any:
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if want is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if type(value) is not want:

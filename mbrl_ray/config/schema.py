@@ -95,6 +95,9 @@ class SACConfig:
     tau: float = doc(0.005, "Polyak rate of the target critics")
     init_alpha: float = doc(1.0, "initial entropy temperature (tuned towards -|A| nats)")
     updates_per_fit: int = doc(250, "gradient steps per round (sync schedule)")
+    consolidation: float = doc(0.0, "weight of -log pi(a | s) of the actions in replay (those "
+                               "the planner executed) in the actor's loss: the inference view's "
+                               "consolidation of plans into the prior policy; 0: off")
 
 
 @dataclass

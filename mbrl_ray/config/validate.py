@@ -21,7 +21,7 @@ NON_NEGATIVE = {
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
     "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
-    "planner.prior_samples",
+    "planner.prior_samples", "sac.consolidation",
 }
 OPEN_UNIT = {"model.holdout": (0.0, 1.0), "sac.tau": (0.0, 1.0)}
 CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
