@@ -24,30 +24,32 @@ def _batch(n=64, obs_dim=3, act_dim=2, seed=0):
             "terminated": rng.random(n) < 0.1}
 
 
-@pytest.mark.unit
-def test_tanh_gaussian_log_prob_matches_torch_distributions():
+def _sampled(rows: int, seed: int):
+    """A small actor's sampled actions and their log-probs; `ok` marks rows not at the bounds,
+    where atanh is ill-conditioned."""
     torch.manual_seed(0)
     actor = Actor(3, 2, 16, 2)
-    obs = torch.randn(500, 3)
-    action, log_prob = actor(obs, generator=torch.Generator().manual_seed(1))
+    obs = torch.randn(rows, 3)
+    action, log_prob = actor(obs, generator=torch.Generator().manual_seed(seed))
+    return actor, obs, action, log_prob, action.abs().max(-1).values < 0.999
+
+
+@pytest.mark.unit
+def test_tanh_gaussian_log_prob_matches_torch_distributions():
+    actor, obs, action, log_prob, ok = _sampled(500, 1)
     mean, log_std = actor.net(obs).chunk(2, -1)
     dist = torch.distributions.TransformedDistribution(
         torch.distributions.Normal(mean, log_std.clamp(-5, 2).exp()),
         [torch.distributions.TanhTransform(cache_size=1)])
     pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
     reference = dist.log_prob(torch.tanh(pre)).sum(-1)
-    ok = action.abs().max(-1).values < 0.999  # atanh is ill-conditioned at the bounds
     torch.testing.assert_close(log_prob[ok], reference[ok], atol=2e-3, rtol=1e-4)
     assert (action.abs() <= 1).all()
 
 
 @pytest.mark.unit
 def test_log_prob_of_given_actions_matches_sampling():
-    torch.manual_seed(0)
-    actor = Actor(3, 2, 16, 2)
-    obs = torch.randn(200, 3)
-    action, log_prob = actor(obs, generator=torch.Generator().manual_seed(2))
-    ok = action.abs().max(-1).values < 0.999
+    actor, obs, action, log_prob, ok = _sampled(200, 2)
     torch.testing.assert_close(actor.log_prob(obs, action)[ok], log_prob[ok], atol=1e-3,
                                rtol=1e-4)
 

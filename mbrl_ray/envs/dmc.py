@@ -62,8 +62,9 @@ class DMCEnv(gym.Env):
     def step(self, action):
         time_step = self._env.step(action)
         self._steps += 1
-        terminated = time_step.last() and time_step.discount == 0.0
-        truncated = (time_step.last() and not terminated) or self._steps == self._max_steps
+        last = time_step.last()
+        terminated = last and time_step.discount == 0.0
+        truncated = (last and not terminated) or self._steps == self._max_steps
         return (self._flat(time_step.observation), float(time_step.reward or 0.0),
                 bool(terminated), bool(truncated), {})
 

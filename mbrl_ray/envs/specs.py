@@ -59,7 +59,7 @@ def check_env_spec(spec: str, max_episode_steps: int = 0) -> None:
         raise ConfigError(f"env.id={spec!r} needs the optional extra '{extra}': "
                           f"pip install -c constraints.txt 'mbrl-ray[{extra}]'")
     tasks = dmc_tasks() if suite == "dmc" else metaworld_tasks()
-    name = task if suite == "dmc" else metaworld_name(task).removesuffix(METAWORLD_VERSION)
+    name = task if suite == "dmc" else task.removesuffix(METAWORLD_VERSION)
     if name not in tasks:
         raise ConfigError(f"env.id={spec!r}: unknown {suite} task {task!r}"
                           + (_close(name, tasks, prefix=f"{suite}:")

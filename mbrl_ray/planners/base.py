@@ -39,3 +39,33 @@ def gather_rows(samples: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def with_prior(samples: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
     """Append the prior policy's sequences (B, P, H, A) to the sampled ones."""
     return samples if prior is None else torch.cat([samples, prior.clamp(-1.0, 1.0)], 1)
+
+
+class WarmStartedPlanner:
+    """Planners whose state is one warm-start sequence (B, H, A) per env."""
+
+    act_dim: int
+    horizon: int
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.zeros(batch, self.horizon, self.act_dim, device=device)
+
+
+def sample_around(mean: torch.Tensor, std: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """mean, std (B, H, A) and noise (B, N, H, A) -> samples (B, N, H, A) clipped to [-1, 1]."""
+    return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp_(-1.0, 1.0)
+
+
+def refit(mean: torch.Tensor, std: torch.Tensor, elites: torch.Tensor,
+          alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """CEM's refit of mean and std to elites (B, K, H, A), keeping `alpha` of the old ones."""
+    return (alpha * mean + (1 - alpha) * elites.mean(1),
+            alpha * std + (1 - alpha) * elites.std(1))
+
+
+def keep_best(best: torch.Tensor, best_value: torch.Tensor, candidate: torch.Tensor,
+              value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per problem, the better of the best sequence so far (B, H, A) and a candidate."""
+    better = value > best_value
+    return (torch.where(better[:, None, None], candidate, best),
+            torch.where(better, value, best_value))

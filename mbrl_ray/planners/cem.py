@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.planners.base import Objective, gather_rows, shift, with_prior
+from mbrl_ray.planners.base import (Objective, WarmStartedPlanner, gather_rows, keep_best,
+                                    refit, sample_around, shift, with_prior)
 
 
-class CEMPlanner:
+class CEMPlanner(WarmStartedPlanner):
     """Executes the final elite mean (the PETS paper) or, with execute='best', the best sequence
     sampled in any iteration (mbrl-lib's default), which survives objectives whose elites split
     between two modes; warm-starts from the mean shifted by one step."""
@@ -18,9 +19,6 @@ class CEMPlanner:
         self.population, self.num_elites = population, num_elites
         self.iterations, self.alpha, self.init_std = iterations, alpha, init_std
 
-    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(batch, self.horizon, self.act_dim, device=device)
-
     @torch.no_grad()
     def plan(self, objective: Objective, state: torch.Tensor,
              generator: torch.Generator | None = None,
@@ -31,13 +29,9 @@ class CEMPlanner:
         best, best_value = mean, torch.full(shape[:1], -torch.inf, device=mean.device)
         for _ in range(self.iterations):
             noise = torch.randn(shape, device=mean.device, generator=generator)
-            samples = with_prior((mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp_(-1, 1),
-                                 prior)
+            samples = with_prior(sample_around(mean, std, noise), prior)
             values, top = objective(samples).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
-            better = values[:, 0] > best_value
-            best = torch.where(better[:, None, None], elites[:, 0], best)
-            best_value = torch.where(better, values[:, 0], best_value)
-            mean = self.alpha * mean + (1 - self.alpha) * elites.mean(1)
-            std = self.alpha * std + (1 - self.alpha) * elites.std(1)
+            best, best_value = keep_best(best, best_value, elites[:, 0], values[:, 0])
+            mean, std = refit(mean, std, elites, self.alpha)
         return (best if self.execute == "best" else mean), shift(mean)

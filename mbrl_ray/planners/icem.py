@@ -7,7 +7,8 @@ import math
 
 import torch
 
-from mbrl_ray.planners.base import Objective, gather_rows, shift, with_prior
+from mbrl_ray.planners.base import (Objective, gather_rows, keep_best, refit, sample_around, shift,
+                                    with_prior)
 
 
 def colored_noise(shape: tuple[int, ...], beta: float, device: torch.device | str = "cpu",
@@ -64,16 +65,11 @@ class ICEMPlanner:
         for i in range(self.iterations):
             shape = (b, self.population_at(i), self.horizon, self.act_dim)
             noise = colored_noise(shape, self.beta, device, generator)
-            samples = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp_(-1, 1)
             extra = [kept] + ([mean.unsqueeze(1)] if i == self.iterations - 1 else [])
-            samples = with_prior(torch.cat([samples, *extra], 1), prior)
-            values = objective(samples)
-            top_values, top = values.topk(self.num_elites, 1)
+            samples = with_prior(torch.cat([sample_around(mean, std, noise), *extra], 1), prior)
+            top_values, top = objective(samples).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
-            better = top_values[:, 0] > best_value
-            best = torch.where(better[:, None, None], elites[:, 0], best)
-            best_value = torch.where(better, top_values[:, 0], best_value)
+            best, best_value = keep_best(best, best_value, elites[:, 0], top_values[:, 0])
             kept = elites[:, :self.keep]
-            mean = self.alpha * mean + (1 - self.alpha) * elites.mean(1)
-            std = self.alpha * std + (1 - self.alpha) * elites.std(1)
+            mean, std = refit(mean, std, elites, self.alpha)
         return best, shift(torch.cat([mean.unsqueeze(1), kept], 1))

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.planners.base import Objective, gather_rows, shift, with_prior
+from mbrl_ray.planners.base import (Objective, WarmStartedPlanner, gather_rows, sample_around,
+                                    shift, with_prior)
 
 
-class MPPIPlanner:
+class MPPIPlanner(WarmStartedPlanner):
     """Executes one elite of the last iteration drawn by its score (as TD-MPC2: an elite lies on
     a mode, where the weighted mean of elites split between two modes need not); warm-starts
     from the weighted mean shifted by one step."""
@@ -20,9 +21,6 @@ class MPPIPlanner:
         self.population, self.num_elites, self.iterations = population, num_elites, iterations
         self.temperature, self.min_std, self.max_std = temperature, min_std, max_std
 
-    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(batch, self.horizon, self.act_dim, device=device)
-
     @torch.no_grad()
     def plan(self, objective: Objective, state: torch.Tensor,
              generator: torch.Generator | None = None,
@@ -32,8 +30,7 @@ class MPPIPlanner:
         shape = (mean.shape[0], self.population, self.horizon, self.act_dim)
         for _ in range(self.iterations):
             noise = torch.randn(shape, device=mean.device, generator=generator)
-            samples = with_prior((mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp_(-1, 1),
-                                 prior)
+            samples = with_prior(sample_around(mean, std, noise), prior)
             values, top = objective(samples).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
             score = torch.softmax(self.temperature * (values - values[:, :1]), 1)[..., None, None]

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.planners.base import Objective, gather_rows, shift, with_prior
+from mbrl_ray.planners.base import (Objective, WarmStartedPlanner, gather_rows, keep_best, shift,
+                                    with_prior)
 
 
-class RandomShootingPlanner:
+class RandomShootingPlanner(WarmStartedPlanner):
     """population x iterations uniform samples in all (one batch per iteration); the state is
     the previous best sequence, shifted, which competes with the fresh samples."""
 
     def __init__(self, act_dim: int, horizon: int, population: int, iterations: int = 1) -> None:
         self.act_dim, self.horizon = act_dim, horizon
         self.population, self.iterations = population, iterations
-
-    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(batch, self.horizon, self.act_dim, device=device)
 
     @torch.no_grad()
     def plan(self, objective: Objective, state: torch.Tensor,
@@ -29,8 +27,6 @@ class RandomShootingPlanner:
             samples = with_prior(samples, prior)
             values = objective(samples)
             value, index = values.max(1)
-            better = value > best_value
-            best = torch.where(better[:, None, None], gather_rows(samples, index[:, None])[:, 0],
-                               best)
-            best_value = torch.maximum(value, best_value)
+            best, best_value = keep_best(best, best_value,
+                                         gather_rows(samples, index[:, None])[:, 0], value)
         return best, shift(best)
