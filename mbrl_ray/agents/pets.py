@@ -1,6 +1,7 @@
 """PETS (Chua et al. 2018): a probabilistic ensemble planned through with trajectory sampling
-and a sampling-based planner (CEM as in the paper; RS, iCEM or MPPI by `planner.name`).
-Reward and termination both come from the learned model."""
+and a sampling-based planner (CEM as in the paper; RS, iCEM, MPPI or SMCP by `planner.name`;
+CEM-LST and SMCP-LST by `planner.posterior=lst`). Reward and termination both come from the
+learned model."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,8 @@ from mbrl_ray.planners import make_planner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
-from mbrl_ray.world_models.propagation import expected_returns, policy_sequences
+from mbrl_ray.world_models.density import log_mixture_density
+from mbrl_ray.world_models.propagation import expected_returns, flat_step, policy_sequences
 
 VALUE = "value/"  # prefix of the terminal value's weights among the inference weights
 EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async schedule
@@ -42,8 +44,10 @@ class PETSAgent:
         self.member_error = torch.zeros(m.ensemble_size)
         self.planner = make_planner(cfg.planner, act_dim)
         # A SAC actor-critic trained on the same replay, for the planner's terminal value
-        # (planner.value_weight) and action prior (planner.prior_samples); workers hold both.
-        uses_critic = cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0
+        # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
+        # soft value; workers hold both.
+        uses_critic = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0
+                       or cfg.planner.name == "smcp")
         self.critic = SACAgent(obs_dim, act_dim, cfg, device, seed, trainable) \
             if uses_critic else None
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -70,14 +74,32 @@ class PETSAgent:
         """Plan for every env of the batch in one call; returns actions in [-1, 1]. (PETS acts
         on its plan whether exploring or evaluating.)"""
         self._refresh_plan_model()
-        if self.plan_model is None:
+        if self.plan_model is None or (self.smcp and not self.critic.fitted):
             return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32), state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if self._planning is None or self._planning.source is not self.plan_model:
             self._planning = PlanningEnsemble(self.plan_model)
-        model, m = self._planning, self.cfg.model
+        model = self._planning
+        density = None
+        if self.cfg.planner.posterior == "lst":
+            def density(actions: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
+                return log_mixture_density(model, obs_t, actions, next_states)
+        if self.smcp:
+            action, state = self.planner.plan(
+                lambda s, a: flat_step(model, s, a, self.generator), self.critic.proposal,
+                obs_t, state, self.critic.alpha, self.generator, density)
+            return action.cpu().numpy(), state
+        sequence, state = self._plan_sequences(model, obs_t, state, density)
+        return sequence[:, 0].cpu().numpy(), state
 
-        p = self.cfg.planner
+    @property
+    def smcp(self) -> bool:
+        return self.cfg.planner.name == "smcp"
+
+    def _plan_sequences(self, model: PlanningEnsemble, obs: torch.Tensor, state: torch.Tensor,
+                        density) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sequence planners (CEM, CEM-LST, iCEM, MPPI, RS) on trajectory sampling."""
+        p, m = self.cfg.planner, self.cfg.model
         value = prior = None
         if self.critic is not None and self.critic.fitted:
             if p.value_weight > 0:
@@ -85,17 +107,18 @@ class PETSAgent:
                     return p.value_weight * self.critic.value(states)
             if p.prior_samples > 0:
                 prior = policy_sequences(
-                    model, obs_t, lambda s: self.critic.actor(s, generator=self.generator)[0],
+                    model, obs, lambda s: self.critic.actor(s, generator=self.generator)[0],
                     p.prior_samples, p.horizon, self.generator)
 
-        def objective(actions: torch.Tensor) -> torch.Tensor:
-            return expected_returns(model, obs_t, actions, particles=m.particles,
+        def objective(actions: torch.Tensor):
+            return expected_returns(model, obs, actions, particles=m.particles,
                                     propagation=m.propagation, discount=p.discount,
                                     info_weight=p.info_weight, terminal_value=value,
-                                    generator=self.generator)
+                                    generator=self.generator, first_states=density is not None)
 
-        sequence, state = self.planner.plan(objective, state, self.generator, prior)
-        return sequence[:, 0].cpu().numpy(), state
+        if density is None:
+            return self.planner.plan(objective, state, self.generator, prior)
+        return self.planner.plan(objective, state, self.generator, prior, density)
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:

@@ -157,6 +157,18 @@ class SACAgent:
                 total[k] = total.get(k, 0.0) + v / self.s.updates_per_fit
         return total
 
+    @property
+    def alpha(self) -> float:
+        """The entropy temperature."""
+        return float(self.log_alpha.detach().exp())
+
+    @torch.no_grad()
+    def proposal(self, obs: torch.Tensor):
+        """SMCP's proposal: a ~ pi(. | s), log pi(a | s) and the soft value
+        V(s) ~ min Q(s, a) - alpha log pi(a | s) at that sample; (R, obs) -> (R, A), (R,), (R,)."""
+        action, log_pi = self.actor(obs, generator=self.generator)
+        return action, log_pi, torch.min(*self.critic(obs, action)) - self.alpha * log_pi
+
     @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) ~ min_i Q_i(s, mean action): a terminal value for planners, (R, obs) -> (R,)."""
@@ -164,11 +176,13 @@ class SACAgent:
         return torch.min(*self.critic(obs, action))
 
     def value_weights(self) -> dict | None:
-        """Actor and critic, what a worker needs to evaluate `value` (None before fitting)."""
+        """Actor, critic and temperature: what a worker needs to evaluate `value` and
+        `proposal` (None before fitting)."""
         if not self.fitted:
             return None
         return {f"{part}.{k}": v.detach().cpu() for part in ("actor", "critic")
-                for k, v in getattr(self, part).state_dict().items()}
+                for k, v in getattr(self, part).state_dict().items()} | {
+                    "log_alpha": self.log_alpha.detach().cpu()}
 
     def load_value_weights(self, weights: dict | None) -> None:
         self.fitted = weights is not None
@@ -178,6 +192,7 @@ class SACAgent:
             s = self.s
             self.critic = TwinQ(self.obs_dim, self.act_dim, s.hidden_size, s.num_layers).to(
                 self.device)
+        self.log_alpha = weights["log_alpha"].to(self.device)
         for part in ("actor", "critic"):
             getattr(self, part).load_state_dict(
                 {k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(part + ".")})

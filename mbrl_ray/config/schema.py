@@ -48,8 +48,17 @@ class ModelConfig:
 @dataclass
 class PlannerConfig:
     name: str = doc("cem", "planner: cem (PETS), icem (coloured noise, decaying population, "
-                    "kept elites), mppi (score-weighted refit, TD-MPC2), rs (random shooting)",
-                    choices=("cem", "icem", "mppi", "rs"))
+                    "kept elites), mppi (score-weighted refit, TD-MPC2), rs (random shooting), "
+                    "smcp (sequential Monte Carlo with the SAC policy as proposal and its soft "
+                    "value in the weights; population = particles)",
+                    choices=("cem", "icem", "mppi", "rs", "smcp"))
+    posterior: str = doc("mpc", "cem and smcp: act as MPC (elite mean / a surviving particle's "
+                         "first action) or sample the action from the LST posterior (Eq. 4: "
+                         "candidates reweighted by the model's transition density to the "
+                         "optimal trajectories' next states; CEM-LST, SMCP-LST)",
+                         choices=("mpc", "lst"))
+    resampling: str = doc("systematic", "smcp: resampling after every step",
+                          choices=("systematic", "multinomial"))
     horizon: int = doc(30, "planning horizon (H)")
     population: int = doc(500, "action sequences sampled per iteration")
     num_elites: int = doc(50, "elites refitted per iteration")
@@ -81,8 +90,9 @@ class PlannerConfig:
 
 @dataclass
 class AgentConfig:
-    name: str = doc("pets", "agent: pets (ensemble + planner) or sac (model-free soft "
-                    "actor-critic)", choices=("pets", "sac"))
+    name: str = doc("pets", "agent: pets (ensemble + planner), sac (model-free soft "
+                    "actor-critic) or mbpo (SAC trained on model rollouts branched from replay)",
+                    choices=("pets", "sac", "mbpo"))
 
 
 @dataclass

@@ -59,6 +59,9 @@ def _check_relations(cfg: Config) -> None:
         if value <= 0:
             raise ConfigError(f"{key}={value!r} must be > 0")
     p = cfg.planner
+    if p.posterior == "lst" and p.name not in ("cem", "smcp"):
+        raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
+                          f"not {p.name!r}")
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
     if p.temperature <= 0:

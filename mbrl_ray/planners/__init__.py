@@ -2,16 +2,21 @@
 by `planner.name`."""
 from mbrl_ray.planners.base import Objective, Planner, shift
 from mbrl_ray.planners.cem import CEMPlanner
+from mbrl_ray.planners.cem_lst import CEMLSTPlanner
 from mbrl_ray.planners.icem import ICEMPlanner, colored_noise
 from mbrl_ray.planners.mppi import MPPIPlanner
 from mbrl_ray.planners.random_shooting import RandomShootingPlanner
+from mbrl_ray.planners.smcp import SMCPlanner
 
 
-def make_planner(p, act_dim: int) -> Planner:
+def make_planner(p, act_dim: int) -> Planner | SMCPlanner:
     """The planner of a config's `planner` section."""
+    if p.name == "smcp":
+        return SMCPlanner(act_dim, p.horizon, p.population, p.resampling, p.discount)
     if p.name == "cem":
-        return CEMPlanner(act_dim, p.horizon, p.population, p.num_elites, p.iterations,
-                          p.alpha, p.init_std, p.execute)
+        cem = CEMLSTPlanner if p.posterior == "lst" else CEMPlanner
+        return cem(act_dim, p.horizon, p.population, p.num_elites, p.iterations, p.alpha,
+                   p.init_std, p.execute)
     if p.name == "icem":
         return ICEMPlanner(act_dim, p.horizon, p.population, p.num_elites, p.iterations,
                            p.alpha, p.init_std, p.noise_beta, p.population_decay, p.keep_elites)
@@ -23,5 +28,5 @@ def make_planner(p, act_dim: int) -> Planner:
     raise ValueError(f"planner.name={p.name!r}: no such planner")
 
 
-__all__ = ["CEMPlanner", "ICEMPlanner", "MPPIPlanner", "RandomShootingPlanner", "Objective",
+__all__ = ["CEMLSTPlanner", "CEMPlanner", "SMCPlanner", "ICEMPlanner", "MPPIPlanner", "RandomShootingPlanner", "Objective",
            "Planner", "colored_noise", "make_planner", "shift"]

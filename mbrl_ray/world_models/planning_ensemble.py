@@ -124,6 +124,20 @@ class PlanningEnsemble:
         mean = self._mlp("d", x, self.layers + [self.head])[..., :o] / self.noise_scale[:o]
         return mean.std(0).mean(-1).view(e, k)
 
+    @torch.no_grad()
+    def member_gaussians(self, state: torch.Tensor, action: torch.Tensor):
+        """Every member's Gaussian over the state change at every row: (R, ·) -> mean and
+        log-variance (E, R, obs_dim), in the state's own units."""
+        rows, o = state.shape[0], self.obs_dim
+        x = self._buffer("g_in", rows, o + self.act_dim, state)
+        x[..., :o] = state
+        x[..., o:-1] = action
+        out = self._mlp("g", x, self.layers + [self.head])
+        mean, logvar = out[..., :o], out[..., self.target_dim:self.target_dim + o]
+        logvar = self.max_logvar[..., :o] - F.softplus(self.max_logvar[..., :o] - logvar)
+        logvar = self.min_logvar[..., :o] + F.softplus(logvar - self.min_logvar[..., :o])
+        return mean, logvar + 2 * torch.log(self.noise_scale[:o])
+
     def termination_prob(self, next_state: torch.Tensor) -> torch.Tensor:
         if not self.term:
             return torch.zeros(next_state.shape[:-1], device=next_state.device)

@@ -30,7 +30,7 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
                      actions: torch.Tensor, *, particles: int, propagation: str,
                      discount: float = 1.0, info_weight: float = 0.0,
                      terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, first_states: bool = False):
     """Mean return over particles of each action sequence.
 
     obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
@@ -40,6 +40,8 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     particle's next state (the information term of the inference view; costs E more passes).
     terminal_value maps final states (R, obs_dim) -> (R,); its value counts at the horizon with
     the particle's survival probability and discount^H (a critic seeing beyond the horizon).
+    first_states=True also returns every particle's sampled state after the first action
+    (B, N, particles, obs_dim), for the LST posterior.
     """
     b, n, h, a = actions.shape
     e = model.members
@@ -73,13 +75,39 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
             reward, p_term = _from_members(reward)[inverse], _from_members(p_term)[inverse]
         ret += (discount ** t) * alive * reward
         alive = alive * (1.0 - p_term)
+        if t == 0:
+            first = state
     if terminal_value is not None:
         ret += (discount ** h) * alive * terminal_value(state.reshape(-1, state.shape[-1])).view(
             ret.shape)
     if propagation == "ts_inf":
         ret = _from_members(ret)
     ret = torch.nan_to_num(ret[:rows], nan=-1e6, posinf=-1e6, neginf=-1e6)
-    return ret.view(b, n, particles).mean(-1)
+    values = ret.view(b, n, particles).mean(-1)
+    if not first_states:
+        return values
+    if propagation == "ts_inf":
+        first = _from_members(first)
+    return values, first[:rows].view(b, n, particles, -1)
+
+
+def _pad_rows(x: torch.Tensor, members: int) -> torch.Tensor:
+    """Append copies of the first rows until the row count is a multiple of `members`."""
+    pad = (-x.shape[0]) % members
+    if not pad:
+        return x
+    return torch.cat([x, x[torch.arange(pad, device=x.device) % x.shape[0]]])
+
+
+@torch.no_grad()
+def flat_step(model: ProbabilisticEnsemble | PlanningEnsemble, state: torch.Tensor,
+              action: torch.Tensor, generator: torch.Generator | None = None):
+    """One sampled transition per row of (R, ·) tensors, row i on member i % E (SMCP's
+    particles): -> next states (R, obs_dim), rewards (R,), P(terminated) (R,)."""
+    rows, e = state.shape[0], model.members
+    out = model.step(_to_members(_pad_rows(state, e), e), _to_members(_pad_rows(action, e), e),
+                     generator)
+    return tuple(_from_members(x)[:rows] for x in out)
 
 
 @torch.no_grad()
@@ -90,11 +118,7 @@ def policy_sequences(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     (B, count, horizon, act_dim), each row on one member (TS-inf), a_t = policy(s_t)."""
     b, e = obs.shape[0], model.members
     rows = b * count
-    pad = (-rows) % e
-    state = obs.repeat_interleave(count, 0)
-    if pad:
-        state = torch.cat([state, state[torch.arange(pad, device=obs.device) % rows]])
-    state = _to_members(state, e)
+    state = _to_members(_pad_rows(obs.repeat_interleave(count, 0), e), e)
     actions = []
     for _ in range(horizon):
         action = policy(state.reshape(-1, state.shape[-1])).view(*state.shape[:2], -1)

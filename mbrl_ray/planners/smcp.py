@@ -1,0 +1,107 @@
+"""Sequential Monte Carlo planning (Piché et al. 2019) and its LST posterior (SMCP-LST).
+
+N particles per env start at the env's state. Each step every particle samples an action from
+the proposal (the SAC policy), the model samples its transition, and its log weight grows by
+
+    (r + discount * (1 - done) * V(s') - V(s)) / alpha - log pi(a | s)
+
+the soft-optimality target exp(r / alpha) (uniform action prior) over the proposal, twisted by the
+soft value V(s) = E_pi[min Q(s, a) - alpha log pi(a | s)] so that the weights look beyond the
+horizon; alpha is SAC's temperature (an ended particle keeps paying -log pi with no reward or
+value, as in an absorbing state). Particles are resampled (multinomial or systematic) after
+every step. SMCP-MPC acts with the first action of a surviving particle; SMCP-LST samples it from
+the LST posterior over all first actions given the survivors' first next states.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index
+
+# states (R, obs), actions (R, A) -> next states (R, obs), rewards (R,), P(terminated) (R,)
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# states (R, obs) -> actions (R, A), log pi(a | s) (R,), soft value V(s) (R,)
+Proposal = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def multinomial_resample(log_w: torch.Tensor, generator: torch.Generator | None = None):
+    """(B, N) log weights -> (B, N) ancestor indices, N independent draws per row."""
+    return torch.multinomial(torch.softmax(log_w, 1), log_w.shape[1], replacement=True,
+                             generator=generator)
+
+
+def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None = None):
+    """(B, N) log weights -> (B, N) ancestor indices from one uniform offset per row: index i
+    is drawn floor(N w_i) or ceil(N w_i) times (lower variance than multinomial)."""
+    b, n = log_w.shape
+    cdf = torch.softmax(log_w, 1).cumsum(1)
+    u = (torch.rand(b, 1, device=log_w.device, generator=generator)
+         + torch.arange(n, device=log_w.device)) / n
+    return torch.searchsorted(cdf, u.contiguous()).clamp_(max=n - 1)
+
+
+RESAMPLERS = {"multinomial": multinomial_resample, "systematic": systematic_resample}
+
+
+class SMCPlanner:
+    """plan(step, proposal, obs, temperature) -> (actions (B, A), state); stateless between
+    steps (its state tensor is empty), so it shares the agent's per-env bookkeeping."""
+
+    def __init__(self, act_dim: int, horizon: int, particles: int,
+                 resampling: str = "systematic", discount: float = 1.0) -> None:
+        self.act_dim, self.horizon, self.particles = act_dim, horizon, particles
+        self.resample, self.discount = RESAMPLERS[resampling], discount
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.zeros(batch, 0, device=device)
+
+    @torch.no_grad()
+    def sweep(self, step: Step, proposal: Proposal, obs: torch.Tensor, temperature: float,
+              generator: torch.Generator | None = None):
+        """One SMC pass over the horizon from obs (B, obs_dim). Returns the candidates (the
+        particles' first actions, draws from the proposal) (B, N, A), each survivor's
+        candidate index (B, N) and each candidate's first next state (B, N, obs_dim)."""
+        b, n = obs.shape[0], self.particles
+        rows = torch.arange(b, device=obs.device)[:, None]
+        state = obs.repeat_interleave(n, 0)
+        action, log_pi, value = proposal(state)
+        candidates = action.view(b, n, -1)
+        lineage = torch.arange(n, device=obs.device).expand(b, n)
+        alive = torch.ones(b * n, dtype=torch.bool, device=obs.device)
+        first_states = None
+        for t in range(self.horizon):
+            nxt, reward, p_term = step(state, action)
+            done = torch.rand(p_term.shape, device=obs.device, generator=generator) < p_term
+            next_action, next_log_pi, next_value = proposal(nxt)
+            live = alive & ~done
+            log_w = (alive * reward + self.discount * live * next_value - alive * value) \
+                / temperature - log_pi
+            if t == 0:
+                first_states = nxt.view(b, n, -1)
+            ancestor = self.resample(log_w.view(b, n), generator)  # (B, N)
+            flat = (rows * n + ancestor).view(-1)
+            lineage = lineage.gather(1, ancestor)
+            alive = live[flat]
+            state, action = nxt[flat], next_action[flat]
+            log_pi, value = next_log_pi[flat], next_value[flat]
+        return candidates, lineage, first_states
+
+    def plan(self, step: Step, proposal: Proposal, obs: torch.Tensor, state: torch.Tensor,
+             temperature: float = 1.0, generator: torch.Generator | None = None,
+             density: Density | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The executed first actions (B, A): a surviving particle's (SMCP-MPC), or, given the
+        model's transition density, a draw from the LST posterior (SMCP-LST)."""
+        candidates, lineage, first_states = self.sweep(step, proposal, obs, temperature,
+                                                       generator)
+        b = obs.shape[0]
+        if density is None:  # weights are uniform after resampling: a random survivor
+            survivor = torch.randint(0, self.particles, (b, 1), device=obs.device,
+                                     generator=generator)
+            pick = lineage.gather(1, survivor).squeeze(1)
+        else:
+            optimal = first_states.gather(1, lineage[..., None].expand(-1, -1,
+                                                                       first_states.shape[-1]))
+            pick = sample_index(lst_log_weights(density(candidates, optimal)), generator)
+        return candidates[torch.arange(b, device=obs.device), pick], state
