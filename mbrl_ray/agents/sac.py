@@ -164,10 +164,11 @@ class SACAgent:
 
     @torch.no_grad()
     def proposal(self, obs: torch.Tensor):
-        """SMCP's proposal: a ~ pi(. | s), log pi(a | s) and the soft value
-        V(s) ~ min Q(s, a) - alpha log pi(a | s) at that sample; (R, obs) -> (R, A), (R,), (R,)."""
+        """SMCP's proposal: a ~ pi(. | s), log pi(a | s) and V(s) (as `value`: min Q at the mean
+        action; the one-sample soft value min Q(s, a) - alpha log pi(a | s) made SMCP's weights
+        so noisy that it lost balance where this one holds it); (R, obs) -> (R, A), (R,), (R,)."""
         action, log_pi = self.actor(obs, generator=self.generator)
-        return action, log_pi, torch.min(*self.critic(obs, action)) - self.alpha * log_pi
+        return action, log_pi, self.value(obs)
 
     @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:

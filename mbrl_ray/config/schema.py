@@ -111,6 +111,18 @@ class SACConfig:
 
 
 @dataclass
+class MBPOConfig:
+    rollouts_per_step: int = doc(400, "model rollouts branched from replay states per new env step")
+    rollout_length_start: int = doc(1, "rollout length until schedule_start_steps")
+    rollout_length_end: int = doc(1, "rollout length from schedule_end_steps (linear in between)")
+    schedule_start_steps: int = doc(20_000, "env steps where the rollout length starts to grow")
+    schedule_end_steps: int = doc(100_000, "env steps where it reaches rollout_length_end")
+    updates_per_step: int = doc(20, "SAC gradient steps per new env step")
+    real_ratio: float = doc(0.05, "fraction of each SAC batch drawn from real transitions")
+    retain_steps: int = doc(1000, "model rollouts of this many env steps are kept (FIFO)")
+
+
+@dataclass
 class WorkersConfig:
     num: int = doc(1, "rollout worker actors")
     envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
@@ -161,6 +173,7 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     sac: SACConfig = field(default_factory=SACConfig)
+    mbpo: MBPOConfig = field(default_factory=MBPOConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

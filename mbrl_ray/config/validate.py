@@ -15,16 +15,19 @@ POSITIVE = {
     "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
     "train.checkpoint_every", "env.action_repeat", "env.image_size", "train.video_size",
     "sac.hidden_size", "sac.num_layers", "sac.batch_size", "sac.updates_per_fit",
+    "mbpo.rollouts_per_step", "mbpo.rollout_length_start", "mbpo.rollout_length_end",
+    "mbpo.updates_per_step", "mbpo.retain_steps",
 }
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
     "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
-    "planner.prior_samples", "sac.consolidation",
+    "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
+    "mbpo.schedule_end_steps",
 }
 OPEN_UNIT = {"model.holdout": (0.0, 1.0), "sac.tau": (0.0, 1.0)}
-CLOSED_UNIT = {"planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
+CLOSED_UNIT = {"mbpo.real_ratio": (0.0, 1.0), "planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
                "planner.keep_elites": (0.0, 1.0), "sac.gamma": (0.0, 1.0)}
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -58,6 +61,9 @@ def _check_relations(cfg: Config) -> None:
     for key, value in (("sac.lr", cfg.sac.lr), ("sac.init_alpha", cfg.sac.init_alpha)):
         if value <= 0:
             raise ConfigError(f"{key}={value!r} must be > 0")
+    if cfg.agent.name == "mbpo" and cfg.train.schedule != "sync":
+        raise ConfigError(f"agent.name='mbpo' runs on train.schedule='sync' (model rollouts "
+                          f"and SAC updates per collected round), not {cfg.train.schedule!r}")
     p = cfg.planner
     if p.posterior == "lst" and p.name not in ("cem", "smcp"):
         raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "

@@ -36,8 +36,8 @@ def preflight(cfg: Config) -> None:
     validate(cfg)
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     if cfg.env.obs == "pixels":
-        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets and "
-                          "sac agents act on state vectors: use env.obs=state")
+        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets, sac "
+                          "and mbpo agents act on state vectors: use env.obs=state")
     m, t = cfg.model, cfg.train
     rows, keys = ((cfg.sac.batch_size, "sac.batch_size") if cfg.agent.name == "sac" else
                   (m.ensemble_size * m.batch_size, "model.ensemble_size x model.batch_size"))

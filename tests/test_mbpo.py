@@ -1,0 +1,75 @@
+"""MBPO: the rollout-length schedule, branched model rollouts, the real/model batch mix, and a
+short in-process learning run on the point-mass env."""
+import sys
+
+import numpy as np
+import pytest
+
+from mbrl_ray.agents import MBPOAgent, make_agent
+from mbrl_ray.agents.mbpo import rollout_length
+from mbrl_ray.config import ConfigError, apply_overrides, load_preset, validate
+from mbrl_ray.envs import make_env
+from mbrl_ray.replay import ReplayBuffer
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from test_pets_agent import _episodes  # noqa: E402
+
+pytestmark = pytest.mark.unit
+SMALL = ["agent.name=mbpo", "sac.hidden_size=64", "mbpo.updates_per_step=5",
+         "mbpo.rollouts_per_step=50", "mbpo.retain_steps=200"]
+
+
+def _cfg(*extra):
+    return apply_overrides(load_preset("debug"), SMALL + list(extra))
+
+
+def test_rollout_length_follows_the_schedule():
+    cfg = _cfg("mbpo.rollout_length_start=1", "mbpo.rollout_length_end=15",
+               "mbpo.schedule_start_steps=20000", "mbpo.schedule_end_steps=100000")
+    lengths = [rollout_length(cfg, s) for s in (0, 20_000, 60_000, 100_000, 500_000)]
+    assert lengths == [1, 1, 8, 15, 15]
+
+
+def test_branched_rollouts_and_the_batch_mix():
+    cfg = _cfg("mbpo.rollout_length_start=3", "mbpo.rollout_length_end=3", "mbpo.real_ratio=0.25")
+    agent = make_agent(2, 2, cfg, seed=0)
+    assert isinstance(agent, MBPOAgent)
+    buf = ReplayBuffer(1000, 2, 2)
+    _episodes(make_env("dummy", seed=0), agent, 200, buf)
+    metrics = agent.fit(buf.all())
+    rows = agent.model_data.size
+    # 50 rollouts per new step x 200 steps, 3 steps each unless the model ends them earlier
+    assert 200 * 50 * 2 < rows <= 200 * 50 * 3 and metrics["mbpo_rollout_length"] == 3
+    model = agent.model_data.all()
+    reach = np.abs(model["next_obs"] - model["obs"]).max()
+    assert reach < 0.5  # the point moves at most 0.2 per axis: rollouts follow the learned model
+    batch = agent._mixed_batch(buf.all())
+    assert len(batch["obs"]) == cfg.sac.batch_size
+    real = {tuple(r) for r in buf.all()["obs"]}
+    from_real = sum(tuple(r) in real for r in batch["obs"])
+    assert from_real >= round(0.25 * cfg.sac.batch_size)  # (model rows may start on real ones)
+
+
+def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
+    cfg = _cfg()
+    env = make_env("dummy", seed=0)
+    agent = MBPOAgent(2, 2, cfg, seed=0)
+    buf = ReplayBuffer(10_000, 2, 2)
+    random_returns = _episodes(env, agent, 200, buf)
+    for _ in range(5):
+        agent.fit(buf.all())
+        returns = _episodes(env, agent, 100, buf)
+    assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
+    worker = MBPOAgent(2, 2, cfg, seed=0, trainable=False)
+    worker.load_inference_weights(agent.inference_weights())
+    obs = np.random.default_rng(0).uniform(-1, 1, (4, 2)).astype(np.float32)
+    np.testing.assert_allclose(worker.act(obs, None, explore=False)[0],
+                               agent.act(obs, None, explore=False)[0])
+    clone = MBPOAgent(2, 2, cfg, seed=3)
+    clone.load_state_dict(agent.state_dict())
+    assert clone.seen == agent.seen
+
+
+def test_mbpo_needs_the_sync_schedule():
+    with pytest.raises(ConfigError, match="agent.name='mbpo' runs on train.schedule='sync'"):
+        validate(_cfg("train.schedule=async"))
