@@ -65,6 +65,21 @@ def test_sync_run_learns_and_writes_tensorboard(ray_session, tmp_path):
     assert any("steps/s" in line and "left" in line for line in lines)
 
 
+@pytest.mark.parametrize("overrides", [
+    ["agent.name=mbpo", "sac.hidden_size=64", "mbpo.updates_per_step=2",
+     "mbpo.rollouts_per_step=20", "mbpo.retain_steps=200"],
+    ["planner.name=smcp", "planner.posterior=lst", "sac.hidden_size=64",
+     "sac.updates_per_fit=100"],
+], ids=["mbpo", "smcp-lst"])
+def test_mbpo_and_smcp_lst_run_through_the_topology(overrides, ray_session, tmp_path):
+    """Workers build these agents from config, act with the published weights, and the
+    learner's MBPO / SAC losses reach TensorBoard."""
+    result, _ = _run(tmp_path, overrides[0].split("=")[1], overrides + ["train.steps=600"])
+    assert result.env_steps == 600 and np.isfinite(result.final_eval_return)
+    assert _scalars(result.run_dir, "losses/sac_critic_loss")
+    assert _scalars(result.run_dir, "eval/episodic_return")
+
+
 def test_metaworld_run_logs_success_and_evaluation_videos(ray_session, tmp_path):
     """A Meta-World task through the topology: info['success'] reaches eval/success and
     charts/success; each evaluation is filmed (train.video_every=1) as an animated GIF."""

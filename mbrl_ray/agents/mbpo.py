@@ -33,6 +33,7 @@ class MBPOAgent:
     def __init__(self, obs_dim: int, act_dim: int, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
         self.cfg, self.device = cfg, torch.device(device)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.sac = SACAgent(obs_dim, act_dim, cfg, device, seed, trainable)
         self.batch_rows = self.sac.batch_rows
         if not trainable:
