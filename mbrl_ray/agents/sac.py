@@ -33,13 +33,18 @@ class Actor(nn.Module):
     def forward(self, obs: torch.Tensor, deterministic: bool = False,
                 generator: torch.Generator | None = None):
         """-> (action, log pi(action | obs)); the log-prob includes the tanh correction."""
+        if deterministic:
+            return torch.tanh(self.net(obs).chunk(2, -1)[0]), None
+        action, log_prob, _ = self.sample_with_mean(obs, generator)
+        return action, log_prob
+
+    def sample_with_mean(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """One pass of the network -> (sampled action, its log pi, the mean action)."""
         mean, log_std = self.net(obs).chunk(2, -1)
         log_std = log_std.clamp(*LOG_STD)
-        if deterministic:
-            return torch.tanh(mean), None
         noise = torch.randn(mean.shape, device=mean.device, generator=generator)
         pre = mean + log_std.exp() * noise
-        return torch.tanh(pre), self._log_prob(noise, log_std, pre)
+        return torch.tanh(pre), self._log_prob(noise, log_std, pre), torch.tanh(mean)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """log pi(action | obs) of given actions in [-1, 1] (clamped inside, where atanh is
@@ -167,8 +172,8 @@ class SACAgent:
         """SMCP's proposal: a ~ pi(. | s), log pi(a | s) and V(s) (as `value`: min Q at the mean
         action; the one-sample soft value min Q(s, a) - alpha log pi(a | s) made SMCP's weights
         so noisy that it lost balance where this one holds it); (R, obs) -> (R, A), (R,), (R,)."""
-        action, log_pi = self.actor(obs, generator=self.generator)
-        return action, log_pi, self.value(obs)
+        action, log_pi, mean_action = self.actor.sample_with_mean(obs, self.generator)
+        return action, log_pi, torch.min(*self.critic(obs, mean_action))
 
     @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
