@@ -53,15 +53,19 @@ def test_actors_export_every_dashboard_metric(ray_session):
         ray.get(worker.flush.remote())
         ray.get(topo.learner.fit.remote())
         ray.get(worker.collect.remote(20))  # pulls the new weights: lag and version series
-        missing = _queried_series()
-        deadline = time.time() + 90  # the metrics agent exports every few seconds
-        while missing and time.time() < deadline:
+        # The metrics agent exports every few seconds: a scrape may still show the count from
+        # before the last collect, so wait for the final value too, not only for every name.
+        steps_done = re.compile(
+            r'^ray_mbrl_env_steps_total\{[^}]*worker="worker-0"[^}]*\} 1[23]0\.0', re.M)
+        missing, counted = _queried_series(), False
+        deadline = time.time() + 90
+        while (missing or not counted) and time.time() < deadline:
             text = _scrape()
             missing = {n for n in missing if not re.search(rf"^{n}{{", text, re.M)}
+            counted = bool(steps_done.search(text))
             time.sleep(2)
         assert not missing, f"not exported: {sorted(missing)}"
-        assert re.search(r'^ray_mbrl_env_steps_total\{[^}]*worker="worker-0"[^}]*\} 1[23]0\.0',
-                         text, re.M)
+        assert counted, "env steps of worker-0 never reached the 120 collected"
     finally:
         for actor in topo.all_actors():
             ray.kill(actor)
