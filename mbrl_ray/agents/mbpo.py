@@ -9,8 +9,7 @@ import torch
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.replay import ReplayBuffer, empty_chunk
-from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
-from mbrl_ray.world_models.ensemble_training import fit_ensemble
+from mbrl_ray.world_models.ensemble_training import ensemble_from_config, fit_from_config
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.propagation import flat_step
 
@@ -38,11 +37,8 @@ class MBPOAgent:
         self.batch_rows = self.sac.batch_rows
         if not trainable:
             return
-        m, b = cfg.model, cfg.mbpo
-        self.model = ProbabilisticEnsemble(obs_dim, act_dim, m.ensemble_size, m.hidden_size,
-                                           m.num_layers, m.termination).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=m.lr,
-                                          weight_decay=m.weight_decay)
+        b = cfg.mbpo
+        self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device)
         longest = max(b.rollout_length_start, b.rollout_length_end)
         self.model_data = ReplayBuffer(b.rollouts_per_step * b.retain_steps * longest,
                                        obs_dim, act_dim)
@@ -62,10 +58,8 @@ class MBPOAgent:
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
-        m, b = self.cfg.model, self.cfg.mbpo
-        res = fit_ensemble(self.model, self.optimizer, data, num_elites=m.num_elites,
-                           batch_size=m.batch_size, holdout=m.holdout, patience=m.patience,
-                           max_epochs=m.max_epochs, generator=self.generator)
+        b = self.cfg.mbpo
+        res = fit_from_config(self.cfg.model, self.model, self.optimizer, data, self.generator)
         new = len(data["obs"]) - self.seen
         self.seen = len(data["obs"])
         length = rollout_length(self.cfg, self.seen)

@@ -11,7 +11,8 @@ from mbrl_ray.config.schema import Config
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.planners import make_planner
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
-from mbrl_ray.world_models.ensemble_training import fit_ensemble, fit_normalizers, to_tensors
+from mbrl_ray.world_models.ensemble_training import (ensemble_from_config, fit_from_config,
+                                                      fit_normalizers, to_tensors)
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.density import log_mixture_density
 from mbrl_ray.world_models.propagation import expected_returns, flat_step, policy_sequences
@@ -33,10 +34,8 @@ class PETSAgent:
         self.cfg, self.device = cfg, torch.device(device)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         m = cfg.model
-        self.model = ProbabilisticEnsemble(obs_dim, act_dim, m.ensemble_size, m.hidden_size,
-                                           m.num_layers, m.termination).to(self.device)
-        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=m.lr,
-                                           weight_decay=m.weight_decay) if trainable else None)
+        self.model, self.optimizer = ensemble_from_config(m, obs_dim, act_dim, self.device,
+                                                          trainable)
         self.plan_model: ProbabilisticEnsemble | None = None
         self._planning: PlanningEnsemble | None = None  # built from plan_model when acting
         self._plan_stale = False  # async updates moved the weights since plan_model was made
@@ -123,10 +122,7 @@ class PETSAgent:
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
         """Sync schedule: train on all data to convergence (early stopping), pick elites."""
-        m = self.cfg.model
-        res = fit_ensemble(self.model, self.optimizer, data, num_elites=m.num_elites,
-                           batch_size=m.batch_size, holdout=m.holdout, patience=m.patience,
-                           max_epochs=m.max_epochs, generator=self.generator)
+        res = fit_from_config(self.cfg.model, self.model, self.optimizer, data, self.generator)
         self.elites = res.elites
         self.plan_model = self.model.select(self.elites)
         critic = self.critic.fit(data) if self.critic is not None else {}

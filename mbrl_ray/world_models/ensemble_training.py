@@ -45,6 +45,24 @@ def member_val_mse(model: ProbabilisticEnsemble, d: dict[str, torch.Tensor]) -> 
     return ((mean - target) ** 2).mean(dim=(1, 2))
 
 
+def ensemble_from_config(m, obs_dim: int, act_dim: int, device: torch.device,
+                         trainable: bool = True):
+    """The ensemble `cfg.model` describes and, when trainable, its Adam optimiser (else None)."""
+    model = ProbabilisticEnsemble(obs_dim, act_dim, m.ensemble_size, m.hidden_size,
+                                  m.num_layers, m.termination).to(device)
+    optimizer = (torch.optim.Adam(model.parameters(), lr=m.lr, weight_decay=m.weight_decay)
+                 if trainable else None)
+    return model, optimizer
+
+
+def fit_from_config(m, model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
+                    data: dict[str, np.ndarray], generator: torch.Generator) -> FitResult:
+    """fit_ensemble with the early-stopping settings of `cfg.model`."""
+    return fit_ensemble(model, optimizer, data, num_elites=m.num_elites, batch_size=m.batch_size,
+                        holdout=m.holdout, patience=m.patience, max_epochs=m.max_epochs,
+                        generator=generator)
+
+
 def fit_ensemble(model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
                  data: dict[str, np.ndarray], *, num_elites: int, batch_size: int,
                  holdout: float, patience: int, max_epochs: int,
