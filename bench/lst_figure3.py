@@ -10,6 +10,8 @@ learn no termination head. The full grid (5 methods x 3 envs x 3 seeds x 5,000 s
 
 Usage: .venv/bin/python bench/lst_figure3.py [--envs InvertedPendulum-v5] [--seeds 3]
        [--steps 5000] [--eval-every 500] [--out bench/results/figure3]
+       .venv/bin/python bench/lst_figure3.py --from-csv A/curves.csv B/curves.csv --out C
+       (redraws the table and plot of several partial grids together)
 """
 from __future__ import annotations
 
@@ -48,8 +50,21 @@ def run(method: str, env: str, seed: int, steps: int, eval_every: int, out: Path
     return [(e.step, e.value) for e in events.Scalars("eval/episodic_return")]
 
 
+def held(curve, step: int) -> float:
+    """The return of the latest evaluation at or before `step` (evaluations run asynchronously,
+    so seeds are evaluated at slightly different steps); the first one before any."""
+    before = [v for s, v in curve if s <= step]
+    return before[-1] if before else curve[0][1]
+
+
+def env_grid(curves: dict, env: str) -> list[int]:
+    """Every step at which any run on `env` was evaluated: the common x axis of its panel."""
+    return sorted({s for (_, e), runs in curves.items() if e == env for r in runs for s, _ in r})
+
+
 def table(curves: dict, envs, methods) -> str:
-    """Mean +- std over seeds of the final evaluation and of the mean over the curve."""
+    """Mean +- std over seeds of the final evaluation and of the mean over the curve (each run
+    held between its evaluations and read on the env's common grid of evaluation steps)."""
     lines = ["| method | " + " | ".join(f"{e} final | {e} mean of curve" for e in envs) + " |",
              "| --- |" + " --- | --- |" * len(envs)]
     for m in methods:
@@ -57,7 +72,7 @@ def table(curves: dict, envs, methods) -> str:
         for e in envs:
             runs = curves.get((m, e), [])
             final = [c[-1][1] for c in runs]
-            area = [np.mean([v for _, v in c]) for c in runs]
+            area = [np.mean([held(c, s) for s in env_grid(curves, e)]) for c in runs]
             cells += [f"{np.mean(final):.0f} ± {np.std(final):.0f}",
                       f"{np.mean(area):.0f} ± {np.std(area):.0f}"]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
@@ -86,8 +101,8 @@ def plot(curves: dict, envs, methods, path: Path, size=(420, 300)) -> None:
         draw.text((x0 - 45, y0 + ph - 10), f"{y_lo:.0f}", fill="black")
         draw.text((x0 + pw - 40, y0 + ph + 5), f"{x_max} steps", fill="black")
         for m, rs in runs.items():
-            steps = sorted({s for r in rs for s, _ in r})
-            mean = [np.mean([dict(r).get(s, r[-1][1]) for r in rs]) for s in steps]
+            steps = env_grid(curves, env)
+            mean = [np.mean([held(r, s) for r in rs]) for s in steps]
             draw.line([xy(s, v) for s, v in zip(steps, mean)], fill=COLOURS[m], width=2)
     for j, m in enumerate(methods):
         y = h + 20 * j
@@ -104,8 +119,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--out", type=Path, default=Path("bench/results/figure3"))
+    ap.add_argument("--from-csv", type=Path, nargs="+",
+                    help="redraw table.md and figure3.png from earlier curves.csv files, no runs")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_csv:
+        return report(read_curves(args.from_csv), args.out)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              _temp_dir=tempfile.mkdtemp(prefix="mbrl-fig3-"))
     curves: dict = {}
@@ -121,11 +140,30 @@ def main() -> None:
                     f.flush()
                     print(f"{method:9s} {env:22s} seed {seed}: "
                           + " ".join(f"{v:.0f}" for _, v in curve), flush=True)
-    text = table(curves, args.envs, args.methods)
-    (args.out / "table.md").write_text(text + "\n")
-    plot(curves, args.envs, args.methods, args.out / "figure3.png")
-    print(text)
     ray.shutdown()
+    report(curves, args.out)
+
+
+def read_curves(paths: list[Path]) -> dict:
+    """{(method, env): [curve per seed]} from curves.csv files written by earlier runs."""
+    rows: dict = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                key = (r["method"], r["env"])
+                rows.setdefault(key, {}).setdefault(r["seed"], []).append(
+                    (int(r["env_step"]), float(r["eval_return"])))
+    return {key: list(seeds.values()) for key, seeds in rows.items()}
+
+
+def report(curves: dict, out: Path) -> None:
+    """table.md and figure3.png for the methods and envs present, in the paper's order."""
+    envs = [e for e in ENVS if any(k[1] == e for k in curves)]
+    methods = [m for m in METHODS if any(k[0] == m for k in curves)]
+    text = table(curves, envs, methods)
+    (out / "table.md").write_text(text + "\n")
+    plot(curves, envs, methods, out / "figure3.png")
+    print(text)
 
 
 if __name__ == "__main__":
