@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--envs", nargs="+", default=list(ENVS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run: first .. first+seeds-1")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--out", type=Path, default=Path("bench/results/figure3"))
@@ -133,7 +134,7 @@ def main() -> None:
         writer.writerow(["method", "env", "seed", "env_step", "eval_return"])
         for env in args.envs:
             for method in args.methods:
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     curve = run(method, env, seed, args.steps, args.eval_every, args.out)
                     curves.setdefault((method, env), []).append(curve)
                     writer.writerows([method, env, seed, s, v] for s, v in curve)
@@ -151,7 +152,7 @@ def read_curves(paths: list[Path]) -> dict:
         with open(path, newline="") as f:
             for r in csv.DictReader(f):
                 key = (r["method"], r["env"])
-                rows.setdefault(key, {}).setdefault(r["seed"], []).append(
+                rows.setdefault(key, {}).setdefault((path, r["seed"]), []).append(
                     (int(r["env_step"]), float(r["eval_return"])))
     return {key: list(seeds.values()) for key, seeds in rows.items()}
 
