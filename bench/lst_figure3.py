@@ -72,7 +72,8 @@ def table(curves: dict, envs, methods) -> str:
         for e in envs:
             runs = curves.get((m, e), [])
             final = [c[-1][1] for c in runs]
-            area = [np.mean([held(c, s) for s in env_grid(curves, e)]) for c in runs]
+            grid = env_grid(curves, e)
+            area = [np.mean([held(c, s) for s in grid]) for c in runs]
             cells += [f"{np.mean(final):.0f} ± {np.std(final):.0f}",
                       f"{np.mean(area):.0f} ± {np.std(area):.0f}"]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
