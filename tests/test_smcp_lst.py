@@ -8,7 +8,8 @@ import torch
 from mbrl_ray.config import ConfigError, apply_overrides, load_preset, validate
 from mbrl_ray.planners import CEMLSTPlanner, SMCPlanner, make_planner
 from mbrl_ray.planners.lst import lst_log_weights, weighted_moments
-from mbrl_ray.planners.smcp import multinomial_resample, systematic_resample
+from mbrl_ray.planners.smcp import (distinct_survivors, multinomial_resample,
+                                    systematic_resample)
 from mbrl_ray.world_models.density import log_mixture_density
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
@@ -137,6 +138,25 @@ def test_lst_weights_match_exact_bayes_for_a_known_mixture_density():
     assert abs(float(mean) - exact_mean) < 0.01 and abs(float(std) - exact_std) < 0.01
     above = float(log_w.exp()[0][candidates[0, :, 0] > 0].sum())
     assert abs(above - float(post[grid > 0].sum() * dx)) < 0.01
+
+
+def test_lst_weights_on_distinct_survivors_equal_those_on_every_survivor():
+    """SMCP-LST weighs each distinct first next state by its survivor count, not once per
+    survivor: the same posterior, with rows of different distinct counts padded."""
+    lineage = torch.tensor([[3, 3, 3, 0, 5, 5, 3, 0], [1, 1, 1, 1, 1, 1, 1, 1]])
+    first_states = torch.randn(2, 8, 3, generator=_gen(), dtype=torch.float64)
+    candidates = torch.randn(2, 8, 1, generator=_gen(1), dtype=torch.float64)
+
+    def density(actions, states):  # any smooth log-likelihood of (candidate, state) pairs
+        return -((states.sum(-1)[:, None, :] - 2 * actions) ** 2)
+
+    every = first_states.gather(1, lineage[..., None].expand(-1, -1, 3))
+    states, log_counts = distinct_survivors(first_states, lineage)
+    assert states.shape == (2, 3, 3)
+    assert sorted(log_counts[0].exp().tolist()) == [2, 2, 4]
+    assert log_counts[1].exp().tolist() == [8, 0, 0]
+    torch.testing.assert_close(lst_log_weights(density(candidates, states), log_counts),
+                               lst_log_weights(density(candidates, every)))
 
 
 def test_lst_weights_are_the_exact_posterior_on_a_discrete_support():

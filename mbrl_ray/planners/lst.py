@@ -20,13 +20,19 @@ import torch
 Density = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def lst_log_weights(log_density: torch.Tensor) -> torch.Tensor:
+def lst_log_weights(log_density: torch.Tensor,
+                    log_counts: torch.Tensor | None = None) -> torch.Tensor:
     """log p(s'_j | s, a_i) (B, N, M) -> normalised log weights of the N candidates (B, N).
 
-    The candidates must be draws from p^k; their weights then represent p^{k+1}."""
+    The candidates must be draws from p^k; their weights then represent p^{k+1}. log_counts
+    (B, M): how many trajectories share s'_j (-inf: a padding column), the same as repeating
+    column j that many times."""
     n = log_density.shape[1]
     log_z = torch.logsumexp(log_density, 1, keepdim=True) - math.log(n)  # (B, 1, M)
-    return torch.log_softmax(torch.logsumexp(log_density - log_z, 2), 1)
+    terms = log_density - log_z
+    if log_counts is not None:
+        terms = terms + log_counts[:, None, :]
+    return torch.log_softmax(torch.logsumexp(terms, 2), 1)
 
 
 def weighted_moments(samples: torch.Tensor, log_weights: torch.Tensor,

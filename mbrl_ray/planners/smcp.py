@@ -102,7 +102,21 @@ class SMCPlanner:
                                      generator=generator)
             pick = lineage.gather(1, survivor).squeeze(1)
         else:
-            optimal = first_states.gather(1, lineage[..., None].expand(-1, -1,
-                                                                       first_states.shape[-1]))
-            pick = sample_index(lst_log_weights(density(candidates, optimal)), generator)
+            optimal, log_counts = distinct_survivors(first_states, lineage)
+            pick = sample_index(lst_log_weights(density(candidates, optimal), log_counts),
+                                generator)
         return candidates[torch.arange(b, device=obs.device), pick], state
+
+
+def distinct_survivors(first_states: torch.Tensor, lineage: torch.Tensor):
+    """The survivors' first next states without repeats: resampling leaves many survivors on
+    few lineages, and the LST density costs candidates x states. (B, N, obs), (B, N) ->
+    states (B, M, obs) and log counts (B, M), M the most distinct lineages in any row;
+    shorter rows are padded with count 0."""
+    counts = torch.zeros(lineage.shape, device=lineage.device).scatter_add_(
+        1, lineage, torch.ones(lineage.shape, device=lineage.device))
+    present = counts > 0
+    m = int(present.sum(1).max())
+    order = present.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :m]
+    states = first_states.gather(1, order[..., None].expand(-1, -1, first_states.shape[-1]))
+    return states, counts.gather(1, order).log()
