@@ -50,6 +50,23 @@ def test_branched_rollouts_and_the_batch_mix():
     assert from_real >= round(0.25 * cfg.sac.batch_size)  # (model rows may start on real ones)
 
 
+def test_new_steps_are_counted_past_the_replay_wrapping():
+    """Once the replay is full its rows stop growing; MBPO must still branch from every new
+    env step (counted by the replay's lifetime inserts), or it would stall for good."""
+    cfg = _cfg("mbpo.rollout_length_start=1", "mbpo.rollout_length_end=1",
+               "mbpo.updates_per_step=1")
+    agent = make_agent(2, 2, cfg, seed=0)
+    buf = ReplayBuffer(100, 2, 2)
+    _episodes(make_env("dummy", seed=0), agent, 150, buf)
+    agent.fit(buf.all(), buf.total_inserted)
+    before = agent.model_data.size
+    _episodes(make_env("dummy", seed=1), agent, 40, buf)
+    assert buf.size == 100 and buf.total_inserted == 190
+    agent.fit(buf.all(), buf.total_inserted)
+    # one-step rollouts: exactly rollouts_per_step rows per new env step
+    assert agent.model_data.size - before == 40 * 50 and agent.seen == 190
+
+
 def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
     cfg = _cfg()
     env = make_env("dummy", seed=0)

@@ -57,11 +57,15 @@ class MBPOAgent:
         return self.sac.act(obs, state, explore)
 
     # ---- learning ---------------------------------------------------------------------------
-    def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
+    def fit(self, data: dict[str, np.ndarray], total_inserted: int | None = None
+            ) -> dict[str, float]:
+        """total_inserted: env steps the replay ever took (its rows stop growing once it wraps);
+        None means every step is still in `data`."""
         b = self.cfg.mbpo
         res = fit_from_config(self.cfg.model, self.model, self.optimizer, data, self.generator)
-        new = len(data["obs"]) - self.seen
-        self.seen = len(data["obs"])
+        steps = len(data["obs"]) if total_inserted is None else int(total_inserted)
+        new = steps - self.seen
+        self.seen = steps
         length = rollout_length(self.cfg, self.seen)
         self._branch(data, PlanningEnsemble(self.model.select(res.elites)),
                      b.rollouts_per_step * new, length)

@@ -120,8 +120,10 @@ class PETSAgent:
         return self.planner.plan(objective, state, self.generator, prior, density)
 
     # ---- learning ---------------------------------------------------------------------------
-    def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
-        """Sync schedule: train on all data to convergence (early stopping), pick elites."""
+    def fit(self, data: dict[str, np.ndarray], total_inserted: int | None = None
+            ) -> dict[str, float]:
+        """Sync schedule: train on all data to convergence (early stopping), pick elites
+        (total_inserted, the replay's lifetime count, is not needed here)."""
         res = fit_from_config(self.cfg.model, self.model, self.optimizer, data, self.generator)
         self.elites = res.elites
         self.plan_model = self.model.select(self.elites)

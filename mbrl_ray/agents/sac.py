@@ -153,8 +153,10 @@ class SACAgent:
     def target_entropy(self) -> float:
         return -float(self.act_dim)
 
-    def fit(self, data: dict[str, np.ndarray]) -> dict[str, float]:
-        """Sync schedule: sac.updates_per_fit steps on minibatches drawn from all data."""
+    def fit(self, data: dict[str, np.ndarray], total_inserted: int | None = None
+            ) -> dict[str, float]:
+        """Sync schedule: sac.updates_per_fit steps on minibatches drawn from all data
+        (total_inserted, the replay's lifetime count, is not needed here)."""
         n, total = len(data["obs"]), {}
         for _ in range(self.s.updates_per_fit):
             idx = self.rng.integers(0, n, self.s.batch_size)

@@ -38,7 +38,8 @@ class Learner:
     def fit(self) -> dict[str, float]:
         """Sync schedule: train on everything in replay to convergence, then broadcast."""
         t0 = time.perf_counter()
-        result = self.agent.fit(ray.get(self.replay.all.remote()))
+        data, stats = ray.get([self.replay.all.remote(), self.replay.stats.remote()])
+        result = self.agent.fit(data, stats["total_inserted"])
         self.m_updates.inc(1)
         self._publish(self.version + 1)
         return {**result, "train_s": time.perf_counter() - t0}
