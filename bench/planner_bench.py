@@ -2,11 +2,15 @@
 per call, and the achieved matmul FLOP/s as a fraction of this machine's float32 matmul peak,
 measured by this script in the same run.
 
-Budget: the sequences each planner scores per action, population x iterations (x horizon steps
-x particles through the model), equal for all; iCEM, whose population shrinks per iteration,
-starts larger so that its total matches. Size: the PETS HalfCheetah model (5 x 4 x 200, 20
-particles, TS-inf, horizon 30) with 100 sequences x 5 iterations (1/5 of the paper's CEM
-population: CPU time); --quick uses the pets-pendulum preset.
+Budget: the model rows each planner evaluates per action, equal for all: population x
+iterations sequences x particles x horizon for the sequence planners (RS, CEM, CEM-LST, iCEM,
+MPPI); iCEM, whose population shrinks per iteration, starts larger so that its total matches;
+SMCP and SMCP-LST run that many particles (population x iterations x particles) over the same
+horizon, one row each per step. FLOPs are every matmul of one planning call (the ensemble, the
+LST density, SMCP's SAC proposal and value), counted by torch's FlopCounterMode on a separate
+call. Size: the PETS HalfCheetah model (5 x 4 x 200, 20 particles, TS-inf, horizon 30) with
+100 sequences x 5 iterations (1/5 of the paper's CEM population: CPU time); --quick uses the
+pets-pendulum preset.
 
 Usage: .venv/bin/python bench/planner_bench.py [--quick]
 """
@@ -17,12 +21,12 @@ import copy
 import time
 
 import numpy as np
+from torch.utils.flop_counter import FlopCounterMode
 
-import mbrl_ray.agents.pets as pets
 from mbrl_ray.config import apply_overrides, load_preset
-from pets_bench import fitted_agent, matmul_peak_gflops, planning_flops
+from pets_bench import fitted_agent, matmul_peak_gflops
 
-PLANNERS = ("cem", "icem", "mppi", "rs")
+PLANNERS = ("rs", "cem", "cem-lst", "icem", "mppi", "smcp", "smcp-lst")
 
 
 def icem_population(total: int, iterations: int, decay: float, elites: int) -> int:
@@ -34,39 +38,43 @@ def icem_population(total: int, iterations: int, decay: float, elites: int) -> i
 
 
 def planner_config(base, name: str):
-    """A copy of `base` with planner `name` (apply_overrides changes the config it is given)."""
+    """A copy of `base` with planner `name` at the base's budget (apply_overrides changes the
+    config it is given)."""
     base = copy.deepcopy(base)
     p = base.planner
-    if name == "icem":
+    planner, _, posterior = name.partition("-")
+    overrides = [f"planner.name={planner}", f"planner.posterior={posterior or 'mpc'}"]
+    if planner == "icem":
         pop = icem_population(p.population * p.iterations, p.iterations, p.population_decay,
                               p.num_elites)
-        return apply_overrides(base, ["planner.name=icem", f"planner.population={pop}"])
-    return apply_overrides(base, [f"planner.name={name}"])
+        overrides.append(f"planner.population={pop}")
+    if planner == "smcp":
+        particles = p.population * p.iterations * base.model.particles
+        overrides.append(f"planner.population={particles}")
+    return apply_overrides(base, overrides)
 
 
-def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, int]:
-    """(best seconds per planning call for `envs` envs, sequences scored per call)."""
-    counted = [0]
-    real = pets.expected_returns
+def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, float]:
+    """(best seconds per planning call for `envs` envs, matmul FLOPs of one call)."""
+    obs = np.zeros((envs, obs_dim), np.float32)
+    state = agent.initial_state(envs)
+    agent.act(obs, state)  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        agent.act(obs, state)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _, state = agent.act(obs, state)
+        best = min(best, time.perf_counter() - t0)
+    return best, counter.get_total_flops()
 
-    def counting(model, obs, actions, **kwargs):
-        counted[0] += actions.shape[0] * actions.shape[1]
-        return real(model, obs, actions, **kwargs)
 
-    pets.expected_returns = counting
-    try:
-        obs = np.zeros((envs, obs_dim), np.float32)
-        state = agent.initial_state(envs)
-        agent.act(obs, state)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            counted[0] = 0
-            t0 = time.perf_counter()
-            _, state = agent.act(obs, state)
-            best = min(best, time.perf_counter() - t0)
-        return best, counted[0]
-    finally:
-        pets.expected_returns = real
+def planning_agent(cfg, obs_dim: int, act_dim: int):
+    """A timing-only agent: random-init elites, and SMCP's SAC proposal marked usable."""
+    agent = fitted_agent(cfg, obs_dim, act_dim)
+    if agent.critic is not None:
+        agent.critic.fitted = True
+    return agent
 
 
 def main() -> None:
@@ -83,20 +91,19 @@ def main() -> None:
                                                                  "planner.num_elites=10"])
         obs_dim, act_dim, repeats = 17, 6, 2
     m, p = base.model, base.planner
-    per_sequence = planning_flops(base, obs_dim, act_dim) / (p.population * p.iterations)
     print(f"float32 matmul peak, {args.threads} thread(s): {peak:.1f} GFLOP/s. Ensemble "
           f"{m.num_elites} x {m.num_layers} x {m.hidden_size}, {m.particles} particles, horizon "
-          f"{p.horizon}; budget {p.population} x {p.iterations} sequences per env")
-    print(f"{'planner':8s} {'envs':>4s} {'ms/call':>9s} {'ms/env':>8s} {'sequences/env':>14s} "
+          f"{p.horizon}; budget {p.population} x {p.iterations} sequences per env "
+          f"({p.population * p.iterations * m.particles * p.horizon} model rows)")
+    print(f"{'planner':9s} {'envs':>4s} {'ms/call':>9s} {'ms/env':>8s} {'GFLOP/env':>10s} "
           f"{'GFLOP/s':>8s} {'of peak':>8s}")
     for name in PLANNERS:
-        cfg = planner_config(base, name)
-        agent = fitted_agent(cfg, obs_dim, act_dim)
+        agent = planning_agent(planner_config(base, name), obs_dim, act_dim)
         for envs in (1, 8):
-            sec, sequences = time_per_action(agent, obs_dim, envs, repeats)
-            gflops = per_sequence * sequences / sec / 1e9
-            print(f"{name:8s} {envs:4d} {1000 * sec:9.1f} {1000 * sec / envs:8.1f} "
-                  f"{sequences // envs:14d} {gflops:8.1f} {gflops / peak:8.2f}", flush=True)
+            sec, flops = time_per_action(agent, obs_dim, envs, repeats)
+            gflops = flops / sec / 1e9
+            print(f"{name:9s} {envs:4d} {1000 * sec:9.1f} {1000 * sec / envs:8.1f} "
+                  f"{flops / envs / 1e9:10.2f} {gflops:8.1f} {gflops / peak:8.2f}", flush=True)
 
 
 if __name__ == "__main__":
