@@ -110,7 +110,7 @@ def bench_planning(threads: int, quick: bool) -> None:
     print(f"float32 matmul peak, {threads} thread(s): {peak:.1f} GFLOP/s")
     cheetah = load_preset("pets-halfcheetah")
     if quick:
-        apply_overrides(cheetah, ["planner.population=100"])
+        cheetah = apply_overrides(cheetah, ["planner.population=100"])
     agent = fitted_agent(cheetah, 17, 6)
     sec, plain = time_both(agent, 17, 1 if quick else 2)
     flops = planning_flops(cheetah, 17, 6)

@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/planner_bench.py [--quick]
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import numpy as np
@@ -38,9 +37,7 @@ def icem_population(total: int, iterations: int, decay: float, elites: int) -> i
 
 
 def planner_config(base, name: str):
-    """A copy of `base` with planner `name` at the base's budget (apply_overrides changes the
-    config it is given)."""
-    base = copy.deepcopy(base)
+    """A copy of `base` with planner `name` at the base's budget."""
     p = base.planner
     planner, _, posterior = name.partition("-")
     overrides = [f"planner.name={planner}", f"planner.posterior={posterior or 'mpc'}"]

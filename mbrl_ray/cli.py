@@ -42,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = apply_overrides(load_preset(args.preset), args.overrides)
     if args.steps is not None:
-        apply_overrides(cfg, [f"train.steps={args.steps}"])
+        cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
     if args.seed is not None:
-        apply_overrides(cfg, [f"train.seed={args.seed}"])
+        cfg = apply_overrides(cfg, [f"train.seed={args.seed}"])
     return cfg
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = load_run_config(args.run_dir)
             if args.steps is not None:
-                apply_overrides(cfg, [f"train.steps={args.steps}"])
+                cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
             preflight(cfg)
             driver = Driver(cfg, args.run_dir, resume=True)
         result = driver.run()

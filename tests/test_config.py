@@ -29,8 +29,9 @@ def test_overrides_are_typed_and_round_trip():
     assert isinstance(cfg.planner.alpha, float)
     assert from_dict(to_dict(cfg)) == cfg
     # YAML 1.1 reads exponents without a dot as strings; float keys take them all the same
-    cfg = apply_overrides(cfg, ["model.lr=1e-3", "sac.lr=3E-4"])
-    assert cfg.model.lr == 1e-3 and cfg.sac.lr == 3e-4
+    changed = apply_overrides(cfg, ["model.lr=2e-3", "sac.lr=3E-4"])
+    assert changed.model.lr == 2e-3 and changed.sac.lr == 3e-4
+    assert cfg.model.lr != 2e-3 and cfg.planner.horizon == 20  # the input is left as it was
 
 
 @pytest.mark.parametrize("override, words", [

@@ -1,6 +1,7 @@
 """Presets, dotted overrides and validation with errors that name the key, the value and what is allowed."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 from importlib import resources
@@ -58,7 +59,9 @@ def to_dict(cfg: Config) -> dict:
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply `key.sub=value` strings; values are parsed as YAML scalars, then type-checked."""
+    """A copy of `cfg` with `key.sub=value` strings applied (values parsed as YAML scalars,
+    then type-checked); `cfg` itself is left as it was."""
+    cfg = copy.deepcopy(cfg)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
