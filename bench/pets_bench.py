@@ -69,10 +69,10 @@ def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:
     return agent
 
 
-def time_actions(agent: PETSAgent, obs_dim: int, actions: int) -> float:
-    """Seconds per action (best of `actions` single actions, after one warm-up action)."""
-    obs = np.zeros((1, obs_dim), np.float32)
-    state = agent.initial_state(1)
+def time_actions(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1) -> float:
+    """Seconds per planning call for `envs` envs (best of `actions` calls, after one warm-up)."""
+    obs = np.zeros((envs, obs_dim), np.float32)
+    state = agent.initial_state(envs)
     agent.act(obs, state)
     best = float("inf")
     for _ in range(actions):

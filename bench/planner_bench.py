@@ -17,13 +17,12 @@ Usage: .venv/bin/python bench/planner_bench.py [--quick]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbrl_ray.config import apply_overrides, load_preset
-from pets_bench import fitted_agent, matmul_peak_gflops
+from pets_bench import fitted_agent, matmul_peak_gflops, time_actions
 
 PLANNERS = ("rs", "cem", "cem-lst", "icem", "mppi", "smcp", "smcp-lst")
 
@@ -53,16 +52,9 @@ def planner_config(base, name: str):
 
 def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, float]:
     """(best seconds per planning call for `envs` envs, matmul FLOPs of one call)."""
-    obs = np.zeros((envs, obs_dim), np.float32)
-    state = agent.initial_state(envs)
-    agent.act(obs, state)  # warm-up
+    best = time_actions(agent, obs_dim, repeats, envs)
     with FlopCounterMode(display=False) as counter:
-        agent.act(obs, state)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _, state = agent.act(obs, state)
-        best = min(best, time.perf_counter() - t0)
+        agent.act(np.zeros((envs, obs_dim), np.float32), agent.initial_state(envs))
     return best, counter.get_total_flops()
 
 
