@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from mbrl_ray.agents import PETSAgent  # noqa: E402
 from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
+from mbrl_ray.envs import EnvSpec  # noqa: E402
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
@@ -64,7 +65,7 @@ def planning_flops(cfg, obs_dim: int, act_dim: int) -> float:
 
 def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:
     """An agent whose planning model is the (random-init) ensemble's elites: timing only."""
-    agent = PETSAgent(obs_dim, act_dim, cfg, "cpu", seed=0)
+    agent = PETSAgent(EnvSpec.state(obs_dim, act_dim), cfg, "cpu", seed=0)
     agent.plan_model = agent.model.select(list(range(cfg.model.num_elites)))
     return agent
 
@@ -140,9 +141,11 @@ def bench_topology(steps: int) -> None:
     from mbrl_ray.distributed.replay_actor import ReplayActor
     from mbrl_ray.distributed.env_batch import EnvBatch
     from mbrl_ray.distributed.rollout_worker import RolloutWorker
+    from mbrl_ray.envs import env_kwargs, env_spec
 
     cfg = load_preset("pets-pendulum")
-    agent = fitted_agent(cfg, 4, 1)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = fitted_agent(cfg, spec.obs_dim, spec.act_dim)
     torch.set_num_threads(1)
     envs = EnvBatch(cfg.env, 1, 0)
     state = agent.initial_state(1)
@@ -154,10 +157,11 @@ def bench_topology(steps: int) -> None:
     local = steps / (time.perf_counter() - t0)
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    replay = ReplayActor.remote(100_000, 4, 1, 0)
+    replay = ReplayActor.remote(100_000, spec, 0)
     ps = ParameterServer.remote()
     ray.get(ps.publish.remote(1, [ray.put(agent.inference_weights())]))
-    worker = RolloutWorker.options(num_cpus=1).remote("worker-0", to_dict(cfg), 4, 1, replay, ps, 0)
+    worker = RolloutWorker.options(num_cpus=1).remote("worker-0", to_dict(cfg), spec, replay, ps,
+                                                      0)
     ray.get(worker.collect.remote(10))  # warm-up: weights pulled, envs made
     t0 = time.perf_counter()
     chunk = cfg.train.steps_per_round

@@ -61,8 +61,8 @@ def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float
 def planning_agent(cfg, obs_dim: int, act_dim: int):
     """A timing-only agent: random-init elites, and SMCP's SAC proposal marked usable."""
     agent = fitted_agent(cfg, obs_dim, act_dim)
-    if agent.critic is not None:
-        agent.critic.fitted = True
+    if agent.sac is not None:
+        agent.sac.fitted = True
     return agent
 
 

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:20s} {description}")
         return 0
     # Imported here so that `presets` and bad input answer without loading Ray and torch.
-    from mbrl_ray.distributed.driver import Driver, load_run_config, preflight
+    from mbrl_ray.distributed.driver import Driver
+    from mbrl_ray.distributed.preflight import load_run_config, preflight
     try:
         if args.command == "train":
             cfg = build_config(args)

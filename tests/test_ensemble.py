@@ -16,7 +16,7 @@ def _linear_data(n=2000, seed=0):
     nxt = obs + 0.1 * act
     return {"obs": obs, "action": act, "next_obs": nxt,
             "reward": -np.linalg.norm(nxt, axis=1).astype(np.float32),
-            "terminated": np.abs(nxt[:, 0]) > 0.8, "episode_end": np.abs(nxt[:, 0]) > 0.8}
+            "terminated": np.abs(nxt[:, 0]) > 0.8}
 
 
 def test_batched_layers_equal_per_member_mlps():

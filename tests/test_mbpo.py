@@ -7,16 +7,16 @@ import pytest
 
 from mbrl_ray.agents import MBPOAgent, make_agent
 from mbrl_ray.agents.mbpo import rollout_length
-from mbrl_ray.config import ConfigError, apply_overrides, load_preset, validate
-from mbrl_ray.envs import make_env
-from mbrl_ray.replay import ReplayBuffer
+from mbrl_ray.config import ConfigError, apply_overrides, load_preset
+from mbrl_ray.envs import EnvSpec, make_env
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from test_pets_agent import _episodes  # noqa: E402
+from test_pets_agent import Transitions, _episodes  # noqa: E402
 
 pytestmark = pytest.mark.unit
 SMALL = ["agent.name=mbpo", "sac.hidden_size=64", "mbpo.updates_per_step=5",
          "mbpo.rollouts_per_step=50", "mbpo.retain_steps=200"]
+SPEC = EnvSpec.state(2, 2)  # the point-mass env
 
 
 def _cfg(*extra):
@@ -32,15 +32,15 @@ def test_rollout_length_follows_the_schedule():
 
 def test_branched_rollouts_and_the_batch_mix():
     cfg = _cfg("mbpo.rollout_length_start=3", "mbpo.rollout_length_end=3", "mbpo.real_ratio=0.25")
-    agent = make_agent(2, 2, cfg, seed=0)
+    agent = make_agent(SPEC, cfg, seed=0)
     assert isinstance(agent, MBPOAgent)
-    buf = ReplayBuffer(1000, 2, 2)
+    buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 200, buf)
-    metrics = agent.fit(buf.all())
+    metrics = agent.fit(buf.all(), buf.env_steps)
     rows = agent.model_data.size
     # 50 rollouts per new step x 200 steps, 3 steps each unless the model ends them earlier
     assert 200 * 50 * 2 < rows <= 200 * 50 * 3 and metrics["mbpo_rollout_length"] == 3
-    model = agent.model_data.all()
+    model = {k: v[:rows] for k, v in agent.model_data.data.items()}  # not wrapped yet
     reach = np.abs(model["next_obs"] - model["obs"]).max()
     assert reach < 0.5  # the point moves at most 0.2 per axis: rollouts follow the learned model
     batch = agent._mixed_batch(buf.all())
@@ -55,14 +55,14 @@ def test_new_steps_are_counted_past_the_replay_wrapping():
     env step (counted by the replay's lifetime inserts), or it would stall for good."""
     cfg = _cfg("mbpo.rollout_length_start=1", "mbpo.rollout_length_end=1",
                "mbpo.updates_per_step=1")
-    agent = make_agent(2, 2, cfg, seed=0)
-    buf = ReplayBuffer(100, 2, 2)
+    agent = make_agent(SPEC, cfg, seed=0)
+    buf = Transitions(100)
     _episodes(make_env("dummy", seed=0), agent, 150, buf)
-    agent.fit(buf.all(), buf.total_inserted)
+    agent.fit(buf.all(), buf.env_steps)
     before = agent.model_data.size
     _episodes(make_env("dummy", seed=1), agent, 40, buf)
-    assert buf.size == 100 and buf.total_inserted == 190
-    agent.fit(buf.all(), buf.total_inserted)
+    assert buf.size == 100 and buf.env_steps == 190
+    agent.fit(buf.all(), buf.env_steps)
     # one-step rollouts: exactly rollouts_per_step rows per new env step
     assert agent.model_data.size - before == 40 * 50 and agent.seen == 190
 
@@ -70,23 +70,25 @@ def test_new_steps_are_counted_past_the_replay_wrapping():
 def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
     cfg = _cfg()
     env = make_env("dummy", seed=0)
-    agent = MBPOAgent(2, 2, cfg, seed=0)
-    buf = ReplayBuffer(10_000, 2, 2)
+    agent = MBPOAgent(SPEC, cfg, seed=0)
+    buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(5):
-        agent.fit(buf.all())
+        agent.fit(buf.all(), buf.env_steps)
         returns = _episodes(env, agent, 100, buf)
     assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
-    worker = MBPOAgent(2, 2, cfg, seed=0, trainable=False)
+    worker = MBPOAgent(SPEC, cfg, seed=0, trainable=False)
     worker.load_inference_weights(agent.inference_weights())
     obs = np.random.default_rng(0).uniform(-1, 1, (4, 2)).astype(np.float32)
-    np.testing.assert_allclose(worker.act(obs, None, explore=False)[0],
-                               agent.act(obs, None, explore=False)[0])
-    clone = MBPOAgent(2, 2, cfg, seed=3)
+    np.testing.assert_allclose(worker.act(obs, worker.initial_state(4), explore=False)[0],
+                               agent.act(obs, agent.initial_state(4), explore=False)[0])
+    clone = MBPOAgent(SPEC, cfg, seed=3)
     clone.load_state_dict(agent.state_dict())
     assert clone.seen == agent.seen
 
 
 def test_mbpo_needs_the_sync_schedule():
-    with pytest.raises(ConfigError, match="agent.name='mbpo' runs on train.schedule='sync'"):
-        validate(_cfg("train.schedule=async"))
+    """The class declares its schedules; preflight asks it."""
+    with pytest.raises(ConfigError, match="agent.name='mbpo' runs on train.schedule sync, "
+                                          "not 'async'"):
+        MBPOAgent.check_config(_cfg("train.schedule=async"), SPEC)

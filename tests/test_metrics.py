@@ -10,7 +10,7 @@ import ray
 
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.distributed import topology
-from mbrl_ray.envs import env_dims, env_kwargs
+from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.telemetry.metrics import SPECS, prometheus_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,8 @@ def _scrape() -> str:
 @pytest.mark.ray
 def test_actors_export_every_dashboard_metric(ray_session):
     cfg = apply_overrides(load_preset("debug"), [])
-    obs_dim, act_dim = env_dims(cfg.env.id, **env_kwargs(cfg.env))
-    topo = topology.build(cfg, obs_dim, act_dim, 0)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    topo = topology.build(cfg, spec, 0)
     try:
         worker = topo.workers[0]
         ray.get(worker.collect.remote(100))

@@ -4,14 +4,36 @@ import torch
 
 from mbrl_ray.agents import PETSAgent
 from mbrl_ray.config import load_preset
-from mbrl_ray.envs import make_env
-from mbrl_ray.replay import ReplayBuffer, empty_chunk
+from mbrl_ray.envs import EnvSpec, make_env
+from mbrl_ray.replay import empty_transitions
 
 pytestmark = pytest.mark.unit
+SPEC = EnvSpec.state(2, 2)  # the point-mass env: 2-D position, 2-D action
+
+
+class Transitions:
+    """The transitions a test made, oldest first, the newest `capacity` of them kept (as a full
+    replay keeps them): `all()` is the dict `fit` takes, `env_steps` counts every step made."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.env_steps = capacity, 0
+        self.data = empty_transitions(2, 2, 0)
+
+    def add(self, chunk: dict[str, np.ndarray]) -> None:
+        self.data = {k: np.concatenate([v, chunk[k]])[-self.capacity:]
+                     for k, v in self.data.items()}
+        self.env_steps += len(chunk["reward"])
+
+    @property
+    def size(self) -> int:
+        return len(self.data["reward"])
+
+    def all(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.data.items()}
 
 
 def _episodes(env, agent, steps, buf):
-    chunk = empty_chunk(2, 2, steps)
+    chunk = empty_transitions(2, 2, steps)
     obs, _ = env.reset()
     state = agent.initial_state(1)
     returns, total = [], 0.0
@@ -19,7 +41,7 @@ def _episodes(env, agent, steps, buf):
         action, state = agent.act(obs[None], state)
         nxt, reward, term, trunc, _ = env.step(action[0])
         for key, value in (("obs", obs), ("action", action[0]), ("reward", reward),
-                           ("next_obs", nxt), ("terminated", term), ("episode_end", term or trunc)):
+                           ("next_obs", nxt), ("terminated", term)):
             chunk[key][t] = value
         total += reward
         obs = nxt
@@ -36,11 +58,11 @@ def test_pets_learns_dummy_env_in_process():
     """Random first trial, then fit/plan rounds: planning must beat random play clearly."""
     cfg = load_preset("debug")
     env = make_env("dummy", seed=0)
-    agent = PETSAgent(2, 2, cfg, seed=0)
-    buf = ReplayBuffer(10_000, 2, 2)
+    agent = PETSAgent(SPEC, cfg, seed=0)
+    buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(3):
-        metrics = agent.fit(buf.all())
+        metrics = agent.fit(buf.all(), buf.env_steps)
         returns = _episodes(env, agent, 100, buf)
     assert np.isfinite(metrics["model_nll"]) and metrics["model_val_mse"] < 1.0
     assert np.mean(returns) > 35 > np.mean(random_returns) + 20
@@ -48,14 +70,14 @@ def test_pets_learns_dummy_env_in_process():
 
 def test_state_dict_round_trip_and_inference_weights():
     cfg = load_preset("debug")
-    agent = PETSAgent(2, 2, cfg, seed=0)
+    agent = PETSAgent(SPEC, cfg, seed=0)
     assert agent.inference_weights() is None  # acts randomly until its first fit
-    buf = ReplayBuffer(1000, 2, 2)
+    buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 100, buf)
-    agent.fit(buf.all())
-    clone = PETSAgent(2, 2, cfg, seed=5)
+    agent.fit(buf.all(), buf.env_steps)
+    clone = PETSAgent(SPEC, cfg, seed=5)
     clone.load_state_dict(agent.state_dict())
-    worker = PETSAgent(2, 2, cfg, seed=0, trainable=False)
+    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
     worker.load_inference_weights(agent.inference_weights())
     assert worker.plan_model.members == cfg.model.num_elites
     obs = np.zeros((3, 2), np.float32)
@@ -74,21 +96,22 @@ def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
 
     cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1", "planner.prior_samples=4",
                                                  "sac.updates_per_fit=20", "sac.hidden_size=32"])
-    agent = PETSAgent(2, 2, cfg, seed=0)
-    buf = ReplayBuffer(1000, 2, 2)
+    agent = PETSAgent(SPEC, cfg, seed=0)
+    buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 100, buf)
-    metrics = agent.fit(buf.all())
-    assert "sac_critic_loss" in metrics and agent.critic.fitted
-    worker = PETSAgent(2, 2, cfg, seed=0, trainable=False)
+    metrics = agent.fit(buf.all(), buf.env_steps)
+    assert "sac_critic_loss" in metrics and agent.sac.fitted
+    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
     worker.load_inference_weights(agent.inference_weights())
     states = torch.randn(7, 2)
-    torch.testing.assert_close(worker.critic.value(states), agent.critic.value(states))
-    clone = PETSAgent(2, 2, cfg, seed=3)
+    torch.testing.assert_close(worker.sac.value(states), agent.sac.value(states))
+    clone = PETSAgent(SPEC, cfg, seed=3)
     clone.load_state_dict(agent.state_dict())
-    torch.testing.assert_close(clone.critic.value(states), agent.critic.value(states))
+    torch.testing.assert_close(clone.sac.value(states), agent.sac.value(states))
     priors = []
-    plan = worker.planner.plan
-    worker.planner.plan = lambda *args: priors.append(args[3]) or plan(*args)
+    planner = worker.policy.planner
+    plan = planner.plan
+    planner.plan = lambda *args, **kw: priors.append(args[3]) or plan(*args, **kw)
     action, _ = worker.act(np.zeros((2, 2), np.float32), worker.initial_state(2))
     assert action.shape == (2, 2) and np.abs(action).max() <= 1
     horizon = cfg.planner.horizon  # the actor's sequences join the planner's samples
@@ -107,14 +130,14 @@ def test_lst_and_smcp_agents_learn_dummy_env_and_plan_on_workers(overrides):
     cfg = apply_overrides(load_preset("debug"), overrides + ["sac.hidden_size=64",
                                                              "sac.updates_per_fit=400"])
     env = make_env("dummy", seed=0)
-    agent = PETSAgent(2, 2, cfg, seed=0)
-    buf = ReplayBuffer(10_000, 2, 2)
+    agent = PETSAgent(SPEC, cfg, seed=0)
+    buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(5 if cfg.planner.name == "smcp" else 3):
-        agent.fit(buf.all())
+        agent.fit(buf.all(), buf.env_steps)
         returns = _episodes(env, agent, 100, buf)
     assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
-    worker = PETSAgent(2, 2, cfg, seed=0, trainable=False)
+    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
     worker.load_inference_weights(agent.inference_weights())
     action, state = worker.act(np.zeros((3, 2), np.float32), worker.initial_state(3))
     assert action.shape == (3, 2) and np.abs(action).max() <= 1

@@ -1,54 +1,195 @@
+"""Stream storage and its selectors: windows stay in one stream and behind the write head,
+transitions are the env's, n-step sums match a hand computation, checkpoints are exact."""
 import numpy as np
 import pytest
 
-from mbrl_ray.replay import ReplayBuffer, SamplesPerInsertLimiter, empty_chunk
+from mbrl_ray.envs import EnvSpec
+from mbrl_ray.replay import (BatchSpec, SamplesPerInsertLimiter, StreamStorage,
+                             all_transitions, empty_rows, sample, sample_sequences,
+                             sample_transitions)
 
 pytestmark = pytest.mark.unit
 
-
-def _chunk(start: int, n: int, obs_dim=3, act_dim=2):
-    c = empty_chunk(obs_dim, act_dim, n)
-    c["reward"][:] = np.arange(start, start + n)
-    c["obs"][:] = c["reward"][:, None]
-    c["episode_end"][-1] = True
-    return c
+SPEC = EnvSpec.state(3, 1)  # obs = (stream uid, episode, time in episode)
 
 
-def test_add_sample_and_order():
-    buf = ReplayBuffer(10, 3, 2)
-    buf.add(_chunk(0, 4))
-    assert buf.size == 4
-    np.testing.assert_array_equal(buf.all()["reward"], [0, 1, 2, 3])
-    batch = buf.sample(100, np.random.default_rng(0))
-    assert batch["obs"].shape == (100, 3) and set(batch["reward"]) <= {0, 1, 2, 3}
+class FakeStream:
+    """Rows of one env of one worker incarnation: obs encode (uid, episode, t); episodes end
+    at random, terminated or truncated; the action leading to a row is its t."""
+
+    def __init__(self, uid: int, rng: np.random.Generator) -> None:
+        self.uid, self.rng, self.episode, self.t = uid, rng, 0, 0
+        self.first_due = True
+
+    def rows(self, n: int) -> dict[str, np.ndarray]:
+        out = empty_rows(SPEC, 2 * n + 1)
+        k = 0
+        for _ in range(n):
+            if self.first_due:
+                out["obs"][k], out["is_first"][k] = (self.uid, self.episode, 0), True
+                k, self.first_due = k + 1, False
+            self.t += 1
+            end = self.rng.random() < 0.15
+            out["obs"][k] = (self.uid, self.episode, self.t)
+            out["action"][k], out["reward"][k] = self.t, self.t
+            out["is_last"][k] = end
+            out["is_terminal"][k] = end and self.rng.random() < 0.5
+            k += 1
+            if end:
+                self.episode, self.t, self.first_due = self.episode + 1, 0, True
+        return {key: v[:k] for key, v in out.items()}
 
 
-def test_wrap_around_keeps_newest_oldest_first():
-    buf = ReplayBuffer(5, 3, 2)
-    buf.add(_chunk(0, 4))
-    buf.add(_chunk(4, 3))
-    assert buf.size == 5 and buf.total_inserted == 7
-    np.testing.assert_array_equal(buf.all()["reward"], [2, 3, 4, 5, 6])
-    buf.add(_chunk(7, 12))  # larger than capacity
-    np.testing.assert_array_equal(buf.all()["reward"], [14, 15, 16, 17, 18])
-    assert buf.total_inserted == 19
+def _fill(store: StreamStorage, seed: int, workers: int = 3, envs: int = 2, chunks: int = 40):
+    """Random interleaving of several workers' chunks; a worker restarts now and then (its
+    envs start new streams: a new uid and a first row)."""
+    rng = np.random.default_rng(seed)
+    uid = 0
+    streams = {}
+    for w in range(workers):
+        for e in range(envs):
+            streams[(w, e)] = (uid, FakeStream(uid, rng))
+            uid += 1
+    for _ in range(chunks):
+        w = int(rng.integers(workers))
+        if rng.random() < 0.1:  # restart: new incarnation, new streams
+            for e in range(envs):
+                streams[(w, e)] = (uid, FakeStream(uid, rng))
+                uid += 1
+        n = int(rng.integers(1, 12))
+        for e in range(envs):
+            key, stream = streams[(w, e)]
+            store.add(stream.rows(n), ("w", key))
+    return store
 
 
-def test_save_load_round_trip(tmp_path):
-    buf = ReplayBuffer(6, 3, 2)
-    buf.add(_chunk(0, 5))
-    buf.add(_chunk(5, 3))
-    buf.save(tmp_path / "r.npz")
-    back = ReplayBuffer.load(tmp_path / "r.npz")
-    assert back.capacity == 6 and back.total_inserted == 8
-    for key, value in buf.all().items():
-        np.testing.assert_array_equal(back.all()[key], value)
+def _check_consecutive(obs: np.ndarray, is_first: np.ndarray, boundaries: bool) -> None:
+    """Rows of each sequence follow each other in one stream: same uid, and t+1 in the same
+    episode or t=0 of the next one (a first row)."""
+    uid, ep, t = obs[..., 0], obs[..., 1], obs[..., 2]
+    assert (uid[:, 1:] == uid[:, :1]).all()
+    same = (ep[:, 1:] == ep[:, :-1]) & (t[:, 1:] == t[:, :-1] + 1) & ~is_first[:, 1:]
+    next_ep = (ep[:, 1:] == ep[:, :-1] + 1) & (t[:, 1:] == 0) & is_first[:, 1:]
+    assert (same | (next_ep if boundaries else False)).all()
 
 
-def test_memory_close_to_raw_arrays():
-    buf = ReplayBuffer(100_000, 17, 6)
-    raw = 100_000 * (4 * (17 + 6 + 1 + 17) + 2)
-    assert buf.nbytes <= 1.2 * raw
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("capacity", [60, 100_000])
+def test_sequences_never_cross_a_stream_or_the_write_head(seed, capacity):
+    store = _fill(StreamStorage(capacity, SPEC), seed)
+    rng = np.random.default_rng(seed)
+    for boundaries in (False, True):
+        length = 3 if capacity == 60 else 6
+        seq = sample_sequences(store, 64, length, rng, boundaries)
+        assert seq["obs"].shape == (64, length, 3)
+        _check_consecutive(seq["obs"], seq["is_first"], boundaries)
+        if not boundaries:
+            assert not seq["is_first"][:, 1:].any()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_transitions_follow_their_stream_after_wrap_around(seed):
+    store = _fill(StreamStorage(50, SPEC), seed, chunks=60)
+    batch = sample_transitions(store, 500, np.random.default_rng(seed))
+    o, n = batch["obs"], batch["next_obs"]
+    assert (o[:, 0] == n[:, 0]).all() and (o[:, 1] == n[:, 1]).all()
+    np.testing.assert_array_equal(n[:, 2], o[:, 2] + 1)
+    np.testing.assert_array_equal(batch["action"][:, 0], n[:, 2])  # the action that led there
+    every = all_transitions(store)
+    np.testing.assert_array_equal(every["next_obs"][:, 2], every["obs"][:, 2] + 1)
+    assert len(every["obs"]) <= store.size
+
+
+def test_derived_next_observations_are_the_envs_with_the_truncated_final_one():
+    """Rows written by the rollout worker's EnvBatch: each transition's next_obs is exactly
+    what env.step returned, also at a time limit, where the reset obs follows in the stream."""
+    from types import SimpleNamespace
+
+    from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+    from mbrl_ray.envs import make_env
+
+    cfg = SimpleNamespace(id="dummy", max_episode_steps=7, action_repeat=1, obs="state",
+                          image_size=64)
+    batch = EnvBatch(cfg, 2, seed=3)
+    rows = StreamRows(EnvSpec.from_env(batch.envs[0]), 2, 20)
+    actions = np.random.default_rng(0).uniform(-1, 1, (20, 2, 2)).astype(np.float32)
+    for a in actions:
+        batch.step(a, rows)
+    store = StreamStorage(1000, EnvSpec.from_env(batch.envs[0]))
+    for key, seg in rows.segments([("w", 0), ("w", 1)]):
+        store.add(seg, key)
+    got = all_transitions(store)
+    assert len(got["obs"]) == 40  # every step: 20 per env, episodes of 7 truncated
+    env = make_env("dummy", 3, max_episode_steps=7)  # env 0 of the batch, replayed
+    obs, _ = env.reset(seed=3)
+    for t in range(20):
+        nxt, reward, term, trunc, _ = env.step(actions[t, 0])
+        # env 0's segment was added first: its transitions are the first 20
+        np.testing.assert_allclose(got["obs"][t], obs)
+        np.testing.assert_allclose(got["next_obs"][t], nxt)
+        assert got["reward"][t] == np.float32(reward) and got["terminated"][t] == term
+        obs = env.reset()[0] if term or trunc else nxt
+
+
+def test_nstep_returns_against_a_hand_computed_case():
+    store = StreamStorage(100, SPEC)
+    rows = empty_rows(SPEC, 7)
+    rows["obs"][:, 2] = np.arange(7)
+    rows["reward"][:] = [0, 1, 2, 4, 8, 16, 32]
+    rows["is_first"][[0, 5]] = True
+    rows["is_last"][4] = rows["is_terminal"][4] = True  # episode: rows 0..4, terminates at 4
+    store.add(rows, "s")
+    store.add({k: v[:2] for k, v in empty_rows(SPEC, 2).items()}, "s")
+    g = 0.5
+    batch = sample_transitions(store, 2000, np.random.default_rng(0), nstep=3, gamma=g)
+    starts = batch["obs"][:, 2]
+    for s, expect_r, expect_next, expect_disc in [
+            (0, 1 + g * 2 + g * g * 4, 3, g ** 3),   # three steps, no end
+            (1, 2 + g * 4 + g * g * 8, 4, 0.0),      # ends (terminal) at the third step
+            (2, 4 + g * 8, 4, 0.0),                  # ends after two
+            (3, 8, 4, 0.0)]:                         # ends after one
+        rows_s = starts == s
+        assert rows_s.any(), s
+        np.testing.assert_allclose(batch["reward"][rows_s], expect_r, rtol=1e-6)
+        assert (batch["next_obs"][rows_s, 2] == expect_next).all()
+        np.testing.assert_allclose(batch["discount"][rows_s], expect_disc)
+    assert not (starts == 4).any()  # a last row starts no transition
+
+
+def test_save_load_gives_identical_samples(tmp_path):
+    store = _fill(StreamStorage(80, SPEC), 7, chunks=50)  # wrapped
+    store.save(tmp_path / "r.npz")
+    back = StreamStorage.load(tmp_path / "r.npz")
+    assert (back.written, back.steps_inserted, back.capacity) == (store.written,
+                                                                 store.steps_inserted, 80)
+    for spec in (BatchSpec("transitions", 64, nstep=2),
+                 BatchSpec("sequences", 8, length=4, boundaries=True)):
+        a = sample(store, spec, np.random.default_rng(1))
+        b = sample(back, spec, np.random.default_rng(1))
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_resumed_stream_key_starts_a_new_stream(tmp_path):
+    store = _fill(StreamStorage(1000, SPEC), 2)
+    store.save(tmp_path / "r.npz")
+    back = StreamStorage.load(tmp_path / "r.npz")
+    with pytest.raises(ValueError, match="is_first"):
+        back.add({k: v[:1] for k, v in empty_rows(SPEC, 1).items()}, ("w", 0))
+
+
+def test_pixel_rows_are_stored_once_as_uint8():
+    spec = EnvSpec((3, 64, 64), "uint8", 6)
+    store = StreamStorage(1000, spec)
+    assert store.data["obs"].dtype == np.uint8
+    assert store.nbytes / 1000 <= 12_500  # the frame (12,288 bytes) plus ~60 bytes of row
+
+
+def test_too_few_windows_raise_a_clear_error():
+    store = StreamStorage(100, SPEC)
+    store.add(FakeStream(0, np.random.default_rng(0)).rows(3), "s")
+    with pytest.raises(ValueError, match="too few windows of 50 rows"):
+        sample_sequences(store, 4, 50, np.random.default_rng(0))
 
 
 def test_limiter_holds_ratio():

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from mbrl_ray.agents import PETSAgent, SACAgent, make_agent
-from mbrl_ray.agents.sac import Actor
 from mbrl_ray.config import apply_overrides, load_preset
+from mbrl_ray.critics import Actor
+from mbrl_ray.envs import EnvSpec
+
+SPEC = EnvSpec.state(3, 2)  # 3-D observations, 2-D actions
 
 
 def _cfg(*overrides):
@@ -63,10 +66,10 @@ def test_consolidation_pulls_the_actor_towards_executed_actions():
     batch["reward"][:] = 0.0
     means = {}
     for weight in (0.0, 1.0):
-        agent = SACAgent(3, 2, _cfg(f"sac.consolidation={weight}", "sac.lr=1e-3"), seed=0)
+        agent = SACAgent(SPEC, _cfg(f"sac.consolidation={weight}", "sac.lr=1e-3"), seed=0)
         for _ in range(300):
             agent.update(batch)
-        mean, _ = agent.actor(torch.as_tensor(batch["obs"]), deterministic=True)
+        mean, _ = agent.sac.actor(torch.as_tensor(batch["obs"]), deterministic=True)
         means[weight] = mean.mean(0)
     target = torch.tensor([0.6, -0.6])
     assert (means[1.0] - target).abs().max() < 0.15
@@ -75,39 +78,42 @@ def test_consolidation_pulls_the_actor_towards_executed_actions():
 
 @pytest.mark.unit
 def test_update_moves_targets_by_tau_and_temperature_towards_target_entropy():
-    agent = SACAgent(3, 2, _cfg("sac.tau=0.1", "sac.init_alpha=1.0"), seed=0)
-    before = [p.clone() for p in agent.target.parameters()]
+    agent = SACAgent(SPEC, _cfg("sac.tau=0.1", "sac.init_alpha=1.0"), seed=0)
+    sac = agent.sac
+    before = [p.clone() for p in sac.target.parameters()]
     agent.update(_batch())
-    for old, new, online in zip(before, agent.target.parameters(), agent.critic.parameters()):
+    for old, new, online in zip(before, sac.target.parameters(), sac.critic.parameters()):
         torch.testing.assert_close(new, old + 0.1 * (online - old))
     # A fresh policy's entropy (~ +2.8 nats for 2 dims) exceeds the target (-2): alpha falls.
     alphas = [agent.update(_batch(seed=s))["sac_alpha"] for s in range(30)]
     assert alphas[-1] < alphas[0] < 1.0 + 1e-6
-    assert math.isclose(agent.target_entropy, -2.0)
+    assert math.isclose(sac.target_entropy, -2.0)
 
 
 @pytest.mark.unit
 def test_acts_randomly_until_fitted_then_from_the_published_actor():
     cfg = _cfg()
-    learner, worker = SACAgent(3, 2, cfg, seed=0), SACAgent(3, 2, cfg, seed=1, trainable=False)
+    learner, worker = SACAgent(SPEC, cfg, seed=0), SACAgent(SPEC, cfg, seed=1, trainable=False)
     assert learner.inference_weights() is None
     worker.load_inference_weights(None)
-    assert worker.act(np.zeros((4, 3), np.float32), None)[0].shape == (4, 2)
-    learner.fit({k: np.concatenate([v] * 8) for k, v in _batch().items()})
+    assert worker.act(np.zeros((4, 3), np.float32), worker.initial_state(4))[0].shape == (4, 2)
+    data = {k: np.concatenate([v] * 8) for k, v in _batch().items()}
+    learner.fit(data, len(data["obs"]))
     worker.load_inference_weights(learner.inference_weights())
     obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-    a_learner, _ = learner.act(obs, None, explore=False)
-    a_worker, _ = worker.act(obs, None, explore=False)
+    a_learner, _ = learner.act(obs, learner.initial_state(5), explore=False)
+    a_worker, _ = worker.act(obs, worker.initial_state(5), explore=False)
     np.testing.assert_allclose(a_learner, a_worker, atol=1e-6)  # the same deterministic policy
-    clone = SACAgent(3, 2, cfg, seed=7)
+    clone = SACAgent(SPEC, cfg, seed=7)
     clone.load_state_dict(learner.state_dict())
-    np.testing.assert_allclose(clone.act(obs, None, explore=False)[0], a_learner, atol=1e-6)
+    np.testing.assert_allclose(clone.act(obs, clone.initial_state(5), explore=False)[0],
+                               a_learner, atol=1e-6)
 
 
 @pytest.mark.unit
 def test_agent_is_chosen_by_config():
-    assert isinstance(make_agent(3, 2, _cfg()), SACAgent)
-    assert isinstance(make_agent(3, 2, load_preset("debug")), PETSAgent)
+    assert isinstance(make_agent(SPEC, _cfg()), SACAgent)
+    assert isinstance(make_agent(SPEC, load_preset("debug")), PETSAgent)
 
 
 @pytest.mark.ray

@@ -1,18 +1,29 @@
-"""Agents: a world model, a planner and an update rule behind one small interface
-(initial_state, reset_state, act, fit, update, inference weights, state dict)."""
+"""Agents: a world model, a planner or policy, and an update rule behind one contract
+(`agents/base.py`). `agent.name` picks the class; nothing else in the system names an agent."""
 import torch
 
+from mbrl_ray.agents.base import Agent
 from mbrl_ray.agents.mbpo import MBPOAgent
 from mbrl_ray.agents.pets import PETSAgent
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.seeding import seed_process
+
+AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent}
 
 
-def make_agent(obs_dim: int, act_dim: int, cfg: Config, device: str | torch.device = "cpu",
-               seed: int = 0, trainable: bool = True) -> PETSAgent | SACAgent | MBPOAgent:
-    """The agent named by `agent.name`."""
-    agent = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent}[cfg.agent.name]
-    return agent(obs_dim, act_dim, cfg, device, seed=seed, trainable=trainable)
+def agent_class(cfg: Config) -> type[Agent]:
+    """The class `agent.name` names."""
+    return AGENTS[cfg.agent.name]
 
 
-__all__ = ["MBPOAgent", "PETSAgent", "SACAgent", "make_agent"]
+def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", seed: int = 0,
+               trainable: bool = True) -> Agent:
+    """The agent named by `agent.name`, its networks initialised from `seed` (the process's
+    generators are seeded first, so the same seed gives the same weights in any process)."""
+    seed_process(seed)
+    return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
+
+
+__all__ = ["AGENTS", "Agent", "MBPOAgent", "PETSAgent", "SACAgent", "agent_class", "make_agent"]

@@ -6,9 +6,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mbrl_ray.agents.sac import SACAgent
+from mbrl_ray.agents.base import Agent, generator_state, load_generator_state
 from mbrl_ray.config.schema import Config
-from mbrl_ray.replay import ReplayBuffer, empty_chunk
+from mbrl_ray.critics import SoftActorCritic
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay import TransitionBuffer, empty_transitions
+from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.ensemble_training import ensemble_from_config, fit_from_config
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.propagation import flat_step
@@ -23,49 +26,48 @@ def rollout_length(cfg, env_steps: int) -> int:
     return int(b.rollout_length_start + frac * (b.rollout_length_end - b.rollout_length_start))
 
 
-class MBPOAgent:
-    """act like SAC; fit(all real data) = fit the ensemble, branch rollouts for the new steps,
-    then mbpo.updates_per_step SAC steps per new step on real_ratio real / rest model data."""
+class MBPOAgent(Agent):
+    """Acts like SAC; fit(all real data) = fit the ensemble, branch rollouts for the new steps,
+    then mbpo.updates_per_step SAC steps per new step on real_ratio real / rest model data.
+    Sync schedule only: its rounds are defined by new env steps."""
 
-    uses_normalizers = False
+    schedules = ("sync",)
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: Config, device: str | torch.device = "cpu",
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
-        self.cfg, self.device = cfg, torch.device(device)
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.sac = SACAgent(obs_dim, act_dim, cfg, device, seed, trainable)
-        self.batch_rows = self.sac.batch_rows
+        super().__init__(spec, cfg, device, seed, trainable)
+        obs_dim, act_dim = spec.obs_dim, spec.act_dim
+        self.sac = SoftActorCritic(obs_dim, act_dim, cfg.sac, self.device, seed, trainable)
+        self.generator = torch.Generator(self.device).manual_seed(seed + 1)
+        self.rng = np.random.default_rng(seed + 1)
+        self.seen = 0  # real steps already branched from
         if not trainable:
             return
         b = cfg.mbpo
         self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device)
         longest = max(b.rollout_length_start, b.rollout_length_end)
-        self.model_data = ReplayBuffer(b.rollouts_per_step * b.retain_steps * longest,
-                                       obs_dim, act_dim)
-        self.seen = 0  # real steps already branched from
-        self.generator = torch.Generator(self.device).manual_seed(seed + 1)
-        self.rng = np.random.default_rng(seed + 1)
+        self.model_data = TransitionBuffer(b.rollouts_per_step * b.retain_steps * longest,
+                                           obs_dim, act_dim)
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        return BatchSpec("transitions", cfg.sac.batch_size, keys="sac.batch_size")
 
     # ---- acting: the SAC actor ----------------------------------------------------------------
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return self.sac.initial_state(batch)
+    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
+        return self.sac.act_numpy(obs, explore), state
 
-    def reset_state(self, state: torch.Tensor, done: np.ndarray) -> torch.Tensor:
-        return state
-
-    def act(self, obs: np.ndarray, state: torch.Tensor, explore: bool = True):
-        return self.sac.act(obs, state, explore)
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """Not used: MBPO trains in its sync rounds (`fit`); `schedules` says so to preflight."""
+        raise NotImplementedError("MBPO trains in sync rounds (fit), not on single batches")
 
     # ---- learning ---------------------------------------------------------------------------
-    def fit(self, data: dict[str, np.ndarray], total_inserted: int | None = None
-            ) -> dict[str, float]:
-        """total_inserted: env steps the replay ever took (its rows stop growing once it wraps);
-        None means every step is still in `data`."""
+    def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
+        """env_steps: env steps the replay ever took (its rows stop growing once it wraps)."""
         b = self.cfg.mbpo
         res = fit_from_config(self.cfg.model, self.model, self.optimizer, data, self.generator)
-        steps = len(data["obs"]) if total_inserted is None else int(total_inserted)
-        new = steps - self.seen
-        self.seen = steps
+        new = int(env_steps) - self.seen
+        self.seen = int(env_steps)
         length = rollout_length(self.cfg, self.seen)
         self._branch(data, PlanningEnsemble(self.model.select(res.elites)),
                      b.rollouts_per_step * new, length)
@@ -89,9 +91,9 @@ class MBPOAgent:
             action, _ = self.sac.actor(state, generator=self.generator)
             nxt, reward, p_term = flat_step(model, state, action, self.generator)
             done = torch.rand(p_term.shape, device=self.device, generator=self.generator) < p_term
-            chunk = empty_chunk(model.obs_dim, model.act_dim, len(state))
+            chunk = empty_transitions(model.obs_dim, model.act_dim, len(state))
             for key, value in (("obs", state), ("action", action), ("reward", reward),
-                               ("next_obs", nxt), ("terminated", done), ("episode_end", done)):
+                               ("next_obs", nxt), ("terminated", done)):
                 chunk[key][:] = value.cpu().numpy()
             self.model_data.add(chunk)
             state = nxt[~done]
@@ -99,7 +101,7 @@ class MBPOAgent:
                 break
 
     def _mixed_batch(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = self.batch_rows
+        n = self.cfg.sac.batch_size
         real = int(round(self.cfg.mbpo.real_ratio * n)) if self.model_data.size else n
         idx = self.rng.integers(0, len(data["obs"]), real)
         parts = [{k: data[k][idx] for k in ("obs", "action", "reward", "next_obs", "terminated")}]
@@ -109,22 +111,24 @@ class MBPOAgent:
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
-        return self.sac.inference_weights()
+        return self.sac.weights(("actor",))
 
     def load_inference_weights(self, weights: dict | None) -> None:
-        self.sac.load_inference_weights(weights)
+        self.sac.load_weights(weights)
 
     def state_dict(self) -> dict:
         """SAC, model and counters; the model rollouts are not saved (they are regenerated
         from the next fit on)."""
-        return {"sac": self.sac.state_dict(), "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "seen": self.seen,
-                "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
+        state = {"sac": self.sac.state_dict(), "seen": self.seen,
+                 **generator_state(self.generator, self.rng)}
+        if self.trainable:
+            state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.sac.load_state_dict(state["sac"])
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.trainable:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.seen = state["seen"]
-        self.generator.set_state(state["generator"])
-        self.rng.bit_generator.state = state["rng"]
+        load_generator_state(self.generator, self.rng, state)

@@ -127,7 +127,8 @@ class WorkersConfig:
     num: int = doc(1, "rollout worker actors")
     envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
     num_cpus: float = doc(1.0, "CPUs reserved per rollout worker (also its torch threads)")
-    device: str = doc("cpu", "torch device the workers plan on")
+    device: str = doc("cpu", "torch device the workers plan on: auto (cuda if the worker "
+                      "sees one), cpu, cuda, cuda:N")
     max_restarts: int = doc(3, "times Ray restarts a dead worker")
 
 
@@ -141,7 +142,8 @@ class LearnerConfig:
 @dataclass
 class TrainConfig:
     steps: int = doc(5000, "env step budget (all workers together)")
-    seed: int = doc(0, "seed of envs, networks and planners")
+    seed: int = doc(0, "seed of envs, networks, planners and replay sampling (0 .. 2^31-1); "
+                    "each actor's offset is in mbrl_ray/seeding.py")
     schedule: str = doc("sync", "sync: collect, fit, broadcast; async: free-running workers",
                         choices=("sync", "async"))
     random_steps: int = doc(250, "steps of uniform random actions before the first model fit")
@@ -156,7 +158,6 @@ class TrainConfig:
                            "evaluations (eval/video); 0: never")
     video_size: int = doc(128, "side of the evaluation video's frames")
     checkpoint_every: int = doc(2500, "env steps between checkpoints; one is always written at the end")
-    crash_worker_at_step: int = doc(0, "fault injection: worker 0 dies once after this many steps (0: never)")
 
 
 @dataclass

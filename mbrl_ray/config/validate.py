@@ -5,6 +5,7 @@ import re
 
 from mbrl_ray.config.loading import ConfigError, iter_fields
 from mbrl_ray.config.schema import Config
+from mbrl_ray.seeding import MAX_SEED
 
 # Keys that count things: they must be >= 1.
 POSITIVE = {
@@ -21,7 +22,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-    "train.crash_worker_at_step", "ray.num_cpus", "planner.info_weight",
+"ray.num_cpus", "planner.info_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps",
@@ -61,9 +62,8 @@ def _check_relations(cfg: Config) -> None:
     for key, value in (("sac.lr", cfg.sac.lr), ("sac.init_alpha", cfg.sac.init_alpha)):
         if value <= 0:
             raise ConfigError(f"{key}={value!r} must be > 0")
-    if cfg.agent.name == "mbpo" and cfg.train.schedule != "sync":
-        raise ConfigError(f"agent.name='mbpo' runs on train.schedule='sync' (model rollouts "
-                          f"and SAC updates per collected round), not {cfg.train.schedule!r}")
+    if not 0 <= cfg.train.seed <= MAX_SEED:
+        raise ConfigError(f"train.seed={cfg.train.seed!r} must lie in 0 .. {MAX_SEED}")
     p = cfg.planner
     if p.posterior == "lst" and p.name not in ("cem", "smcp"):
         raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "

@@ -1,22 +1,24 @@
-"""Driver: composition only. Builds the graph, runs the sync or async schedule, evaluates,
-logs to TensorBoard, checkpoints, survives rollout-worker deaths, stops at the step budget."""
+"""Driver: composition only. Builds the graph, runs the sync or async schedule
+(`schedules.py`), evaluates (`evaluation.py`), logs to TensorBoard, checkpoints, survives
+rollout-worker deaths, stops at the step budget."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
-import yaml
 
-from mbrl_ray.config import Config, ConfigError, from_dict, to_dict, validate
+from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
-from mbrl_ray.envs import check_env_spec, env_dims, env_kwargs
+from mbrl_ray.distributed.evaluation import Evaluations
+from mbrl_ray.distributed.preflight import (init_ray, load_run_config, preflight,  # noqa: F401
+                                            save_config)
+from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.telemetry import Progress, TBLogger
 
 MAX_WORKER_RETRIES = 20  # calls re-sent to one failing worker before the run gives up
@@ -31,58 +33,24 @@ class RunResult:
     worker_restarts: int
 
 
-def preflight(cfg: Config) -> None:
-    """Every check that needs no actor: raises ConfigError naming the key and value."""
-    validate(cfg)
-    check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
-    if cfg.env.obs == "pixels":
-        raise ConfigError("env.obs='pixels' needs an agent with an image encoder; the pets, sac "
-                          "and mbpo agents act on state vectors: use env.obs=state")
-    m, t = cfg.model, cfg.train
-    rows, keys = ((cfg.sac.batch_size, "sac.batch_size") if cfg.agent.name == "sac" else
-                  (m.ensemble_size * m.batch_size, "model.ensemble_size x model.batch_size"))
-    if t.schedule == "async" and t.spi_error_buffer < rows:
-        raise ConfigError(f"train.spi_error_buffer={t.spi_error_buffer:g} must be at least one "
-                          f"sample request, {keys} = {rows}")
-
-
-def init_ray(cfg: Config) -> None:
-    """Join the cluster of `ray job submit` (RAY_ADDRESS) or cfg.ray.address, else start locally."""
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs = {"num_cpus": cfg.ray.num_cpus} if cfg.ray.num_cpus else {}
-    ray.init(address=cfg.ray.address or None, log_to_driver=True, **kwargs)
-
-
-def save_config(cfg: Config, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def load_run_config(run_dir: Path) -> Config:
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        raise ConfigError(f"run dir {str(run_dir)!r} has no config.yaml: not a run directory")
-    return from_dict(yaml.safe_load(path.read_text()))
-
-
 class Driver:
-    """Runs one training run in `run_dir`; `resume=True` continues from its newest checkpoint."""
+    """Runs one training run in `run_dir`; `resume=True` continues from its newest checkpoint.
+    faults: fault injection for tests ({'crash_worker_at_step': N}), never part of the config."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, printer=print) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, printer=print,
+                 faults: dict | None = None) -> None:
         self.cfg, self.run_dir, self.printer = cfg, Path(run_dir), printer
+        self.faults = faults or {}
         self.counters = {"env_steps": 0, "rounds": 0, "evals": 0, "resumes": 0,
-                         "worker_restarts": 0, "limiter": None}
-        self.checkpoint = ckpt.latest(self.run_dir) if resume else None
-        if resume and self.checkpoint is None:
+                         "worker_restarts": 0, "limiter": None, "replay_steps": 0}
+        self.saved = ckpt.latest(self.run_dir) if resume else None
+        if resume and self.saved is None:
             raise ConfigError(f"run dir {str(self.run_dir)!r} has no checkpoint to resume from")
-        if self.checkpoint is not None:
-            self.counters.update(ckpt.read_counters(self.checkpoint))
+        if self.saved is not None:
+            self.counters.update(ckpt.read_counters(self.saved))
             self.counters["resumes"] += 1
         self.last_return: float | None = None
-        self.last_eval: float | None = None
-        self.pending_eval: tuple | None = None  # (ref, step)
+        self.checkpoint_due = False
         self.next_eval = self._next_multiple(self.cfg.train.eval_every)
         self.next_ckpt = self._next_multiple(self.cfg.train.checkpoint_every)
 
@@ -93,13 +61,13 @@ class Driver:
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        preflight(self.cfg)
+        spec = preflight(self.cfg)
         save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
-        obs_dim, act_dim = env_dims(self.cfg.env.id, **env_kwargs(self.cfg.env))
-        self.topo = topology.build(self.cfg, obs_dim, act_dim, self.counters["resumes"],
-                                   self.checkpoint, self.counters["limiter"])
+        self.topo = topology.build(self.cfg, spec, self.counters["resumes"], self.saved,
+                                   self.counters["limiter"],
+                                   self.faults.get("crash_worker_at_step", 0))
         try:  # however the run ends, its actors go with it
             nodes = {"start": self._worker_nodes()}
             final = self._train_and_evaluate()
@@ -121,68 +89,23 @@ class Driver:
 
     def _train_and_evaluate(self) -> float:
         self.tb = TBLogger(self.run_dir / "tb", purge_step=self.counters["env_steps"] or None)
+        self.evals = Evaluations(self.cfg, self.topo, self.tb, self.counters["evals"])
         self.progress = Progress(self.cfg.train.steps, self.counters["env_steps"], self.printer)
         device = ray.get(self.topo.learner.device_name.remote())
         self.printer(f"run dir {self.run_dir}  TensorBoard: tensorboard --logdir "
                      f"{self.run_dir / 'tb'}  learner on {device}", flush=True)
         try:
-            if self.cfg.train.schedule == "sync":
-                self._run_sync()
-            else:
-                self._run_async()
-            final = self._final_eval()
-            self._checkpoint()
+            (run_sync if self.cfg.train.schedule == "sync" else run_async)(self)
+            final = self.evals.final(self.counters["env_steps"])
+            self.counters["evals"] = self.evals.count
+            self._report()
+            self.checkpoint(pause_inserts=False)
         finally:
             self.tb.close()
         return final
 
-    def _run_sync(self) -> None:
-        """PETS's loop: collect a round on all workers, fit the model on all data, broadcast."""
-        t = self.cfg.train
-        while self.counters["env_steps"] < t.steps:
-            first = self.counters["env_steps"] < t.random_steps
-            round_steps = t.random_steps if first else t.steps_per_round
-            round_steps = min(round_steps, t.steps - self.counters["env_steps"])
-            per_worker = -(-round_steps // len(self.topo.workers))
-            t0 = time.perf_counter()
-            results = self._collect_all(per_worker)
-            self._log_collect(results, time.perf_counter() - t0)
-            self._log_learner(ray.get(self.topo.learner.fit.remote()))
-            self._after_round()
-
-    def _run_async(self) -> None:
-        """Free-running workers and learner; the replay limiter holds samples per insert."""
-        t, topo = self.cfg.train, self.topo
-        chunk = max(1, t.steps_per_round // len(topo.workers))
-        inflight = {w.collect.remote(chunk): (w, 0) for w in topo.workers}
-        learner_ref = topo.learner.train.remote(t.updates_per_round)
-        submitted = self.counters["env_steps"] + chunk * len(topo.workers)
-        t0 = time.perf_counter()
-        while inflight:
-            ready, _ = ray.wait(list(inflight) + [learner_ref], num_returns=1)
-            ref = ready[0]
-            if ref == learner_ref:
-                self._log_learner(ray.get(ref))
-                learner_ref = topo.learner.train.remote(t.updates_per_round)
-                continue
-            worker, tries = inflight.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayActorError as err:
-                self._on_worker_error(err, tries)
-                inflight[worker.collect.remote(chunk)] = (worker, tries + 1)
-                continue
-            self._log_collect([result], time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            self._after_round()
-            if submitted < t.steps:
-                inflight[worker.collect.remote(chunk)] = (worker, 0)
-                submitted += chunk
-        ray.get(topo.replay.release_limiter.remote())  # let the learner's last call finish
-        self._log_learner(ray.get(learner_ref))
-
-    # ---- pieces of a round --------------------------------------------------------------------
-    def _collect_all(self, per_worker: int) -> list[dict]:
+    # ---- pieces of a round (called by the schedules) ------------------------------------------
+    def collect_all(self, per_worker: int) -> list[dict]:
         """collect() on every worker; a worker that died is restarted by Ray and asked again."""
         refs = {w.collect.remote(per_worker): (w, 0) for w in self.topo.workers}
         results = []
@@ -192,7 +115,7 @@ class Driver:
             try:
                 results.append(ray.get(ready[0]))
             except ray.exceptions.RayActorError as err:
-                self._on_worker_error(err, tries)
+                self.on_worker_error(err, tries)
                 refs[worker.collect.remote(per_worker)] = (worker, tries + 1)
         for w in self.topo.workers:  # inserts are in flight; a fit must see the whole round
             try:
@@ -201,7 +124,7 @@ class Driver:
                 pass  # died since its collect returned: its next collect counts the restart
         return results
 
-    def _on_worker_error(self, err: Exception, tries: int) -> None:
+    def on_worker_error(self, err: Exception, tries: int) -> None:
         """A died worker is restarted by Ray and its call re-sent; errors of the re-sent calls
         (the actor still restarting) are the same death and are not counted again."""
         if tries >= MAX_WORKER_RETRIES:
@@ -213,10 +136,9 @@ class Driver:
         self.printer("a rollout worker died; Ray restarts it and the run goes on "
                      f"(the episode in flight is lost): {type(err).__name__}", flush=True)
 
-    def _log_collect(self, results: list[dict], seconds: float) -> None:
+    def log_collect(self, results: list[dict], seconds: float) -> None:
         steps = sum(r["steps"] for r in results)
         self.counters["env_steps"] += steps
-        step = self.counters["env_steps"]
         returns = [x for r in results for x in r["episode_returns"]]
         lengths = [x for r in results for x in r["episode_lengths"]]
         successes = [x for r in results for x in r["episode_successes"]]
@@ -233,62 +155,48 @@ class Driver:
             "replay/samples_per_insert": stats["samples_per_insert"],
             "params/version_lag": ray.get(self.topo.param_server.version_lag.remote()),
             "faults/worker_restarts": self.counters["worker_restarts"],
-        }, step)
+        }, self.counters["env_steps"])
 
-    def _log_learner(self, metrics: dict) -> None:
-        step = self.counters["env_steps"]
+    def log_learner(self, metrics: dict) -> None:
         self.tb.scalars({f"losses/{k}": v for k, v in metrics.items() if k != "train_s"}
-                        | {"perf/train_s": metrics.get("train_s")}, step)
+                        | {"perf/train_s": metrics.get("train_s")}, self.counters["env_steps"])
 
-    def _after_round(self) -> None:
+    def after_round(self, checkpoint_now: bool) -> None:
+        """Evaluate and checkpoint when due. checkpoint_now=False (async) marks a due
+        checkpoint for the schedule to take when the learner is between rounds."""
         self.counters["rounds"] += 1
         step = self.counters["env_steps"]
-        self._poll_eval()
-        if step >= self.next_eval and self.pending_eval is None:
-            self._start_eval(step)
+        self.evals.poll()
+        if step >= self.next_eval and not self.evals.busy:
+            self.evals.start(step)
+            self.counters["evals"] = self.evals.count
             self.next_eval = self._next_multiple(self.cfg.train.eval_every)
         if step >= self.next_ckpt and step < self.cfg.train.steps:
-            self._checkpoint()
+            self.checkpoint_due = True
             self.next_ckpt = self._next_multiple(self.cfg.train.checkpoint_every)
-        self.progress.report(step, self.last_return, self.last_eval)
+        if self.checkpoint_due and checkpoint_now:
+            self.checkpoint(pause_inserts=False)
+        self._report()
 
-    # ---- evaluation and checkpoints -----------------------------------------------------------
-    def _start_eval(self, step: int, final: bool = False) -> None:
-        """Evaluate on the evaluator; film every train.video_every-th evaluation and the last."""
-        seed = self.cfg.train.seed + 7919 * (self.counters["evals"] + 1)
-        self.counters["evals"] += 1
-        every = self.cfg.train.video_every
-        film = every > 0 and (final or (self.counters["evals"] - 1) % every == 0)
-        ref = self.topo.evaluator.evaluate.remote(self.cfg.train.eval_episodes, seed,
-                                                  self.cfg.train.video_size if film else 0)
-        self.pending_eval = (ref, step)
+    def _report(self) -> None:
+        self.progress.report(self.counters["env_steps"], self.last_return, self.evals.last)
 
-    def _poll_eval(self, block: bool = False) -> None:
-        if self.pending_eval is None:
-            return
-        ref, step = self.pending_eval
-        if not block and not ray.wait([ref], timeout=0)[0]:
-            return
-        self.pending_eval = None
-        result = ray.get(ref)
-        self.last_eval = float(np.mean(result["returns"]))
-        successes = result["successes"]
-        self.tb.scalars({"eval/episodic_return": self.last_eval,
-                         "eval/success": float(np.mean(successes)) if successes else None}, step)
-        if "video" in result:
-            gif, size = result["video"]
-            self.tb.video("eval/video", gif, size, size, step)
-
-    def _final_eval(self) -> float:
-        self._poll_eval(block=True)
-        self._start_eval(self.counters["env_steps"], final=True)
-        self._poll_eval(block=True)
-        self.progress.report(self.counters["env_steps"], self.last_return, self.last_eval)
-        return self.last_eval
-
-    def _checkpoint(self) -> Path:
+    # ---- checkpoints --------------------------------------------------------------------------
+    def checkpoint(self, pause_inserts: bool) -> Path:
+        """Learner, replay and counters in one folder, committed atomically. pause_inserts
+        (async): inserts wait meanwhile, so both are saved at the same insert count (the
+        learner is between rounds when this is called)."""
+        self.checkpoint_due = False
         path = ckpt.new_checkpoint_dir(self.run_dir, self.counters["env_steps"])
-        learner_done = self.topo.learner.save.remote(str(path / "learner.pt"))
-        self.counters["limiter"] = ray.get(self.topo.replay.save.remote(str(path / "replay.npz")))
-        ray.get(learner_done)
+        replay = self.topo.replay
+        try:
+            if pause_inserts:
+                ray.get(replay.pause.remote(True))
+            learner_done = self.topo.learner.save.remote(str(path / "learner.pt"))
+            self.counters["limiter"] = ray.get(replay.save.remote(str(path / "replay.npz")))
+            self.counters["replay_steps"] = ray.get(replay.stats.remote())["steps_inserted"]
+            ray.get(learner_done)
+        finally:
+            if pause_inserts:
+                ray.get(replay.pause.remote(False))
         return ckpt.commit(path, self.counters)

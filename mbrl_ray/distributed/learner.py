@@ -1,32 +1,38 @@
-"""Learner actor: owns the agent's trainable state, fits it from replay, publishes weights."""
+"""Learner actor: owns the agent's trainable state, trains it from replay, publishes weights.
+Holds no algorithm: what to sample and how to train are the agent's (agents/base.py)."""
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import ray
 import torch
 
+from mbrl_ray import seeding
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay import BatchSpec
 from mbrl_ray.telemetry import metrics
 
-NORMALIZER_ROWS = 20_000  # rows sampled (uncounted) to refresh the statistics, async schedule
+PREFETCH = 2  # sample requests kept in flight while the agent trains on the current batch
 
 
 @ray.remote
 class Learner:
-    def __init__(self, cfg: dict, obs_dim: int, act_dim: int, replay, param_server,
+    def __init__(self, cfg: dict, spec: EnvSpec, replay, param_server,
                  load_path: str | None = None) -> None:
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus)))
         self.device = resolve_device(self.cfg.learner.device)
-        self.agent = make_agent(obs_dim, act_dim, self.cfg, self.device, seed=self.cfg.train.seed)
+        self.agent = make_agent(spec, self.cfg, self.device,
+                                seed=self.cfg.train.seed + seeding.LEARNER)
         self.replay, self.param_server = replay, param_server
         self.version = 0
         self.m_updates = metrics.make("mbrl_learner_updates_total")
         if load_path:
-            state = torch.load(load_path, map_location=self.device, weights_only=False)
+            state = torch.load(load_path, map_location=self.device, weights_only=True)
             self.agent.load_state_dict(state["agent"])
             self.version = state["version"]
             if self.agent.inference_weights() is not None:
@@ -36,22 +42,30 @@ class Learner:
         return str(self.device)
 
     def fit(self) -> dict[str, float]:
-        """Sync schedule: train on everything in replay to convergence, then broadcast."""
+        """Sync schedule: the agent's full-data fit on every transition held, then broadcast."""
         t0 = time.perf_counter()
-        data, stats = ray.get([self.replay.all.remote(), self.replay.stats.remote()])
-        result = self.agent.fit(data, stats["total_inserted"])
+        data, stats = ray.get([self.replay.transitions.remote(), self.replay.stats.remote()])
+        result = self.agent.fit(data, stats["steps_inserted"])
         self.m_updates.inc(1)
         self._publish(self.version + 1)
         return {**result, "train_s": time.perf_counter() - t0}
 
     def train(self, num_updates: int) -> dict[str, float]:
-        """Async schedule: `num_updates` steps on rate-limited batches, then broadcast."""
+        """Async schedule: `num_updates` steps on rate-limited batches, then broadcast. Up to
+        PREFETCH sample requests wait in flight, so the replay samples while the agent trains."""
         t0 = time.perf_counter()
-        if self.agent.uses_normalizers:
-            self.agent.set_normalizers(ray.get(self.replay.sample.remote(NORMALIZER_ROWS, False)))
+        if self.agent.refresh_rows:
+            spec = BatchSpec("transitions", self.agent.refresh_rows)
+            self.agent.refresh(ray.get(self.replay.sample.remote(spec, False)))
+        spec = self.agent.batch_spec
+        pending = deque(self.replay.sample.remote(spec) for _ in range(min(PREFETCH, num_updates)))
+        requested = len(pending)
         total: dict[str, float] = {}
-        for _ in range(num_updates):
-            batch = ray.get(self.replay.sample.remote(self.agent.batch_rows))
+        while pending:
+            batch = ray.get(pending.popleft())
+            if requested < num_updates:
+                pending.append(self.replay.sample.remote(spec))
+                requested += 1
             for k, v in self.agent.update(batch).items():
                 total[k] = total.get(k, 0.0) + v / num_updates
         self.m_updates.inc(num_updates)

@@ -34,6 +34,10 @@ class ParameterServer:
             return self.version, [self.ref]
         return None
 
+    def current(self):
+        """(version, [ref]) of the newest weights (None before the first publish)."""
+        return (self.version, [self.ref]) if self.ref is not None else None
+
     def loaded(self, worker: str, version: int) -> None:
         self._see(worker, version)
 

@@ -1,5 +1,6 @@
-"""Replay actor: the ring buffer behind Ray, with the samples-per-insert limiter of the async
-schedule. An async actor, so a blocked insert or sample waits without stalling the other side."""
+"""Replay actor: StreamStorage and its selectors behind Ray, with the samples-per-insert limiter
+of the async schedule. An async actor, so a blocked insert or sample waits without stalling the
+other side."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,9 @@ import asyncio
 import numpy as np
 import ray
 
-from mbrl_ray.replay import ReplayBuffer, SamplesPerInsertLimiter
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay import BatchSpec, SamplesPerInsertLimiter, StreamStorage, all_transitions
+from mbrl_ray.replay import sample as select
 from mbrl_ray.telemetry import metrics
 
 POLL_S = 0.005
@@ -15,11 +18,11 @@ POLL_S = 0.005
 
 @ray.remote(num_cpus=0)
 class ReplayActor:
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, seed: int,
-                 limiter: dict | None = None, load_path: str | None = None) -> None:
+    def __init__(self, capacity: int, spec: EnvSpec, seed: int, limiter: dict | None = None,
+                 load_path: str | None = None) -> None:
         """limiter: kwargs of SamplesPerInsertLimiter plus its saved 'state', or None (sync)."""
-        self.buffer = (ReplayBuffer.load(load_path) if load_path
-                       else ReplayBuffer(capacity, obs_dim, act_dim))
+        self.store = (StreamStorage.load(load_path) if load_path
+                      else StreamStorage(capacity, spec))
         self.limiter = None
         if limiter is not None:
             state = limiter.pop("state", None)
@@ -27,57 +30,72 @@ class ReplayActor:
             if state:
                 self.limiter.load_state_dict(state)
         self.rng = np.random.default_rng(seed)
+        self.paused = False    # a checkpoint is being taken: inserts wait
+        self.released = False  # the run's last steps are in: nothing waits on the limiter
         self.m_size = metrics.make("mbrl_replay_size")
         self.m_spi = metrics.make("mbrl_replay_samples_per_insert")
         self._export()
 
     def _export(self) -> None:
-        self.m_size.set(self.buffer.size)
+        self.m_size.set(self.store.size)
         self.m_spi.set(self._samples_per_insert())
 
     def _samples_per_insert(self) -> float:
         return self.limiter.ratio if self.limiter is not None else 0.0
 
-    async def insert(self, chunk: dict[str, np.ndarray]) -> int:
-        """Add a chunk; waits while the limiter says the learner is too far behind."""
-        while self.limiter is not None and not self.limiter.can_insert():
+    async def insert(self, segments: list[tuple]) -> int:
+        """Add [(stream key, rows)] of one worker's collect; waits while the limiter says the
+        learner is too far behind, or while a checkpoint is taken. Returns the rows held."""
+        while self.paused or not (self._unlimited or self.limiter.can_insert()):
             await asyncio.sleep(POLL_S)
-        n = len(chunk["reward"])
-        self.buffer.add(chunk)
+        before = self.store.steps_inserted
+        for key, rows in segments:
+            self.store.add(rows, key)
         if self.limiter is not None:
-            self.limiter.insert(n)
+            self.limiter.insert(self.store.steps_inserted - before)
         self._export()
-        return self.buffer.size
+        return self.store.size
 
-    async def sample(self, n: int, counted: bool = True) -> dict[str, np.ndarray]:
-        """n uniform rows; a counted sample waits until the limiter allows it, an uncounted one
-        until the warm-up rows are in."""
-        while not self._may_sample(n, counted):
+    async def sample(self, spec: BatchSpec, counted: bool = True) -> dict[str, np.ndarray]:
+        """One batch as `spec` asks; a counted sample waits until the limiter allows it, an
+        uncounted one until the warm-up steps are in."""
+        while not self._may_sample(spec.rows, counted):
             await asyncio.sleep(POLL_S)
         if counted and self.limiter is not None:
-            self.limiter.sample(n)
+            self.limiter.sample(spec.rows)
             self._export()
-        return self.buffer.sample(n, self.rng)
+        return select(self.store, spec, self.rng)
+
+    @property
+    def _unlimited(self) -> bool:
+        return self.limiter is None or self.released
 
     def _may_sample(self, n: int, counted: bool) -> bool:
-        if self.limiter is None:
-            return self.buffer.size > 0
+        if self._unlimited:
+            return self.store.steps_inserted > 0
         if counted:
             return self.limiter.can_sample(n)
-        return self.buffer.size >= max(1, self.limiter.min_size)
+        return self.store.steps_inserted >= max(1, self.limiter.min_size)
+
+    def transitions(self) -> dict[str, np.ndarray]:
+        """Every 1-step transition held (a full-data fit's input)."""
+        return all_transitions(self.store)
 
     def release_limiter(self) -> None:
-        """End of an async run: let every waiting insert and sample through."""
-        self.limiter = None
+        """End of an async run: let every waiting insert and sample through (the limiter
+        keeps counting, so that a resumed run continues its ratio)."""
+        self.released = True
 
-    def all(self) -> dict[str, np.ndarray]:
-        return self.buffer.all()
+    def pause(self, paused: bool) -> int:
+        """Hold (True) or let through (False) inserts; returns the env steps held."""
+        self.paused = paused
+        return self.store.steps_inserted
 
     def stats(self) -> dict[str, float]:
-        return {"size": self.buffer.size, "total_inserted": self.buffer.total_inserted,
-                "samples_per_insert": self._samples_per_insert(), "nbytes": self.buffer.nbytes}
+        return {"size": self.store.size, "steps_inserted": self.store.steps_inserted,
+                "samples_per_insert": self._samples_per_insert(), "nbytes": self.store.nbytes}
 
     def save(self, path: str) -> dict | None:
-        """Write the buffer to `path` (.npz); returns the limiter state to keep beside it."""
-        self.buffer.save(path)
+        """Write the storage to `path` (.npz); returns the limiter state to keep beside it."""
+        self.store.save(path)
         return self.limiter.state_dict() if self.limiter is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import numpy as np
 import ray
@@ -11,23 +12,31 @@ import torch
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
-from mbrl_ray.distributed.env_batch import EnvBatch
-from mbrl_ray.replay import empty_chunk
+from mbrl_ray.devices import resolve_device
+from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.telemetry import metrics
 from mbrl_ray.telemetry.video import encode_gif
 
 
 @ray.remote
 class RolloutWorker:
-    def __init__(self, name: str, cfg: dict, obs_dim: int, act_dim: int, replay, param_server,
-                 seed: int) -> None:
+    def __init__(self, name: str, cfg: dict, spec: EnvSpec, replay, param_server, seed: int,
+                 crash_at_step: int = 0) -> None:
+        """crash_at_step > 0: fault injection for tests, the process exits once (not after a
+        restart) when its step count reaches it."""
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.workers.num_cpus)))
-        self.name, self.replay, self.param_server = name, replay, param_server
-        self.agent = make_agent(obs_dim, act_dim, self.cfg, self.cfg.workers.device, seed=seed,
-                                trainable=False)
+        self.name, self.spec, self.replay, self.param_server = name, spec, replay, param_server
+        self.agent = make_agent(spec, self.cfg, resolve_device(self.cfg.workers.device),
+                                seed=seed, trainable=False)
         self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker, seed)
         self.state = self.agent.initial_state(len(self.envs.envs))
+        # One stream per env and process: a restarted worker starts new streams, so no
+        # sequence sampled later joins the dead process's rows to the new one's.
+        incarnation = uuid.uuid4().hex[:12]
+        self.streams = [(name, i, incarnation) for i in range(len(self.envs.envs))]
+        self.crash_at_step = crash_at_step
         self.version = 0
         self.steps = 0
         self.pending_insert = None
@@ -45,19 +54,20 @@ class RolloutWorker:
         """Load the newest weights if the parameter server moved past ours; return our version."""
         newer = ray.get(self.param_server.get_if_newer.remote(self.name, self.version))
         if newer is not None:
-            version, (ref,) = newer
-            self.agent.load_inference_weights(ray.get(ref))
-            self.version = version
-            self.param_server.loaded.remote(self.name, version)
+            self._load(*newer)
         return self.version
+
+    def _load(self, version: int, refs: list) -> None:
+        self.agent.load_inference_weights(ray.get(refs[0]))
+        self.version = version
+        self.param_server.loaded.remote(self.name, version)
 
     def collect(self, num_steps: int) -> dict:
         """Step all envs until at least num_steps transitions; send them to replay as one chunk."""
         self.sync_weights()
         n_envs = len(self.envs.envs)
         iters = -(-num_steps // n_envs)
-        rows = {k: np.zeros((n_envs, iters, *v.shape[1:]), v.dtype)
-                for k, v in empty_chunk(self.agent.obs_dim, self.agent.act_dim, 1).items()}
+        rows = StreamRows(self.spec, n_envs, iters)
         episodes, plan_s = [], 0.0
         t_start = time.perf_counter()
         for t in range(iters):
@@ -66,7 +76,7 @@ class RolloutWorker:
             plan_step_s = time.perf_counter() - t0
             plan_s += plan_step_s
             self.m_plan_ms.observe(1000 * plan_step_s, tags=self.tags)
-            finished, done = self.envs.step(actions, rows, t)
+            finished, done = self.envs.step(actions, rows)
             self.state = self.agent.reset_state(self.state, done)
             episodes += finished
             self.steps += n_envs
@@ -74,17 +84,22 @@ class RolloutWorker:
         elapsed = time.perf_counter() - t_start
         self.m_steps.inc(n_envs * iters, tags=self.tags)
         self.m_steps_per_s.set(n_envs * iters / elapsed, tags=self.tags)
-        self._send({k: v.reshape(n_envs * iters, *v.shape[2:]) for k, v in rows.items()})
+        self._send(rows.segments(self.streams))
         return {"steps": n_envs * iters, "episode_returns": [e.ret for e in episodes],
                 "episode_lengths": [e.length for e in episodes],
                 "episode_successes": [e.success for e in episodes if e.success is not None],
                 "plan_ms": 1000 * plan_s / iters, "env_steps_per_s": n_envs * iters / elapsed,
                 "version": self.version, "worker": self.name}
 
-    def evaluate(self, num_episodes: int, seed: int, video_size: int = 0) -> dict:
-        """Episodes on a fresh env with the newest weights; nothing goes to replay.
-        video_size > 0 also films the first episode (GIF bytes under 'video')."""
-        self.sync_weights()
+    def evaluate(self, num_episodes: int, seed: int, video_size: int = 0,
+                 weights: tuple | None = None) -> dict:
+        """Episodes on a fresh env; nothing goes to replay. weights: (version, [ref]) to act
+        with (the driver's choice, so that a seeded run evaluates the same weights every time),
+        else the newest. video_size > 0 also films the first episode (GIF bytes, 'video')."""
+        if weights is not None:
+            self._load(*weights)
+        else:
+            self.sync_weights()
         envs = EnvBatch(self.cfg.env, 1, seed, render_size=video_size)
         env = envs.envs[0]
         frames = [env.render()] if video_size else None
@@ -105,7 +120,7 @@ class RolloutWorker:
             out["video"] = (encode_gif(np.stack(frames), fps), video_size)
         return out
 
-    def _send(self, chunk: dict[str, np.ndarray]) -> None:
+    def _send(self, chunk: list) -> None:
         """One insert in flight at most: waiting on the previous one is the limiter's backpressure."""
         if self.pending_insert is not None:
             ray.get(self.pending_insert)
@@ -117,7 +132,6 @@ class RolloutWorker:
             self.pending_insert = None
 
     def _maybe_crash(self) -> None:
-        """Fault injection for tests: worker 0 dies once, mid-episode, at the configured step."""
-        at = self.cfg.train.crash_worker_at_step
-        if at and self.name == "worker-0" and not self.restarted and self.steps >= at:
+        """Fault injection for tests: the process dies once, mid-episode, at crash_at_step."""
+        if self.crash_at_step and not self.restarted and self.steps >= self.crash_at_step:
             os._exit(1)

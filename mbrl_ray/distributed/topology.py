@@ -10,13 +10,14 @@ import ray
 from ray.autoscaler.sdk import request_resources
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from mbrl_ray import seeding
 from mbrl_ray.config import Config, ConfigError, to_dict
 from mbrl_ray.distributed.learner import Learner
 from mbrl_ray.distributed.param_server import ParameterServer
 from mbrl_ray.distributed.replay_actor import ReplayActor
 from mbrl_ray.distributed.rollout_worker import RolloutWorker
+from mbrl_ray.envs.spec import EnvSpec
 
-EVAL_SEED_OFFSET = 10_000_000
 RESOURCE_POLL_S = 5.0
 
 
@@ -72,9 +73,11 @@ def _learner_placement(cfg: Config, here: NodeAffinitySchedulingStrategy):
     return here if fits and not cfg.learner.num_gpus else None
 
 
-def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
-          checkpoint: Path | None = None, limiter_state: dict | None = None) -> Topology:
-    """Start every actor. seed_epoch varies env seeds across resumes of one run."""
+def build(cfg: Config, spec: EnvSpec, resumes: int, checkpoint: Path | None = None,
+          limiter_state: dict | None = None, crash_worker_at_step: int = 0) -> Topology:
+    """Start every actor, seeded as `mbrl_ray/seeding.py` documents; `resumes` varies the env
+    seeds across resumes of one run. crash_worker_at_step: fault injection (tests), worker 0
+    dies once at that step."""
     raw = to_dict(cfg)
     t, w = cfg.train, cfg.workers
     limiter = None
@@ -85,21 +88,21 @@ def build(cfg: Config, obs_dim: int, act_dim: int, seed_epoch: int,
     # on a cluster), so that losing a rollout node loses only its workers. (Hard affinity: they
     # reserve no CPU, and Ray's soft affinity spreads such actors anyway.)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    replay = ReplayActor.options(scheduling_strategy=here).remote(t.replay_capacity, obs_dim, act_dim, t.seed, limiter,
-                                str(checkpoint / "replay.npz") if checkpoint else None)
+    replay = ReplayActor.options(scheduling_strategy=here).remote(
+        t.replay_capacity, spec, t.seed + seeding.REPLAY, limiter,
+        str(checkpoint / "replay.npz") if checkpoint else None)
     param_server = ParameterServer.options(scheduling_strategy=here).remote()
     learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
                               scheduling_strategy=_learner_placement(cfg, here)).remote(
-        raw, obs_dim, act_dim, replay, param_server,
-        str(checkpoint / "learner.pt") if checkpoint else None)
-    base = t.seed + 1_000_003 * seed_epoch
+        raw, spec, replay, param_server, str(checkpoint / "learner.pt") if checkpoint else None)
     # SPREAD: workers go to different nodes while there are nodes with room (best effort).
     workers = [
         RolloutWorker.options(num_cpus=w.num_cpus, max_restarts=w.max_restarts,
                               scheduling_strategy="SPREAD").remote(
-            f"worker-{i}", raw, obs_dim, act_dim, replay, param_server, base + 1000 * i)
+            f"worker-{i}", raw, spec, replay, param_server,
+            seeding.worker_seed(t.seed, i, resumes), crash_worker_at_step if i == 0 else 0)
         for i in range(w.num)]
     # The evaluator reserves no CPU: it runs now and then, beside the others.
     evaluator = RolloutWorker.options(num_cpus=0, max_restarts=w.max_restarts).remote(
-        "evaluator", raw, obs_dim, act_dim, replay, param_server, base + EVAL_SEED_OFFSET)
+        "evaluator", raw, spec, replay, param_server, seeding.evaluator_seed(t.seed, resumes))
     return Topology(replay, param_server, learner, workers, evaluator)

@@ -4,11 +4,11 @@ as truncation, action repeat, deterministic seeding, `env.render()` when render_
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 from gymnasium.wrappers import TimeLimit
 
 from mbrl_ray.config.loading import ConfigError
 from mbrl_ray.envs.dummy import PointMassEnv
+from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.envs.specs import DUMMY, check_env_spec, split_spec
 from mbrl_ray.envs.wrappers import ActionRepeat, MujocoFrames, PixelObs, UnitContract
 
@@ -67,9 +67,11 @@ def env_kwargs(env_cfg) -> dict:
             "image_size": env_cfg.image_size}
 
 
-def env_dims(spec: str, **kwargs) -> tuple[int, int]:
-    """(observation size, action dim) of a spec built with make_env's kwargs."""
+def env_spec(spec: str, **kwargs) -> EnvSpec:
+    """The EnvSpec (observation shape and dtype, action dim) of `spec` built with make_env's
+    kwargs."""
     env = make_env(spec, seed=0, **kwargs)
-    dims = int(np.prod(env.observation_space.shape)), env.action_space.shape[0]
-    env.close()
-    return dims
+    try:
+        return EnvSpec.from_env(env)
+    finally:
+        env.close()

@@ -1,0 +1,124 @@
+"""The contract every agent keeps, so that the learner and the rollout workers hold no
+algorithm-specific code and a new agent needs no edit in the driver.
+
+An agent is built from the env's spec and the config. Its class says what it accepts (state
+vectors, pixels), which schedules it runs on, and what batches it trains on; `check_config`
+refuses a config it cannot run, before any actor starts. On a rollout worker it acts (planning
+or a policy); on the learner it trains. Acting state is a dict of tensors whose first dim is the
+env, reset per env by one generic rule. Inference weights (what a worker needs to act) are a
+nested dict of tensors; `state_dict` is everything needed to continue training.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from mbrl_ray.config.loading import ConfigError
+from mbrl_ray.config.schema import Config
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay.selectors import BatchSpec
+
+State = dict[str, torch.Tensor]
+Weights = dict  # nested dict of tensors
+
+
+def reset_rows(state: State, done: np.ndarray) -> State:
+    """Zero every state tensor's rows of envs whose episode just ended (the generic reset)."""
+    if done.any():
+        for value in state.values():
+            value[torch.as_tensor(done, device=value.device)] = 0
+    return state
+
+
+class Agent(ABC):
+    """Base of every agent; see the module docstring for the contract."""
+
+    accepts: ClassVar[tuple[str, ...]] = ("state",)            # EnvSpec.kind values
+    schedules: ClassVar[tuple[str, ...]] = ("sync", "async")   # train.schedule values
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        self.spec, self.cfg, self.device = spec, cfg, torch.device(device)
+        self.trainable = trainable
+
+    # ---- what the agent needs, asked before any actor starts ----------------------------------
+    @classmethod
+    @abstractmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """The batch one `update` takes (kind, size, n-step or sequence length)."""
+
+    @classmethod
+    def check_config(cls, cfg: Config, spec: EnvSpec) -> None:
+        """Raise ConfigError for a config or env this agent cannot run."""
+        name = cfg.agent.name
+        if spec.kind not in cls.accepts:
+            raise ConfigError(f"agent.name={name!r} acts on {' or '.join(cls.accepts)} "
+                              f"observations, but env.id={cfg.env.id!r} with "
+                              f"env.obs={cfg.env.obs!r} gives {spec.kind} {spec.obs_shape}")
+        if cfg.train.schedule not in cls.schedules:
+            raise ConfigError(f"agent.name={name!r} runs on train.schedule "
+                              f"{' or '.join(cls.schedules)}, not {cfg.train.schedule!r}")
+
+    @property
+    def batch_spec(self) -> BatchSpec:
+        return self.batch_spec_for(self.cfg)
+
+    # ---- acting (rollout workers) -------------------------------------------------------------
+    def initial_state(self, batch: int) -> State:
+        """Acting state of `batch` envs (empty for a memoryless policy)."""
+        return {}
+
+    def reset_state(self, state: State, done: np.ndarray) -> State:
+        return reset_rows(state, done)
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, state: State, explore: bool = True
+            ) -> tuple[np.ndarray, State]:
+        """Actions in [-1, 1] for a batch of observations, and the next state."""
+
+    # ---- learning (learner) -------------------------------------------------------------------
+    @abstractmethod
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One training step on a batch of `batch_spec` (async schedule)."""
+
+    def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
+        """Sync schedule: one round of training on every transition held (env_steps: env steps
+        the replay ever took, which keeps growing after it wraps)."""
+        raise NotImplementedError(f"{type(self).__name__} has no full-data fit")
+
+    refresh_rows: int = 0  # async: rows of an uncounted replay sample given to `refresh`
+
+    def refresh(self, data: dict[str, np.ndarray]) -> None:
+        """Async schedule, before each round of updates: statistics from a replay sample."""
+
+    # ---- weights and checkpoints --------------------------------------------------------------
+    @abstractmethod
+    def inference_weights(self) -> Weights | None:
+        """What a rollout worker needs to act, on CPU; None while it should act at random."""
+
+    @abstractmethod
+    def load_inference_weights(self, weights: Weights | None) -> None: ...
+
+    @abstractmethod
+    def state_dict(self) -> dict: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict, detached, on CPU (for inference weights)."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def generator_state(generator: torch.Generator, rng: np.random.Generator) -> dict:
+    return {"generator": generator.get_state(), "rng": rng.bit_generator.state}
+
+
+def load_generator_state(generator: torch.Generator, rng: np.random.Generator,
+                         state: dict) -> None:
+    generator.set_state(state["generator"])
+    rng.bit_generator.state = state["rng"]

@@ -1,0 +1,67 @@
+"""Networks of the actor-critic family: a tanh-Gaussian actor and twin Q critics (SAC's), as
+plain modules that any agent composes (SAC, PETS's terminal value and action prior, SMCP's
+proposal, MBPO)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_STD = (-5.0, 2.0)
+ACTION_EPS = 1e-4  # given actions are kept this far inside +-1 before atanh
+
+
+def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), nn.ReLU())]
+    return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+class Actor(nn.Module):
+    """obs -> tanh-squashed Gaussian over actions in [-1, 1]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers)
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False,
+                generator: torch.Generator | None = None):
+        """-> (action, log pi(action | obs)); the log-prob includes the tanh correction."""
+        if deterministic:
+            return torch.tanh(self.net(obs).chunk(2, -1)[0]), None
+        action, log_prob, _ = self.sample_with_mean(obs, generator)
+        return action, log_prob
+
+    def sample_with_mean(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        """One pass of the network -> (sampled action, its log pi, the mean action)."""
+        mean, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(*LOG_STD)
+        noise = torch.randn(mean.shape, device=mean.device, generator=generator)
+        pre = mean + log_std.exp() * noise
+        return torch.tanh(pre), self._log_prob(noise, log_std, pre), torch.tanh(mean)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log pi(action | obs) of given actions in [-1, 1] (clamped inside, where atanh is
+        finite)."""
+        mean, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(*LOG_STD)
+        pre = torch.atanh(action.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS))
+        return self._log_prob((pre - mean) / log_std.exp(), log_std, pre)
+
+    @staticmethod
+    def _log_prob(noise, log_std, pre) -> torch.Tensor:
+        log_prob = (-0.5 * noise ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
+
+
+class TwinQ(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.q1 = mlp(obs_dim + act_dim, 1, hidden, layers)
+        self.q2 = mlp(obs_dim + act_dim, 1, hidden, layers)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, act], -1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)

@@ -1,0 +1,61 @@
+"""Everything checked and set up before any actor starts: the config, the env, the agent's
+needs (asked of its class), Ray itself, and the run directory's config file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ray
+import yaml
+
+from mbrl_ray.agents import agent_class
+from mbrl_ray.config import Config, ConfigError, from_dict, to_dict, validate
+from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
+from mbrl_ray.replay import BatchSpec
+
+
+def preflight(cfg: Config) -> EnvSpec:
+    """Every check that needs no actor: raises ConfigError naming the key and value; returns
+    the env's spec."""
+    validate(cfg)
+    check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = agent_class(cfg)
+    agent.check_config(cfg, spec)
+    check_batch(cfg, agent.batch_spec_for(cfg))
+    return spec
+
+
+def check_batch(cfg: Config, batch: BatchSpec) -> None:
+    """The replay can hold what one batch needs, and the async limiter can grant it."""
+    t = cfg.train
+    if batch.kind == "sequences" and batch.length > t.replay_capacity:
+        raise ConfigError(f"train.replay_capacity={t.replay_capacity} cannot hold one sequence "
+                          f"of {batch.length} rows (the agent's sequence length)")
+    if batch.size > t.replay_capacity:
+        raise ConfigError(f"train.replay_capacity={t.replay_capacity} is below one batch: "
+                          f"{batch.keys or 'the batch size'} = {batch.size}")
+    if t.schedule == "async" and t.spi_error_buffer < batch.rows:
+        raise ConfigError(f"train.spi_error_buffer={t.spi_error_buffer:g} must be at least one "
+                          f"sample request, {batch.keys or 'the batch'} = {batch.rows} rows")
+
+
+def init_ray(cfg: Config) -> None:
+    """Join the cluster of `ray job submit` (RAY_ADDRESS) or cfg.ray.address, else start locally."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    kwargs = {"num_cpus": cfg.ray.num_cpus} if cfg.ray.num_cpus else {}
+    ray.init(address=cfg.ray.address or None, log_to_driver=True, **kwargs)
+
+
+def save_config(cfg: Config, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_run_config(run_dir: Path) -> Config:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"run dir {str(run_dir)!r} has no config.yaml: not a run directory")
+    return from_dict(yaml.safe_load(path.read_text()))
