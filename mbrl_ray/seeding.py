@@ -6,12 +6,17 @@ number, so networks start from the same weights for the same seed in any process
 
     learner          seed + LEARNER            network init, minibatches, planner noise
     replay actor     seed + REPLAY             sampling
-    rollout worker i seed + WORKER * (i + 1)   + env index for env i's reset seed
-    evaluator        seed + EVALUATOR          + 7919 x (evaluation number) per evaluation
+    rollout worker i s = seed + WORKER * (i + 1): its agent derive(s, AGENT), env j's resets
+                     derive(s, ENVS) + j
+    evaluator        s = seed + EVALUATOR: its agent derive(s, AGENT); evaluation k's
+                     episodes derive(s, ENVS) + EVAL_STRIDE * k
     each resume      + RESUME x (resumes so far) on workers and evaluator, so a resumed run
                      does not replay the episodes it already saw
 
-All seeds stay below 2**32 for seeds up to MAX_SEED (checked by config validation).
+`derive(s, key)` hashes (s, key) through numpy's SeedSequence, so that generators built from one
+number (an env's reset noise, an agent's random first actions, a component's sampling noise)
+never draw the same stream. All seeds stay below 2**32 for seeds up to MAX_SEED (checked by
+config validation).
 """
 from __future__ import annotations
 
@@ -26,6 +31,13 @@ WORKER = 1000
 EVALUATOR = 10_000_000
 RESUME = 1_000_003
 MAX_SEED = 2**31 - 1
+EVAL_STRIDE = 7919
+AGENT, ENVS, SAC = 1, 2, 3  # keys of derive()
+
+
+def derive(seed: int, key: int) -> int:
+    """An independent 32-bit seed for the part `key` of whatever `seed` seeds."""
+    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
 
 
 def worker_seed(seed: int, index: int, resumes: int = 0) -> int:
@@ -34,6 +46,11 @@ def worker_seed(seed: int, index: int, resumes: int = 0) -> int:
 
 def evaluator_seed(seed: int, resumes: int = 0) -> int:
     return seed + EVALUATOR + RESUME * resumes
+
+
+def evaluation_env_seed(evaluator: int, k: int) -> int:
+    """Env seed of the k-th evaluation run by an evaluator seeded `evaluator`."""
+    return derive(evaluator, ENVS) + EVAL_STRIDE * k
 
 
 def seed_process(seed: int) -> None:

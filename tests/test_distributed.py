@@ -117,7 +117,7 @@ def test_async_run_holds_samples_per_insert(ray_session, tmp_path):
     assert abs(ratios[-1] - spi) <= (slack + spi * chunk + 96) / admitted, ratios
     assert _scalars(result.run_dir, "losses/model_nll")
     assert np.isfinite(result.final_eval_return)
-    limiter = ckpt.read_counters(ckpt.latest(result.run_dir))["limiter"]
+    limiter = ckpt.read_counters(ckpt.latest(result.run_dir))["replay"]["limiter"]
     assert limiter["inserts"] == 1200  # the final checkpoint keeps the limiter's count
 
 

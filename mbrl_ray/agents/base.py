@@ -81,8 +81,9 @@ class Agent(ABC):
 
     # ---- learning (learner) -------------------------------------------------------------------
     @abstractmethod
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One training step on a batch of `batch_spec` (async schedule)."""
+    def update(self, batch: dict) -> dict[str, float]:
+        """One training step on a batch of `batch_spec` (async schedule). The learner hands
+        tensors on the agent's device (frames still uint8); numpy arrays must work too."""
 
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
         """Sync schedule: one round of training on every transition held (env_steps: env steps

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, generator_state, load_generator_state
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics import SoftActorCritic
@@ -37,9 +38,10 @@ class MBPOAgent(Agent):
                  seed: int = 0, trainable: bool = True) -> None:
         super().__init__(spec, cfg, device, seed, trainable)
         obs_dim, act_dim = spec.obs_dim, spec.act_dim
-        self.sac = SoftActorCritic(obs_dim, act_dim, cfg.sac, self.device, seed, trainable)
-        self.generator = torch.Generator(self.device).manual_seed(seed + 1)
-        self.rng = np.random.default_rng(seed + 1)
+        self.sac = SoftActorCritic(obs_dim, act_dim, cfg.sac, self.device,
+                                   seeding.derive(seed, seeding.SAC), trainable)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         self.seen = 0  # real steps already branched from
         if not trainable:
             return

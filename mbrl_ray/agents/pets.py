@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu, generator_state, load_generator_state
 from mbrl_ray.agents.mpc import MPCPolicy
 from mbrl_ray.config.schema import Config
@@ -51,8 +52,8 @@ class PETSAgent(Agent):
         # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
         # soft value; workers hold its networks too.
         uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0 or self.smcp)
-        self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device, seed,
-                                   trainable) if uses_sac else None
+        self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
+                                   seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
 

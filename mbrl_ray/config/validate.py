@@ -22,7 +22,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-"ray.num_cpus", "planner.info_weight",
+    "ray.num_cpus", "planner.info_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps",

@@ -42,13 +42,16 @@ class Driver:
         self.cfg, self.run_dir, self.printer = cfg, Path(run_dir), printer
         self.faults = faults or {}
         self.counters = {"env_steps": 0, "rounds": 0, "evals": 0, "resumes": 0,
-                         "worker_restarts": 0, "limiter": None, "replay_steps": 0}
+                         "worker_restarts": 0, "replay": None}
         self.saved = ckpt.latest(self.run_dir) if resume else None
         if resume and self.saved is None:
             raise ConfigError(f"run dir {str(self.run_dir)!r} has no checkpoint to resume from")
         if self.saved is not None:
             self.counters.update(ckpt.read_counters(self.saved))
             self.counters["resumes"] += 1
+            # Steps counted while their chunk still waited at the limiter never reached the
+            # replay (async): the resumed run counts from what the replay holds.
+            self.counters["env_steps"] = self.counters["replay"]["steps"]
         self.last_return: float | None = None
         self.checkpoint_due = False
         self.next_eval = self._next_multiple(self.cfg.train.eval_every)
@@ -66,7 +69,7 @@ class Driver:
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
         self.topo = topology.build(self.cfg, spec, self.counters["resumes"], self.saved,
-                                   self.counters["limiter"],
+                                   self.counters["replay"],
                                    self.faults.get("crash_worker_at_step", 0))
         try:  # however the run ends, its actors go with it
             nodes = {"start": self._worker_nodes()}
@@ -117,12 +120,16 @@ class Driver:
             except ray.exceptions.RayActorError as err:
                 self.on_worker_error(err, tries)
                 refs[worker.collect.remote(per_worker)] = (worker, tries + 1)
-        for w in self.topo.workers:  # inserts are in flight; a fit must see the whole round
+        self.flush_workers()  # inserts are in flight; a fit must see the whole round
+        return results
+
+    def flush_workers(self) -> None:
+        """Wait until every worker's last chunk is in the replay."""
+        for w in self.topo.workers:
             try:
                 ray.get(w.flush.remote())
             except ray.exceptions.RayActorError:
                 pass  # died since its collect returned: its next collect counts the restart
-        return results
 
     def on_worker_error(self, err: Exception, tries: int) -> None:
         """A died worker is restarted by Ray and its call re-sent; errors of the re-sent calls
@@ -193,8 +200,7 @@ class Driver:
             if pause_inserts:
                 ray.get(replay.pause.remote(True))
             learner_done = self.topo.learner.save.remote(str(path / "learner.pt"))
-            self.counters["limiter"] = ray.get(replay.save.remote(str(path / "replay.npz")))
-            self.counters["replay_steps"] = ray.get(replay.stats.remote())["steps_inserted"]
+            self.counters["replay"] = ray.get(replay.save.remote(str(path / "replay.npz")))
             ray.get(learner_done)
         finally:
             if pause_inserts:

@@ -7,8 +7,6 @@ import ray
 
 from mbrl_ray.telemetry import TBLogger
 
-SEED_STRIDE = 7919  # evaluation k runs its episodes from seed + SEED_STRIDE * k
-
 
 class Evaluations:
     def __init__(self, cfg, topo, tb: TBLogger, done_so_far: int) -> None:
@@ -25,7 +23,7 @@ class Evaluations:
         film = t.video_every > 0 and (final or (self.count - 1) % t.video_every == 0)
         weights = ray.get(self.topo.param_server.current.remote())
         self.pending = (self.topo.evaluator.evaluate.remote(
-            t.eval_episodes, t.seed + SEED_STRIDE * self.count,
+            t.eval_episodes, self.count,
             t.video_size if film else 0, weights), step)
 
     @property

@@ -32,9 +32,12 @@ class Learner:
         self.version = 0
         self.m_updates = metrics.make("mbrl_learner_updates_total")
         if load_path:
-            state = torch.load(load_path, map_location=self.device, weights_only=True)
+            # On CPU: generator states must stay CPU byte tensors; modules and optimisers copy
+            # their tensors to the agent's device as they load.
+            state = torch.load(load_path, map_location="cpu", weights_only=True)
             self.agent.load_state_dict(state["agent"])
             self.version = state["version"]
+            torch.set_rng_state(state["torch_rng"])
             if self.agent.inference_weights() is not None:
                 self._publish(self.version)
 
@@ -56,7 +59,7 @@ class Learner:
         t0 = time.perf_counter()
         if self.agent.refresh_rows:
             spec = BatchSpec("transitions", self.agent.refresh_rows)
-            self.agent.refresh(ray.get(self.replay.sample.remote(spec, False)))
+            self.agent.refresh(self._on_device(ray.get(self.replay.sample.remote(spec, False))))
         spec = self.agent.batch_spec
         pending = deque(self.replay.sample.remote(spec) for _ in range(min(PREFETCH, num_updates)))
         requested = len(pending)
@@ -66,11 +69,16 @@ class Learner:
             if requested < num_updates:
                 pending.append(self.replay.sample.remote(spec))
                 requested += 1
-            for k, v in self.agent.update(batch).items():
+            for k, v in self.agent.update(self._on_device(batch)).items():
                 total[k] = total.get(k, 0.0) + v / num_updates
         self.m_updates.inc(num_updates)
         self._publish(self.version + 1)
         return {**total, "train_s": time.perf_counter() - t0}
+
+    def _on_device(self, batch: dict) -> dict[str, torch.Tensor]:
+        """A batch as tensors on the learner's device (one copy out of Ray's read-only shared
+        memory); uint8 frames travel as bytes and become float there, in the agent."""
+        return {k: torch.tensor(v, device=self.device) for k, v in batch.items()}
 
     def _publish(self, version: int) -> None:
         self.version = version
@@ -78,4 +86,5 @@ class Learner:
         ray.get(self.param_server.publish.remote(version, [ref]))
 
     def save(self, path: str) -> None:
-        torch.save({"agent": self.agent.state_dict(), "version": self.version}, path)
+        torch.save({"agent": self.agent.state_dict(), "version": self.version,
+                    "torch_rng": torch.get_rng_state()}, path)

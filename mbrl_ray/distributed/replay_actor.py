@@ -19,8 +19,9 @@ POLL_S = 0.005
 @ray.remote(num_cpus=0)
 class ReplayActor:
     def __init__(self, capacity: int, spec: EnvSpec, seed: int, limiter: dict | None = None,
-                 load_path: str | None = None) -> None:
-        """limiter: kwargs of SamplesPerInsertLimiter plus its saved 'state', or None (sync)."""
+                 load_path: str | None = None, rng_state: dict | None = None) -> None:
+        """limiter: kwargs of SamplesPerInsertLimiter plus its saved 'state', or None (sync);
+        rng_state: the sampler's state saved beside a checkpoint (resume)."""
         self.store = (StreamStorage.load(load_path) if load_path
                       else StreamStorage(capacity, spec))
         self.limiter = None
@@ -30,6 +31,8 @@ class ReplayActor:
             if state:
                 self.limiter.load_state_dict(state)
         self.rng = np.random.default_rng(seed)
+        if rng_state is not None:
+            self.rng.bit_generator.state = rng_state
         self.paused = False    # a checkpoint is being taken: inserts wait
         self.released = False  # the run's last steps are in: nothing waits on the limiter
         self.m_size = metrics.make("mbrl_replay_size")
@@ -61,10 +64,11 @@ class ReplayActor:
         uncounted one until the warm-up steps are in."""
         while not self._may_sample(spec.rows, counted):
             await asyncio.sleep(POLL_S)
+        batch = select(self.store, spec, self.rng)  # may refuse: then nothing was drawn
         if counted and self.limiter is not None:
             self.limiter.sample(spec.rows)
             self._export()
-        return select(self.store, spec, self.rng)
+        return batch
 
     @property
     def _unlimited(self) -> bool:
@@ -86,16 +90,17 @@ class ReplayActor:
         keeps counting, so that a resumed run continues its ratio)."""
         self.released = True
 
-    def pause(self, paused: bool) -> int:
-        """Hold (True) or let through (False) inserts; returns the env steps held."""
+    def pause(self, paused: bool) -> None:
+        """Hold (True) or let through (False) inserts."""
         self.paused = paused
-        return self.store.steps_inserted
 
     def stats(self) -> dict[str, float]:
         return {"size": self.store.size, "steps_inserted": self.store.steps_inserted,
                 "samples_per_insert": self._samples_per_insert(), "nbytes": self.store.nbytes}
 
-    def save(self, path: str) -> dict | None:
-        """Write the storage to `path` (.npz); returns the limiter state to keep beside it."""
+    def save(self, path: str) -> dict:
+        """Write the storage to `path` (.npz); returns what to keep beside it: the limiter's
+        and the sampler's state and the env steps held."""
         self.store.save(path)
-        return self.limiter.state_dict() if self.limiter is not None else None
+        return {"limiter": self.limiter.state_dict() if self.limiter is not None else None,
+                "rng": self.rng.bit_generator.state, "steps": self.store.steps_inserted}

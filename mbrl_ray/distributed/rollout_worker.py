@@ -10,6 +10,7 @@ import numpy as np
 import ray
 import torch
 
+from mbrl_ray import seeding
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
@@ -29,8 +30,10 @@ class RolloutWorker:
         torch.set_num_threads(max(1, int(self.cfg.workers.num_cpus)))
         self.name, self.spec, self.replay, self.param_server = name, spec, replay, param_server
         self.agent = make_agent(spec, self.cfg, resolve_device(self.cfg.workers.device),
-                                seed=seed, trainable=False)
-        self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker, seed)
+                                seed=seeding.derive(seed, seeding.AGENT), trainable=False)
+        self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker,
+                             seeding.derive(seed, seeding.ENVS))
+        self.seed = seed
         self.state = self.agent.initial_state(len(self.envs.envs))
         # One stream per env and process: a restarted worker starts new streams, so no
         # sequence sampled later joins the dead process's rows to the new one's.
@@ -91,16 +94,17 @@ class RolloutWorker:
                 "plan_ms": 1000 * plan_s / iters, "env_steps_per_s": n_envs * iters / elapsed,
                 "version": self.version, "worker": self.name}
 
-    def evaluate(self, num_episodes: int, seed: int, video_size: int = 0,
+    def evaluate(self, num_episodes: int, k: int, video_size: int = 0,
                  weights: tuple | None = None) -> dict:
-        """Episodes on a fresh env; nothing goes to replay. weights: (version, [ref]) to act
+        """Episodes on a fresh env, the k-th evaluation's seed; nothing goes to replay. weights: (version, [ref]) to act
         with (the driver's choice, so that a seeded run evaluates the same weights every time),
         else the newest. video_size > 0 also films the first episode (GIF bytes, 'video')."""
         if weights is not None:
             self._load(*weights)
         else:
             self.sync_weights()
-        envs = EnvBatch(self.cfg.env, 1, seed, render_size=video_size)
+        envs = EnvBatch(self.cfg.env, 1, seeding.evaluation_env_seed(self.seed, k),
+                        render_size=video_size)
         env = envs.envs[0]
         frames = [env.render()] if video_size else None
         state = self.agent.initial_state(1)

@@ -55,4 +55,5 @@ def run_async(driver) -> None:
             inflight[worker.collect.remote(chunk)] = (worker, 0)
             submitted += chunk
     ray.get(topo.replay.release_limiter.remote())  # let the learner's last call finish
+    driver.flush_workers()  # the last chunks are in before the final checkpoint
     driver.log_learner(ray.get(learner_ref))

@@ -74,23 +74,26 @@ def _learner_placement(cfg: Config, here: NodeAffinitySchedulingStrategy):
 
 
 def build(cfg: Config, spec: EnvSpec, resumes: int, checkpoint: Path | None = None,
-          limiter_state: dict | None = None, crash_worker_at_step: int = 0) -> Topology:
+          replay_state: dict | None = None, crash_worker_at_step: int = 0) -> Topology:
     """Start every actor, seeded as `mbrl_ray/seeding.py` documents; `resumes` varies the env
-    seeds across resumes of one run. crash_worker_at_step: fault injection (tests), worker 0
+    seeds across resumes of one run; replay_state: what the replay's `save` returned beside
+    `checkpoint`. crash_worker_at_step: fault injection (tests), worker 0
     dies once at that step."""
     raw = to_dict(cfg)
     t, w = cfg.train, cfg.workers
     limiter = None
     if t.schedule == "async":
         limiter = {"samples_per_insert": t.samples_per_insert, "min_size": t.random_steps,
-                   "error_buffer": t.spi_error_buffer, "state": limiter_state}
+                   "error_buffer": t.spi_error_buffer,
+                   "state": (replay_state or {}).get("limiter")}
     # Replay and parameter server hold the run's state: they stay on the driver's node (the head
     # on a cluster), so that losing a rollout node loses only its workers. (Hard affinity: they
     # reserve no CPU, and Ray's soft affinity spreads such actors anyway.)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     replay = ReplayActor.options(scheduling_strategy=here).remote(
         t.replay_capacity, spec, t.seed + seeding.REPLAY, limiter,
-        str(checkpoint / "replay.npz") if checkpoint else None)
+        str(checkpoint / "replay.npz") if checkpoint else None,
+        (replay_state or {}).get("rng"))
     param_server = ParameterServer.options(scheduling_strategy=here).remote()
     learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
                               scheduling_strategy=_learner_placement(cfg, here)).remote(

@@ -19,9 +19,12 @@ class FitResult:
     epochs: int
 
 
-def to_tensors(data: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+def to_tensors(data: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The transition fields as tensors on `device`: numpy arrays are copied (Ray hands out
+    read-only ones), tensors already there are used as they are."""
     keys = ("obs", "action", "reward", "next_obs", "terminated")
-    return {k: torch.tensor(data[k], device=device) for k in keys}  # copies: Ray's arrays are read-only
+    return {k: torch.as_tensor(data[k], device=device) if torch.is_tensor(data[k])
+            else torch.tensor(data[k], device=device) for k in keys}
 
 
 def fit_normalizers(model: ProbabilisticEnsemble, d: dict[str, torch.Tensor]) -> None:
