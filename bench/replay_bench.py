@@ -26,7 +26,6 @@ import time
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 import ray  # noqa: E402
 
 from mbrl_ray.agents import make_agent  # noqa: E402
@@ -74,11 +73,16 @@ def rate(fn, seconds: float = 2.0, warmup: int = 2) -> float:
 
 
 # ---- 1. memory ------------------------------------------------------------------------------
+def resident_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def bench_memory(frames: int) -> None:
-    proc = psutil.Process()
-    before = proc.memory_info().rss
+    before = resident_bytes()
     store = filled(PIXELS, frames)
-    grown = proc.memory_info().rss - before
+    grown = resident_bytes() - before
     print(f"memory: {frames:,} frames of 64x64x3: nbytes {store.nbytes / frames:,.0f} B/frame, "
           f"resident growth {grown / frames:,.0f} B/frame (frame itself 12,288 B; float32 "
           f"obs+next_obs would be {2 * 4 * 12288:,} B)")
@@ -117,19 +121,18 @@ def bench_insert(seconds: float) -> None:
     for name, spec, capacity in (("state", STATE, 1_000_000), ("pixels", PIXELS, 100_000)):
         actor = ReplayActor.remote(capacity, spec, 0)
         rng = np.random.default_rng(0)
-        chunk = [(("w", e, k), episode_rows(spec, 251, rng)) for e in range(8)
-                 for k in range(1)]
-        counter = iter(range(10**9))
+        first = [(("w", e), episode_rows(spec, 251, rng)) for e in range(8)]
+        later = [(key, _continued(rows)) for key, rows in first]  # the same streams go on
+        calls = iter(range(10**9))
 
         def insert():
-            i = next(counter)  # every chunk continues its streams: first rows only once
-            segs = [((key, i), rows) if i == 0 else (key, _continued(rows)) for key, rows in chunk]
-            ray.get(actor.insert.remote(segs if i == 0 else segs))
+            ray.get(actor.insert.remote(first if next(calls) == 0 else later))
 
         rows_per_call = 8 * 251
-        calls = rate(insert, seconds, warmup=1)
-        print(f"insert {name}: {calls * rows_per_call:,.0f} rows/s into the replay actor "
-              f"(chunks of 8 envs x 251 rows, {calls * rows_per_call * spec.obs_dim * (1 if spec.kind == 'pixels' else 4) / 1e6:,.0f} MB/s of observations)")
+        per_s = rate(insert, seconds, warmup=1) * rows_per_call
+        obs_mb = per_s * spec.obs_dim * spec.np_obs_dtype.itemsize / 1e6
+        print(f"insert {name}: {per_s:,.0f} rows/s into the replay actor (chunks of 8 envs x "
+              f"251 rows; {obs_mb:,.0f} MB/s of observations)")
         ray.kill(actor)
 
 
@@ -144,33 +147,44 @@ def bench_learner(updates: int) -> None:
     from mbrl_ray.distributed.learner import Learner
     from mbrl_ray.distributed.param_server import ParameterServer
 
+    import torch
+
     spec = EnvSpec.state(4, 1)  # InvertedPendulum's sizes
+    torch.set_num_threads(1)  # as the learner actor's learner.num_cpus=1
     for preset in ("pets-pendulum", "sac-pendulum"):
-        cfg = apply_overrides(load_preset(preset), ["learner.device=cpu", "train.schedule=async"])
+        cfg = apply_overrides(load_preset(preset), ["learner.device=cpu", "learner.num_cpus=1",
+                                                    "train.schedule=async"])
         store = filled(spec, 50_000)
         agent = make_agent(spec, cfg, "cpu", seed=0)
         rng = np.random.default_rng(0)
         bspec = agent.batch_spec
-        if agent.refresh_rows:
-            agent.refresh(sample(store, BatchSpec("transitions", agent.refresh_rows), rng))
 
-        def local_round():
+        def local_round():  # what Learner.train does, without Ray in between
+            if agent.refresh_rows:
+                agent.refresh(sample(store, BatchSpec("transitions", agent.refresh_rows), rng))
             for _ in range(updates):
                 agent.update(sample(store, bspec, rng))
 
-        t0 = time.perf_counter()
-        local_round()
-        local = updates / (time.perf_counter() - t0)
         replay = replay_actor(store)
         ps = ParameterServer.remote()
         learner = Learner.options(num_cpus=1).remote(to_dict(cfg), spec, replay, ps)
         ray.get(learner.train.remote(10))  # warm-up
-        t0 = time.perf_counter()
-        ray.get(learner.train.remote(updates))
-        remote = updates / (time.perf_counter() - t0)
+        local_round()
+        ratios, rates = [], []
+        for _ in range(3):  # alternated, so that drifts of the machine hit both alike
+            t0 = time.perf_counter()
+            local_round()
+            local = updates / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ray.get(learner.train.remote(updates))
+            remote = updates / (time.perf_counter() - t0)
+            ratios.append(remote / local)
+            rates.append((local, remote))
+        local, remote = np.median(rates, axis=0)
         print(f"learner {preset} ({bspec.rows} rows/update): in-process {local:,.0f} "
-              f"updates/s, through the topology {remote:,.0f} updates/s "
-              f"({remote / local:.2f} of in-process; target >= 0.9)")
+              f"updates/s, through the topology {remote:,.0f} updates/s; ratio median "
+              f"{np.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f}; "
+              f"target >= 0.9)")
         for actor in (learner, replay, ps):
             ray.kill(actor)
 

@@ -35,7 +35,7 @@ def _bad(capsys, tmp_path, argv):
     (["train", "debug", "agent.name=mbpo", "train.schedule=async"],
      ["agent.name='mbpo'", "train.schedule sync", "'async'"]),
     (["train", "debug", "train.schedule=async", "train.spi_error_buffer=10"],
-     ["train.spi_error_buffer=10", "model.ensemble_size x model.batch_size = 96"]),
+     ["train.spi_error_buffer=10", "model.ensemble_size x model.batch_size = 96 rows: 384"]),
 ])
 def test_bad_input_exits_2_with_clear_message(capsys, tmp_path, argv, words):
     err = _bad(capsys, tmp_path, argv)

@@ -147,7 +147,7 @@ class PETSAgent(Agent):
         self._plan_stale = True  # copying the elites waits until someone needs them
         n = self.cfg.sac.batch_size
         sac = {} if self.sac is None else self.sac.update({k: v[:n] for k, v in batch.items()})
-        return {"model_nll": float(nll), "model_val_mse": float(err.mean()), **sac}
+        return {"model_nll": float(nll.detach()), "model_val_mse": float(err.mean()), **sac}
 
     def _refresh_plan_model(self) -> None:
         if self._plan_stale:

@@ -16,7 +16,8 @@ from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay import BatchSpec
 from mbrl_ray.telemetry import metrics
 
-PREFETCH = 2  # sample requests kept in flight while the agent trains on the current batch
+PREFETCH = 2  # sample requests kept in flight while the agent trains on the current ones
+BATCHES_PER_REQUEST = 4  # batches fetched per request: one Ray round trip for several updates
 
 
 @ray.remote
@@ -54,23 +55,25 @@ class Learner:
         return {**result, "train_s": time.perf_counter() - t0}
 
     def train(self, num_updates: int) -> dict[str, float]:
-        """Async schedule: `num_updates` steps on rate-limited batches, then broadcast. Up to
-        PREFETCH sample requests wait in flight, so the replay samples while the agent trains."""
+        """Async schedule: `num_updates` steps on rate-limited batches, then broadcast. Batches
+        come BATCHES_PER_REQUEST to a request, and PREFETCH requests wait in flight, so the
+        replay samples while the agent trains."""
         t0 = time.perf_counter()
         if self.agent.refresh_rows:
             spec = BatchSpec("transitions", self.agent.refresh_rows)
             self.agent.refresh(self._on_device(ray.get(self.replay.sample.remote(spec, False))))
         spec = self.agent.batch_spec
-        pending = deque(self.replay.sample.remote(spec) for _ in range(min(PREFETCH, num_updates)))
-        requested = len(pending)
+        sizes = [min(BATCHES_PER_REQUEST, num_updates - i)
+                 for i in range(0, num_updates, BATCHES_PER_REQUEST)]
+        pending = deque(self.replay.sample_many.remote(spec, n) for n in sizes[:PREFETCH])
         total: dict[str, float] = {}
-        while pending:
-            batch = ray.get(pending.popleft())
-            if requested < num_updates:
-                pending.append(self.replay.sample.remote(spec))
-                requested += 1
-            for k, v in self.agent.update(self._on_device(batch)).items():
-                total[k] = total.get(k, 0.0) + v / num_updates
+        for i in range(len(sizes)):
+            batches = ray.get(pending.popleft())
+            if i + PREFETCH < len(sizes):
+                pending.append(self.replay.sample_many.remote(spec, sizes[i + PREFETCH]))
+            for batch in batches:
+                for k, v in self.agent.update(self._on_device(batch)).items():
+                    total[k] = total.get(k, 0.0) + v / num_updates
         self.m_updates.inc(num_updates)
         self._publish(self.version + 1)
         return {**total, "train_s": time.perf_counter() - t0}

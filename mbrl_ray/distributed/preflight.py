@@ -11,6 +11,7 @@ import yaml
 from mbrl_ray.agents import agent_class
 from mbrl_ray.config import Config, ConfigError, from_dict, to_dict, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
+from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
 from mbrl_ray.replay import BatchSpec
 
 
@@ -35,9 +36,12 @@ def check_batch(cfg: Config, batch: BatchSpec) -> None:
     if batch.size > t.replay_capacity:
         raise ConfigError(f"train.replay_capacity={t.replay_capacity} is below one batch: "
                           f"{batch.keys or 'the batch size'} = {batch.size}")
-    if t.schedule == "async" and t.spi_error_buffer < batch.rows:
+    request = batch.rows * min(BATCHES_PER_REQUEST, t.updates_per_round)
+    if t.schedule == "async" and t.spi_error_buffer < request:
         raise ConfigError(f"train.spi_error_buffer={t.spi_error_buffer:g} must be at least one "
-                          f"sample request, {batch.keys or 'the batch'} = {batch.rows} rows")
+                          f"sample request of min({BATCHES_PER_REQUEST}, "
+                          f"train.updates_per_round) batches of {batch.keys or 'the batch'} = "
+                          f"{batch.rows} rows: {request}")
 
 
 def init_ray(cfg: Config) -> None:

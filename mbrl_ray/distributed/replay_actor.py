@@ -62,13 +62,19 @@ class ReplayActor:
     async def sample(self, spec: BatchSpec, counted: bool = True) -> dict[str, np.ndarray]:
         """One batch as `spec` asks; a counted sample waits until the limiter allows it, an
         uncounted one until the warm-up steps are in."""
-        while not self._may_sample(spec.rows, counted):
+        return (await self.sample_many(spec, 1, counted))[0]
+
+    async def sample_many(self, spec: BatchSpec, count: int, counted: bool = True
+                          ) -> list[dict[str, np.ndarray]]:
+        """`count` batches in one call (one round trip for several updates), granted by the
+        limiter together."""
+        while not self._may_sample(spec.rows * count, counted):
             await asyncio.sleep(POLL_S)
-        batch = select(self.store, spec, self.rng)  # may refuse: then nothing was drawn
+        batches = [select(self.store, spec, self.rng) for _ in range(count)]  # may refuse
         if counted and self.limiter is not None:
-            self.limiter.sample(spec.rows)
+            self.limiter.sample(spec.rows * count)
             self._export()
-        return batch
+        return batches
 
     @property
     def _unlimited(self) -> bool:
