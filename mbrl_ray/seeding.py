@@ -14,7 +14,8 @@ number, so networks start from the same weights for the same seed in any process
                      does not replay the episodes it already saw
 
 `derive(s, key)` hashes (s, key) through numpy's SeedSequence, so that generators built from one
-number (an env's reset noise, an agent's random first actions, a component's sampling noise)
+number (an env's reset noise, an agent's random first actions, a component's sampling noise:
+PETS's SAC part takes derive(agent seed, SAC), MBPO's model part derive(agent seed, MODEL))
 never draw the same stream. All seeds stay below 2**32 for seeds up to MAX_SEED (checked by
 config validation).
 """
@@ -32,7 +33,7 @@ EVALUATOR = 10_000_000
 RESUME = 1_000_003
 MAX_SEED = 2**31 - 1
 EVAL_STRIDE = 7919
-AGENT, ENVS, SAC = 1, 2, 3  # keys of derive()
+AGENT, ENVS, SAC, MODEL = 1, 2, 3, 4  # keys of derive()
 
 
 def derive(seed: int, key: int) -> int:

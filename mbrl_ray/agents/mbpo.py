@@ -7,12 +7,11 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, generator_state, load_generator_state
+from mbrl_ray.agents.base import generator_state, load_generator_state
+from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
-from mbrl_ray.critics import SoftActorCritic
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay import TransitionBuffer, empty_transitions
-from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.ensemble_training import ensemble_from_config, fit_from_config
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 from mbrl_ray.world_models.propagation import flat_step
@@ -27,10 +26,11 @@ def rollout_length(cfg, env_steps: int) -> int:
     return int(b.rollout_length_start + frac * (b.rollout_length_end - b.rollout_length_start))
 
 
-class MBPOAgent(Agent):
-    """Acts like SAC; fit(all real data) = fit the ensemble, branch rollouts for the new steps,
-    then mbpo.updates_per_step SAC steps per new step on real_ratio real / rest model data.
-    Sync schedule only: its rounds are defined by new env steps."""
+class MBPOAgent(SACAgent):
+    """Acts like SAC (and hands workers the actor); fit(all real data) = fit the ensemble,
+    branch rollouts for the new steps, then mbpo.updates_per_step SAC steps per new step on
+    real_ratio real / rest model data. Sync schedule only: its rounds are defined by new env
+    steps."""
 
     schedules = ("sync",)
 
@@ -38,10 +38,9 @@ class MBPOAgent(Agent):
                  seed: int = 0, trainable: bool = True) -> None:
         super().__init__(spec, cfg, device, seed, trainable)
         obs_dim, act_dim = spec.obs_dim, spec.act_dim
-        self.sac = SoftActorCritic(obs_dim, act_dim, cfg.sac, self.device,
-                                   seeding.derive(seed, seeding.SAC), trainable)
-        self.generator = torch.Generator(self.device).manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        model_seed = seeding.derive(seed, seeding.MODEL)
+        self.generator = torch.Generator(self.device).manual_seed(model_seed)
+        self.rng = np.random.default_rng(model_seed)
         self.seen = 0  # real steps already branched from
         if not trainable:
             return
@@ -50,14 +49,6 @@ class MBPOAgent(Agent):
         longest = max(b.rollout_length_start, b.rollout_length_end)
         self.model_data = TransitionBuffer(b.rollouts_per_step * b.retain_steps * longest,
                                            obs_dim, act_dim)
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        return BatchSpec("transitions", cfg.sac.batch_size, keys="sac.batch_size")
-
-    # ---- acting: the SAC actor ----------------------------------------------------------------
-    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
-        return self.sac.act_numpy(obs, explore), state
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """Not used: MBPO trains in its sync rounds (`fit`); `schedules` says so to preflight."""
@@ -111,13 +102,7 @@ class MBPOAgent(Agent):
             parts.append(self.model_data.sample(n - real, self.rng))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    # ---- weights and checkpoints ------------------------------------------------------------
-    def inference_weights(self) -> dict | None:
-        return self.sac.weights(("actor",))
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self.sac.load_weights(weights)
-
+    # ---- checkpoints (inference weights: the actor's, as SAC's) --------------------------------
     def state_dict(self) -> dict:
         """SAC, model and counters; the model rollouts are not saved (they are regenerated
         from the next fit on)."""
