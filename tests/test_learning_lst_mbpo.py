@@ -1,6 +1,6 @@
 """Slow tier: CEM-LST, SMCP-LST and MBPO presets learn InvertedPendulum-v5 through the real
 topology (SAC's own test is in test_sac.py). Random play lasts ~5-20 steps (return 5-20); the
-maximum is 1000. CEM-LST takes ~5 min, SMCP-LST ~7 min, MBPO ~12 min on 2 cores."""
+maximum is 1000. On 2 cores CEM-LST takes about 4.5 min, SMCP-LST about 6, MBPO about 11-12."""
 import pytest
 
 from mbrl_ray.config import load_preset
@@ -8,9 +8,11 @@ from mbrl_ray.distributed.driver import Driver
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-# Preset -> final evaluation return it must reach. Measured (seed 0, evaluations every 1k):
-# CEM-LST 97, 1000, 1000, 1000, final 1000; SMCP-LST 56 @2k, 1000 @4k, final 1000; MBPO climbs
-# slowly (30, 70, 93, 225 @4.25k, final 1000), so its bar sits below its last curve value.
+# Preset -> final evaluation return it must reach. Measured after the seeding fix (seed 0,
+# evaluations every 1k): CEM-LST 106, 1000, 1000, 1000, final 1000; SMCP-LST 79, 108, 1000,
+# 1000, final 1000; MBPO 59, 79, 141, 1000, final 1000 (before the fix it climbed 30, 70, 93,
+# 225 @4.25k), so its bar sits below its early curve values. One seed each: issue 19 asks
+# for claims over several.
 THRESHOLDS = {"cem-lst-pendulum": 900.0, "smcp-lst-pendulum": 500.0, "mbpo-pendulum": 200.0}
 
 

@@ -146,3 +146,23 @@ def test_sac_pendulum_preset_balances(ray_session, tmp_path):
     result = Driver(load_preset("sac-pendulum"), tmp_path / "sac-pendulum",
                     printer=lambda *a, **k: None).run()
     assert result.final_eval_return >= 900
+
+
+def test_q_ensemble_members_are_independent_and_min_of_two_is_a_pair_min():
+    """The batched Q ensemble: (E, N) values; a loss on one member moves only that member;
+    min_of_two is the min of two distinct members' values."""
+    from mbrl_ray.critics import QEnsemble
+
+    torch.manual_seed(0)
+    q = QEnsemble(5, 3, 2, 16, 2)
+    obs, act = torch.randn(7, 3), torch.randn(7, 2)
+    values = q(obs, act)
+    assert values.shape == (5, 7)
+    assert not torch.allclose(values[0], values[1])  # members start apart
+    values[2].sum().backward()
+    grads = q.hidden[0].weight.grad.abs().sum(dim=(1, 2))
+    assert grads[2] > 0 and (grads[[0, 1, 3, 4]] == 0).all()
+    gen = torch.Generator().manual_seed(3)
+    low = q.min_of_two(obs, act, gen)
+    pair = torch.randperm(5, generator=torch.Generator().manual_seed(3))[:2]
+    torch.testing.assert_close(low, values.detach()[pair].min(0).values)

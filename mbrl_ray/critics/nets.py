@@ -1,6 +1,6 @@
-"""Networks of the actor-critic family: a tanh-Gaussian actor and twin Q critics (SAC's), as
-plain modules that any agent composes (SAC, PETS's terminal value and action prior, SMCP's
-proposal, MBPO)."""
+"""Networks of the actor-critic family: a tanh-Gaussian actor and twin Q critics (SAC's), and a
+Q ensemble on batched layers (TD3-style critics of TD-MPC2 and DC-MPC), as plain modules that
+any agent composes (SAC, PETS's terminal value and action prior, SMCP's proposal, MBPO)."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mbrl_ray.world_models.ensemble import EnsembleLinear
 
 LOG_STD = (-5.0, 2.0)
 ACTION_EPS = 1e-4  # given actions are kept this far inside +-1 before atanh
@@ -65,3 +67,34 @@ class TwinQ(nn.Module):
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, act], -1)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class QEnsemble(nn.Module):
+    """E independent Q-functions (TD-MPC2, REDQ, DC-MPC's 5) as one batched MLP of
+    EnsembleLinear layers, each hidden layer layer-normalised with per-member scale and shift:
+    (obs (N, D), act (N, A)) -> values (E, N)."""
+
+    def __init__(self, members: int, obs_dim: int, act_dim: int, hidden: int,
+                 layers: int) -> None:
+        super().__init__()
+        self.members = members
+        dims = [obs_dim + act_dim] + [hidden] * layers
+        self.hidden = nn.ModuleList(EnsembleLinear(members, i, o) for i, o in zip(dims, dims[1:]))
+        self.scale = nn.ParameterList(nn.Parameter(torch.ones(members, 1, o)) for o in dims[1:])
+        self.shift = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, o)) for o in dims[1:])
+        self.head = EnsembleLinear(members, dims[-1], 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, act], -1).expand(self.members, -1, -1)
+        for layer, scale, shift in zip(self.hidden, self.scale, self.shift):
+            x = layer(x)
+            x = F.relu(F.layer_norm(x, x.shape[-1:]) * scale + shift)
+        return self.head(x).squeeze(-1)
+
+    def min_of_two(self, obs: torch.Tensor, act: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Min over two members drawn at random (one draw per call): the clipped target of
+        TD3 / REDQ / TD-MPC2 over an ensemble; -> (N,)."""
+        pair = torch.randperm(self.members, generator=generator, device=generator.device
+                              if generator is not None else "cpu")[:2]
+        return self(obs, act)[pair.to(obs.device)].min(0).values
