@@ -145,7 +145,9 @@ def test_resume_continues_counters_and_replay(ray_session, tmp_path):
 
 
 def test_worker_crash_is_survived(ray_session, tmp_path):
-    result, lines = _run(tmp_path, "crash", faults={"crash_worker_at_step": 300})
+    """(With workers.device=auto, which resolves like the learner's: cpu here.)"""
+    result, lines = _run(tmp_path, "crash", ["workers.device=auto"],
+                         faults={"crash_worker_at_step": 300})
     assert result.worker_restarts == 1
     assert result.env_steps == 1200
     assert any("worker died" in line for line in lines)
