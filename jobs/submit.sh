@@ -7,6 +7,7 @@
 # NO_WAIT=1: return at once; follow with `ray job logs --follow <id>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source jobs/ray_auth.sh
 preset="${1:?usage: jobs/submit.sh PRESET [args...]}"
 shift
 : "${RAY_ADDRESS:?set RAY_ADDRESS to the dashboard address of the head, e.g. http://127.0.0.1:8265}"
