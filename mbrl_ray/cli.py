@@ -64,18 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # Imported here so that `presets` and bad input answer without loading Ray and torch.
     from mbrl_ray.distributed.driver import Driver
-    from mbrl_ray.distributed.preflight import load_run_config, preflight
+    from mbrl_ray.distributed.preflight import load_run_config
     try:
         if args.command == "train":
             cfg = build_config(args)
             run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-            preflight(cfg)
-            driver = Driver(cfg, run_dir)
+            driver = Driver(cfg, run_dir)  # checks the input before anything is written
         else:
             cfg = load_run_config(args.run_dir)
             if args.steps is not None:
                 cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
-            preflight(cfg)
             driver = Driver(cfg, args.run_dir, resume=True)
         result = driver.run()
     except ConfigError as err:

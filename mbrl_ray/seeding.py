@@ -1,8 +1,8 @@
 """The one place that turns `train.seed` into every actor's seeds.
 
-Each actor seeds its process (Python's `random`, numpy's global generator, torch's CPU and CUDA
-generators) once, before it builds anything, and derives its own generators from the same
-number, so networks start from the same weights for the same seed in any process:
+No process-wide generator is seeded or used: each actor derives its own generators from
+`train.seed`, and networks draw their initial weights from a generator of their own
+(`init_weights`), so they start from the same weights for the same seed in any process:
 
     learner          seed + LEARNER            network init, minibatches, planner noise
     replay actor     seed + REPLAY             sampling
@@ -21,10 +21,11 @@ config validation).
 """
 from __future__ import annotations
 
-import random
+import math
 
 import numpy as np
 import torch
+from torch import nn
 
 LEARNER = 0
 REPLAY = 500
@@ -33,7 +34,7 @@ EVALUATOR = 10_000_000
 RESUME = 1_000_003
 MAX_SEED = 2**31 - 1
 EVAL_STRIDE = 7919
-AGENT, ENVS, SAC, MODEL = 1, 2, 3, 4  # keys of derive()
+AGENT, ENVS, SAC, MODEL, INIT = 1, 2, 3, 4, 5  # keys of derive()
 
 
 def derive(seed: int, key: int) -> int:
@@ -54,8 +55,34 @@ def evaluation_env_seed(evaluator: int, k: int) -> int:
     return derive(evaluator, ENVS) + EVAL_STRIDE * k
 
 
-def seed_process(seed: int) -> None:
-    """Seed every global generator of this process."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def init_generator(seed: int) -> torch.Generator:
+    """The CPU generator a component's networks draw their initial weights from."""
+    return torch.Generator().manual_seed(derive(seed, INIT))
+
+
+def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Draw every layer's initial weights from `generator`: torch's default distributions for
+    linear and convolution layers, the layer's own for layers that declare `seeded_init`
+    (`reset_parameters(generator)`, e.g. EnsembleLinear). Call it on CPU, before copies
+    (target networks) are made."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(m.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif getattr(m, "seeded_init", False):
+            m.reset_parameters(generator)
+    return module
+
+
+def generator_state(generator: torch.Generator, rng: np.random.Generator) -> dict:
+    """A component's torch and numpy generator states, for its state_dict."""
+    return {"generator": generator.get_state(), "rng": rng.bit_generator.state}
+
+
+def load_generator_state(generator: torch.Generator, rng: np.random.Generator,
+                         state: dict) -> None:
+    generator.set_state(state["generator"])
+    rng.bit_generator.state = state["rng"]

@@ -75,7 +75,10 @@ def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(5):
         agent.fit(buf.all(), buf.env_steps)
-        returns = _episodes(env, agent, 100, buf)
+        _episodes(env, agent, 100, buf)
+    # The final policy over 6 episodes: its exploring actions make 2 episodes too noisy a
+    # measure (seeds 0-3 gave 19.8-36.4 on 2 episodes).
+    returns = _episodes(env, agent, 300, buf)
     assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
     worker = MBPOAgent(SPEC, cfg, seed=0, trainable=False)
     worker.load_inference_weights(agent.inference_weights())

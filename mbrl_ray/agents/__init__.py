@@ -8,7 +8,6 @@ from mbrl_ray.agents.pets import PETSAgent
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
-from mbrl_ray.seeding import seed_process
 
 AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent}
 
@@ -20,9 +19,8 @@ def agent_class(cfg: Config) -> type[Agent]:
 
 def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", seed: int = 0,
                trainable: bool = True) -> Agent:
-    """The agent named by `agent.name`, its networks initialised from `seed` (the process's
-    generators are seeded first, so the same seed gives the same weights in any process)."""
-    seed_process(seed)
+    """The agent named by `agent.name`; its generators and initial weights all come from
+    `seed` (mbrl_ray/seeding.py), so the same seed gives the same agent in any process."""
     return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
 
 

@@ -113,13 +113,3 @@ class Agent(ABC):
 def cpu(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A module's state dict, detached, on CPU (for inference weights)."""
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
-
-
-def generator_state(generator: torch.Generator, rng: np.random.Generator) -> dict:
-    return {"generator": generator.get_state(), "rng": rng.bit_generator.state}
-
-
-def load_generator_state(generator: torch.Generator, rng: np.random.Generator,
-                         state: dict) -> None:
-    generator.set_state(state["generator"])
-    rng.bit_generator.state = state["rng"]

@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import generator_state, load_generator_state
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
@@ -45,7 +44,8 @@ class MBPOAgent(SACAgent):
         if not trainable:
             return
         b = cfg.mbpo
-        self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device)
+        self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device,
+                                                          seed=model_seed)
         longest = max(b.rollout_length_start, b.rollout_length_end)
         self.model_data = TransitionBuffer(b.rollouts_per_step * b.retain_steps * longest,
                                            obs_dim, act_dim)
@@ -107,7 +107,7 @@ class MBPOAgent(SACAgent):
         """SAC, model and counters; the model rollouts are not saved (they are regenerated
         from the next fit on)."""
         state = {"sac": self.sac.state_dict(), "seen": self.seen,
-                 **generator_state(self.generator, self.rng)}
+                 **seeding.generator_state(self.generator, self.rng)}
         if self.trainable:
             state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
         return state
@@ -118,4 +118,4 @@ class MBPOAgent(SACAgent):
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         self.seen = state["seen"]
-        load_generator_state(self.generator, self.rng, state)
+        seeding.load_generator_state(self.generator, self.rng, state)

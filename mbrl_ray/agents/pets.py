@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu, generator_state, load_generator_state
+from mbrl_ray.agents.base import Agent, cpu
 from mbrl_ray.agents.mpc import MPCPolicy
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics import SoftActorCritic
@@ -38,7 +38,7 @@ class PETSAgent(Agent):
         super().__init__(spec, cfg, device, seed, trainable)
         m = cfg.model
         self.model, self.optimizer = ensemble_from_config(m, spec.obs_dim, spec.act_dim,
-                                                          self.device, trainable)
+                                                          self.device, trainable, seed)
         self.plan_model: ProbabilisticEnsemble | None = None
         self._planning: PlanningEnsemble | None = None  # built from plan_model when acting
         self._plan_stale = False  # async updates moved the weights since plan_model was made
@@ -186,7 +186,7 @@ class PETSAgent(Agent):
                 "elites": self.elites, "member_error": self.member_error,
                 "fitted": self.plan_model is not None,
                 "sac": self.sac.state_dict() if self.sac is not None else None,
-                **generator_state(self.generator, self.rng)}
+                **seeding.generator_state(self.generator, self.rng)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -196,4 +196,4 @@ class PETSAgent(Agent):
         self.plan_model = self.model.select(self.elites) if state["fitted"] else None
         if self.sac is not None and state.get("sac") is not None:
             self.sac.load_state_dict(state["sac"])
-        load_generator_state(self.generator, self.rng, state)
+        seeding.load_generator_state(self.generator, self.rng, state)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from mbrl_ray.critics.nets import Actor, TwinQ
+from mbrl_ray.seeding import (generator_state, init_generator, init_weights,
+                              load_generator_state)
 
 
 class SoftActorCritic:
@@ -22,8 +24,11 @@ class SoftActorCritic:
                  trainable: bool = True) -> None:
         """s: the config's `sac` section."""
         self.s, self.device, self.act_dim, self.trainable = s, device, act_dim, trainable
-        self.actor = Actor(obs_dim, act_dim, s.hidden_size, s.num_layers).to(device)
-        self.critic = TwinQ(obs_dim, act_dim, s.hidden_size, s.num_layers).to(device)
+        init = init_generator(seed)
+        self.actor = init_weights(Actor(obs_dim, act_dim, s.hidden_size, s.num_layers),
+                                  init).to(device)
+        self.critic = init_weights(TwinQ(obs_dim, act_dim, s.hidden_size, s.num_layers),
+                                   init).to(device)
         self.log_alpha = torch.tensor(math.log(s.init_alpha), device=device,
                                       requires_grad=trainable)
         self.fitted = False  # no update yet: callers act at random / plan without it
@@ -55,13 +60,13 @@ class SoftActorCritic:
                     else self.s.gamma * (1 - d["terminated"].float()))
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_act, next_logp = self.actor(nxt)
+            next_act, next_logp = self.actor(nxt, generator=self.generator)
             target_q = torch.min(*self.target(nxt, next_act)) - alpha * next_logp
             y = reward + discount * target_q
         q1, q2 = self.critic(obs, act)
         critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
         self._step(self.critic_opt, critic_loss)
-        new_act, logp = self.actor(obs)
+        new_act, logp = self.actor(obs, generator=self.generator)
         actor_loss = (alpha * logp - torch.min(*self.critic(obs, new_act))).mean()
         if self.s.consolidation > 0:  # pull the prior towards the actions the planner executed
             actor_loss = actor_loss - self.s.consolidation * self.actor.log_prob(obs, act).mean()
@@ -140,7 +145,7 @@ class SoftActorCritic:
     def state_dict(self) -> dict:
         state = {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                  "log_alpha": self.log_alpha.detach().clone(), "fitted": self.fitted,
-                 "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
+                 **generator_state(self.generator, self.rng)}
         if self.trainable:
             state |= {"target": self.target.state_dict(),
                       "optimizers": [o.state_dict() for o in (self.actor_opt, self.critic_opt,
@@ -158,5 +163,4 @@ class SoftActorCritic:
                                   state["optimizers"]):
                 opt.load_state_dict(saved)
         self.fitted = state["fitted"]
-        self.generator.set_state(state["generator"])
-        self.rng.bit_generator.state = state["rng"]
+        load_generator_state(self.generator, self.rng, state)

@@ -16,8 +16,7 @@ from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
 from mbrl_ray.distributed.evaluation import Evaluations
-from mbrl_ray.distributed.preflight import (init_ray, load_run_config, preflight,  # noqa: F401
-                                            save_config)
+from mbrl_ray.distributed.preflight import init_ray, preflight, save_config
 from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.telemetry import Progress, TBLogger
 
@@ -35,10 +34,12 @@ class RunResult:
 
 class Driver:
     """Runs one training run in `run_dir`; `resume=True` continues from its newest checkpoint.
+    Bad input raises ConfigError here, before anything is written or started.
     faults: fault injection for tests ({'crash_worker_at_step': N}), never part of the config."""
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool = False, printer=print,
                  faults: dict | None = None) -> None:
+        self.spec = preflight(cfg)
         self.cfg, self.run_dir, self.printer = cfg, Path(run_dir), printer
         self.faults = faults or {}
         self.counters = {"env_steps": 0, "rounds": 0, "evals": 0, "resumes": 0,
@@ -64,11 +65,10 @@ class Driver:
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        spec = preflight(self.cfg)
         save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
-        self.topo = topology.build(self.cfg, spec, self.counters["resumes"], self.saved,
+        self.topo = topology.build(self.cfg, self.spec, self.counters["resumes"], self.saved,
                                    self.counters["replay"],
                                    self.faults.get("crash_worker_at_step", 0))
         try:  # however the run ends, its actors go with it

@@ -38,7 +38,6 @@ class Learner:
             state = torch.load(load_path, map_location="cpu", weights_only=True)
             self.agent.load_state_dict(state["agent"])
             self.version = state["version"]
-            torch.set_rng_state(state["torch_rng"])
             if self.agent.inference_weights() is not None:
                 self._publish(self.version)
 
@@ -89,5 +88,4 @@ class Learner:
         ray.get(self.param_server.publish.remote(version, [ref]))
 
     def save(self, path: str) -> None:
-        torch.save({"agent": self.agent.state_dict(), "version": self.version,
-                    "torch_rng": torch.get_rng_state()}, path)
+        torch.save({"agent": self.agent.state_dict(), "version": self.version}, path)

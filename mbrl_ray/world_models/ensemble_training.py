@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mbrl_ray.seeding import init_generator, init_weights
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 
 IMPROVEMENT = 0.01  # relative validation improvement that resets patience (mbrl-lib, MBPO)
@@ -49,10 +50,12 @@ def member_val_mse(model: ProbabilisticEnsemble, d: dict[str, torch.Tensor]) -> 
 
 
 def ensemble_from_config(m, obs_dim: int, act_dim: int, device: torch.device,
-                         trainable: bool = True):
-    """The ensemble `cfg.model` describes and, when trainable, its Adam optimiser (else None)."""
+                         trainable: bool = True, seed: int = 0):
+    """The ensemble `cfg.model` describes, its weights drawn from `seed`, and, when trainable,
+    its Adam optimiser (else None)."""
     model = ProbabilisticEnsemble(obs_dim, act_dim, m.ensemble_size, m.hidden_size,
-                                  m.num_layers, m.termination).to(device)
+                                  m.num_layers, m.termination)
+    model = init_weights(model, init_generator(seed)).to(device)
     optimizer = (torch.optim.Adam(model.parameters(), lr=m.lr, weight_decay=m.weight_decay)
                  if trainable else None)
     return model, optimizer
