@@ -157,11 +157,11 @@ def bench_topology(steps: int) -> None:
     local = steps / (time.perf_counter() - t0)
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    replay = ReplayActor.remote(100_000, spec, 0)
-    ps = ParameterServer.remote()
+    ReplayActor.options(name="bench-replay").remote(100_000, spec, 0)
+    ps = ParameterServer.options(name="bench-params").remote()
     ray.get(ps.publish.remote(1, [ray.put(agent.inference_weights())]))
-    worker = RolloutWorker.options(num_cpus=1).remote("worker-0", to_dict(cfg), spec, replay, ps,
-                                                      0)
+    worker = RolloutWorker.options(num_cpus=1).remote("worker-0", to_dict(cfg), spec,
+                                                      "bench-replay", "bench-params", 0)
     ray.get(worker.collect.remote(10))  # warm-up: weights pulled, envs made
     t0 = time.perf_counter()
     chunk = cfg.train.steps_per_round

@@ -102,13 +102,13 @@ def bench_sample(capacity: int, seconds: float) -> None:
         ray.kill(actor)
 
 
-def replay_actor(store: StreamStorage, limiter: dict | None = None):
+def replay_actor(store: StreamStorage, limiter: dict | None = None, name: str | None = None):
     """A replay actor holding `store` (saved and loaded, the way a resume hands it over)."""
     from mbrl_ray.distributed.replay_actor import ReplayActor
 
     path = f"/tmp/replay-bench-{os.getpid()}.npz"
     store.save(path)
-    actor = ReplayActor.remote(store.capacity, store.spec, 0, limiter, path)
+    actor = ReplayActor.options(name=name).remote(store.capacity, store.spec, 0, limiter, path)
     ray.get(actor.stats.remote())
     os.remove(path)
     return actor
@@ -165,9 +165,10 @@ def bench_learner(updates: int) -> None:
             for _ in range(updates):
                 agent.update(sample(store, bspec, rng))
 
-        replay = replay_actor(store)
-        ps = ParameterServer.remote()
-        learner = Learner.options(num_cpus=1).remote(to_dict(cfg), spec, replay, ps)
+        replay = replay_actor(store, name=f"bench-replay-{preset}")
+        ps = ParameterServer.options(name=f"bench-params-{preset}").remote()
+        learner = Learner.options(num_cpus=1).remote(to_dict(cfg), spec, f"bench-replay-{preset}",
+                                                     f"bench-params-{preset}")
         ray.get(learner.train.remote(10))  # warm-up
         local_round()
         ratios, rates = [], []

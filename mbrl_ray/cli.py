@@ -6,9 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-from mbrl_ray.config import (ConfigError, apply_overrides, iter_fields, list_presets,
-                             load_preset, Config)
+from mbrl_ray.config import (Config, ConfigError, apply_overrides, iter_fields, list_presets,
+                             load_preset, validate, check_machine)
+from mbrl_ray.run_dir import check_new_run_dir, load_run_config
 
+EXIT_FAILED = 1  # the run started and stopped on a fault (a non-finite value, ...)
 EXIT_BAD_INPUT = 2
 
 
@@ -62,20 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, description in list_presets().items():
             print(f"{name:20s} {description}")
         return 0
-    # Imported here so that `presets` and bad input answer without loading Ray and torch.
-    from mbrl_ray.distributed.driver import Driver
-    from mbrl_ray.distributed.preflight import load_run_config
     try:
-        if args.command == "train":
-            cfg = build_config(args)
-            run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-            driver = Driver(cfg, run_dir)  # checks the input before anything is written
-        else:
-            cfg = load_run_config(args.run_dir)
-            if args.steps is not None:
-                cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
-            driver = Driver(cfg, args.run_dir, resume=True)
-        result = driver.run()
+        cfg, run_dir = _checked_input(args)
+        # Imported only now: bad input is answered before Ray and torch load.
+        from mbrl_ray.distributed.driver import Driver, RunStopped
+        try:
+            result = Driver(cfg, run_dir, resume=args.command == "resume",
+                            printer=_printer).run()
+        except RunStopped as err:
+            print(f"mbrl-ray: {err}", file=sys.stderr)
+            return EXIT_FAILED
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -83,6 +81,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{result.final_eval_return:.1f}")
     print(f"TensorBoard logs: {result.run_dir / 'tb'}  (tensorboard --logdir {result.run_dir / 'tb'})")
     return 0
+
+
+def _checked_input(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The run's config and directory, every check that needs neither torch nor Ray done."""
+    if args.command == "train":
+        cfg = check_machine(validate(build_config(args)))
+        run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        check_new_run_dir(run_dir)
+        return cfg, run_dir
+    cfg = load_run_config(args.run_dir)
+    if args.steps is not None:
+        cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
+    return check_machine(validate(cfg)), args.run_dir
+
+
+def _printer(*parts, **kwargs) -> None:
+    """Warnings go to stderr, the rest to stdout."""
+    text = " ".join(map(str, parts))
+    print(text, file=sys.stderr if text.startswith("warning:") else sys.stdout, **kwargs)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from mbrl_ray.config.validate import MAX_SEED  # noqa: F401  (re-exported)
+
 LEARNER = 0
 REPLAY = 500
 WORKER = 1000
 EVALUATOR = 10_000_000
 RESUME = 1_000_003
-MAX_SEED = 2**31 - 1
 EVAL_STRIDE = 7919
 AGENT, ENVS, SAC, MODEL, INIT = 1, 2, 3, 4, 5  # keys of derive()
 

@@ -165,7 +165,7 @@ def test_spec_checks(spec, words):
 
 
 def test_headless_gl_backend_choice(monkeypatch):
-    from mbrl_ray.envs import gl
+    from mbrl_ray import gl
 
     libraries = {"EGL": None, "OSMesa": "libOSMesa.so.8"}
     monkeypatch.setattr(gl.ctypes.util, "find_library", libraries.get)

@@ -137,6 +137,8 @@ class LearnerConfig:
     device: str = doc("auto", "torch device of the learner: auto (cuda if present), cpu, cuda, cuda:N")
     num_cpus: float = doc(1.0, "CPUs reserved for the learner")
     num_gpus: float = doc(0.0, "GPUs reserved for the learner (set 1 on a GPU node)")
+    max_restarts: int = doc(3, "times the driver restarts a dead learner from the newest "
+                            "checkpoint (replay and workers go on)")
 
 
 @dataclass
@@ -158,7 +160,8 @@ class TrainConfig:
     video_every: int = doc(0, "record one evaluation episode as a TensorBoard video every K "
                            "evaluations (eval/video); 0: never")
     video_size: int = doc(128, "side of the evaluation video's frames")
-    checkpoint_every: int = doc(2500, "env steps between checkpoints; one is always written at the end")
+    checkpoint_every: int = doc(0, "env steps between checkpoints; 0: every 10% of train.steps; "
+                                "one is always written at the end")
 
 
 @dataclass

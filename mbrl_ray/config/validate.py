@@ -1,11 +1,16 @@
-"""Range and consistency checks of a Config, run before any actor starts."""
+"""Range and consistency checks of a Config, run before any actor starts (and before torch and
+Ray are imported: this module and its imports stay light)."""
 from __future__ import annotations
 
+import math
 import re
+import sys
 
 from mbrl_ray.config.loading import ConfigError, iter_fields
+from mbrl_ray.config.machine import is_local_run, local_gpu_count
 from mbrl_ray.config.schema import Config
-from mbrl_ray.seeding import MAX_SEED
+
+MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
 # Keys that count things: they must be >= 1.
 POSITIVE = {
@@ -14,7 +19,7 @@ POSITIVE = {
     "planner.horizon", "planner.population", "planner.num_elites", "planner.iterations",
     "workers.num", "workers.envs_per_worker", "train.steps", "train.steps_per_round",
     "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
-    "train.checkpoint_every", "env.action_repeat", "env.image_size", "train.video_size",
+    "env.action_repeat", "env.image_size", "train.video_size",
     "sac.hidden_size", "sac.num_layers", "sac.batch_size", "sac.updates_per_fit",
     "mbpo.rollouts_per_step", "mbpo.rollout_length_start", "mbpo.rollout_length_end",
     "mbpo.updates_per_step", "mbpo.retain_steps",
@@ -22,60 +27,106 @@ POSITIVE = {
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-    "ray.num_cpus", "planner.info_weight",
+    "ray.num_cpus", "planner.info_weight", "train.checkpoint_every",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
-    "mbpo.schedule_end_steps",
+    "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
 }
-OPEN_UNIT = {"model.holdout": (0.0, 1.0), "sac.tau": (0.0, 1.0)}
-CLOSED_UNIT = {"mbpo.real_ratio": (0.0, 1.0), "planner.alpha": (0.0, 1.0), "planner.discount": (0.0, 1.0),
-               "planner.keep_elites": (0.0, 1.0), "sac.gamma": (0.0, 1.0)}
-DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+# Rates, temperatures and standard deviations: > 0.
+STRICTLY_POSITIVE = {"model.lr", "sac.lr", "sac.init_alpha", "planner.init_std",
+                     "planner.temperature", "train.samples_per_insert"}
+OPEN_UNIT = {"model.holdout", "sac.tau"}
+CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.keep_elites",
+               "sac.gamma"}
+# Values no run can mean (a typo, an extra digit): refused with the bound named. Paper sizes
+# are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500).
+UPPER = {
+    "train.steps": 10**10, "planner.horizon": 1000, "planner.iterations": 100,
+    "planner.population": 100_000, "model.particles": 1000, "model.ensemble_size": 100,
+    "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 10_000,
+    "workers.max_restarts": 1000, "learner.max_restarts": 1000,
+    "env.image_size": 1024, "train.video_size": 1024,
+}
+DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
 
 
 def validate(cfg: Config) -> Config:
-    """Raise ConfigError for the first value outside its allowed range; return cfg otherwise."""
+    """Raise ConfigError for the first value outside its allowed range; return cfg otherwise.
+    Depends on the config alone (presets validate anywhere); `check_machine` adds this
+    machine's devices."""
     for key, value, _help, choices in iter_fields(cfg):
-        if choices and value not in choices:
-            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(choices)}")
-        if key in POSITIVE and value < 1:
-            raise ConfigError(f"{key}={value!r} must be a positive count (>= 1)")
-        if key in NON_NEGATIVE and value < 0:
-            raise ConfigError(f"{key}={value!r} must be >= 0")
-        if key in OPEN_UNIT and not OPEN_UNIT[key][0] < value < OPEN_UNIT[key][1]:
-            raise ConfigError(f"{key}={value!r} must lie strictly between 0 and 1")
-        if key in CLOSED_UNIT and not CLOSED_UNIT[key][0] <= value <= CLOSED_UNIT[key][1]:
-            raise ConfigError(f"{key}={value!r} must lie in [0, 1]")
+        _check_value(key, value, choices)
     _check_relations(cfg)
+    _check_device_names(cfg)
     return cfg
+
+
+def _check_value(key: str, value, choices) -> None:
+    if choices and value not in choices:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(choices)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r} must be a finite number")
+    if key in POSITIVE and value < 1:
+        raise ConfigError(f"{key}={value!r} must be a positive count (>= 1)")
+    if key in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{key}={value!r} must be >= 0")
+    if key in STRICTLY_POSITIVE and value <= 0:
+        raise ConfigError(f"{key}={value!r} must be > 0")
+    if key in OPEN_UNIT and not 0 < value < 1:
+        raise ConfigError(f"{key}={value!r} must lie strictly between 0 and 1")
+    if key in CLOSED_UNIT and not 0 <= value <= 1:
+        raise ConfigError(f"{key}={value!r} must lie in [0, 1]")
+    if key in UPPER and value > UPPER[key]:
+        raise ConfigError(f"{key}={value!r} exceeds {UPPER[key]:,}, the most any run can mean "
+                          "(config/validate.py: UPPER)")
 
 
 def _check_relations(cfg: Config) -> None:
     if cfg.model.num_elites > cfg.model.ensemble_size:
         raise ConfigError(f"model.num_elites={cfg.model.num_elites} exceeds "
                           f"model.ensemble_size={cfg.model.ensemble_size}")
-    if cfg.planner.num_elites > cfg.planner.population:
-        raise ConfigError(f"planner.num_elites={cfg.planner.num_elites} exceeds "
-                          f"planner.population={cfg.planner.population}")
-    if cfg.train.samples_per_insert <= 0:
-        raise ConfigError(f"train.samples_per_insert={cfg.train.samples_per_insert!r} must be > 0")
-    for key, value in (("sac.lr", cfg.sac.lr), ("sac.init_alpha", cfg.sac.init_alpha)):
-        if value <= 0:
-            raise ConfigError(f"{key}={value!r} must be > 0")
+    p = cfg.planner
+    if p.num_elites > p.population:
+        raise ConfigError(f"planner.num_elites={p.num_elites} exceeds "
+                          f"planner.population={p.population}")
+    if p.name in ("cem", "icem", "mppi") and p.num_elites < 2:
+        raise ConfigError(f"planner.num_elites={p.num_elites} leaves the {p.name} refit's "
+                          "standard deviation undefined; use at least 2")
     if not 0 <= cfg.train.seed <= MAX_SEED:
         raise ConfigError(f"train.seed={cfg.train.seed!r} must lie in 0 .. {MAX_SEED}")
-    p = cfg.planner
     if p.posterior == "lst" and p.name not in ("cem", "smcp"):
         raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
                           f"not {p.name!r}")
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
-    if p.temperature <= 0:
-        raise ConfigError(f"planner.temperature={p.temperature!r} must be > 0")
     if not 0 < p.min_std <= p.max_std:
         raise ConfigError(f"planner.min_std={p.min_std!r} and planner.max_std={p.max_std!r} "
                           "must satisfy 0 < min_std <= max_std")
+
+
+def _check_device_names(cfg: Config) -> None:
     for key, value in (("learner.device", cfg.learner.device),
                        ("workers.device", cfg.workers.device)):
         if not DEVICE.match(value):
-            raise ConfigError(f"{key}={value!r} is not a device; allowed: auto, cpu, cuda, cuda:N, mps")
+            raise ConfigError(f"{key}={value!r} is not a device; allowed: auto, cpu, cuda, "
+                              "cuda:N, mps")
+        if value == "mps" and sys.platform != "darwin":
+            raise ConfigError(f"{key}='mps' needs Apple silicon (macOS); use cpu or auto")
+
+
+def check_machine(cfg: Config) -> Config:
+    """A local run's devices exist on this machine (a cluster's GPUs are checked once Ray is
+    up: topology.check_resources)."""
+    if not is_local_run(cfg.ray.address):
+        return cfg
+    gpus = local_gpu_count()
+    for key, value in (("learner.device", cfg.learner.device),
+                       ("workers.device", cfg.workers.device)):
+        match = DEVICE.match(value)
+        if value.startswith("cuda") and int(match.group(2) or 0) >= gpus:
+            raise ConfigError(f"{key}={value!r} but this machine has {gpus} CUDA GPU(s) "
+                              "(a local run); use auto or cpu, or a cluster's ray.address")
+    if cfg.learner.num_gpus > gpus:
+        raise ConfigError(f"learner.num_gpus={cfg.learner.num_gpus:g} but this machine has "
+                          f"{gpus} CUDA GPU(s) (a local run); set learner.num_gpus=0")
+    return cfg

@@ -1,10 +1,12 @@
 """Driver: composition only. Builds the graph, runs the sync or async schedule
 (`schedules.py`), evaluates (`evaluation.py`), logs to TensorBoard, checkpoints, survives
-rollout-worker deaths, stops at the step budget."""
+rollout-worker and learner deaths, stops at the step budget or, clearly, on a non-finite
+value."""
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,24 @@ from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
 from mbrl_ray.distributed.evaluation import Evaluations
-from mbrl_ray.distributed.preflight import init_ray, preflight, save_config
+from mbrl_ray.distributed.preflight import describe_planning, init_ray, preflight
 from mbrl_ray.distributed.schedules import run_async, run_sync
+from mbrl_ray.finite import NonFiniteError
+from mbrl_ray.run_dir import check_new_run_dir, save_config
 from mbrl_ray.telemetry import Progress, TBLogger
 
 MAX_WORKER_RETRIES = 20  # calls re-sent to one failing worker before the run gives up
 RETRY_WAIT_S = 0.5
+
+
+def checkpoint_interval(cfg: Config) -> int:
+    """train.checkpoint_every, or 10% of the step budget when it is 0."""
+    t = cfg.train
+    return t.checkpoint_every or max(1, -(-t.steps // 10))
+
+
+class RunStopped(RuntimeError):
+    """The run stopped on a fault it cannot go on from; the message says why and what is saved."""
 
 
 @dataclass
@@ -30,6 +44,7 @@ class RunResult:
     env_steps: int
     final_eval_return: float
     worker_restarts: int
+    learner_restarts: int = 0
 
 
 class Driver:
@@ -41,14 +56,19 @@ class Driver:
                  faults: dict | None = None) -> None:
         self.spec = preflight(cfg)
         self.cfg, self.run_dir, self.printer = cfg, Path(run_dir), printer
+        self.resume = resume
         self.faults = faults or {}
         self.counters = {"env_steps": 0, "rounds": 0, "evals": 0, "resumes": 0,
-                         "worker_restarts": 0, "replay": None}
-        self.saved = ckpt.latest(self.run_dir) if resume else None
+                         "worker_restarts": 0, "learner_restarts": 0, "replay": None}
+        if not resume:
+            check_new_run_dir(self.run_dir)
+        self.saved = ckpt.choose(self.run_dir, self._warn) if resume else None
         if resume and self.saved is None:
-            raise ConfigError(f"run dir {str(self.run_dir)!r} has no checkpoint to resume from")
+            raise ConfigError(f"run dir {str(self.run_dir)!r} has no usable checkpoint to "
+                              "resume from")
         if self.saved is not None:
             self.counters.update(ckpt.read_counters(self.saved))
+            self.counters.pop("files", None)
             self.counters["resumes"] += 1
             # Steps counted while their chunk still waited at the limiter never reached the
             # replay (async): the resumed run counts from what the replay holds.
@@ -56,7 +76,10 @@ class Driver:
         self.last_return: float | None = None
         self.checkpoint_due = False
         self.next_eval = self._next_multiple(self.cfg.train.eval_every)
-        self.next_ckpt = self._next_multiple(self.cfg.train.checkpoint_every)
+        self.next_ckpt = self._next_multiple(checkpoint_interval(self.cfg))
+
+    def _warn(self, message: str) -> None:
+        self.printer(message, flush=True)
 
     def _next_multiple(self, every: int) -> int:
         if every <= 0:
@@ -65,38 +88,66 @@ class Driver:
 
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        """Train to the step budget. Raises RunStopped (after writing result.json) when a
+        non-finite value or a learner that keeps dying stops the run."""
+        if self.resume:
+            ckpt.set_aside_broken(self.run_dir, self.saved)
         save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
         self.topo = topology.build(self.cfg, self.spec, self.counters["resumes"], self.saved,
                                    self.counters["replay"],
                                    self.faults.get("crash_worker_at_step", 0))
+        nodes, final, stopped = {}, None, None
         try:  # however the run ends, its actors go with it
-            nodes = {"start": self._worker_nodes()}
+            nodes["start"] = self._worker_nodes()
             final = self._train_and_evaluate()
             nodes["end"] = self._worker_nodes()
+        except (NonFiniteError, RunStopped) as err:
+            stopped = self._stop_message(err)
         finally:
             for actor in self.topo.all_actors():
                 ray.kill(actor)
             topology.release_resource_request(self.cfg)
         result = RunResult(self.run_dir, self.counters["env_steps"], final,
-                           self.counters["worker_restarts"])
-        (self.run_dir / "result.json").write_text(json.dumps(
-            {"env_steps": result.env_steps, "final_eval_return": final,
-             "worker_restarts": result.worker_restarts, "worker_nodes": nodes}))
+                           self.counters["worker_restarts"], self.counters["learner_restarts"])
+        self._write_result(result, nodes, stopped)
+        if stopped:
+            raise RunStopped(stopped)
         return result
+
+    def _stop_message(self, err: Exception) -> str:
+        cause = getattr(err, "cause", None) or err  # an actor's error arrives wrapped by Ray
+        saved = ckpt.latest(self.run_dir)
+        return (f"run stopped at env step {self.counters['env_steps']}: {cause}. "
+                f"The last good checkpoint is {saved or 'none (nothing was saved)'}"
+                + (f"; continue from it with `mbrl-ray resume {self.run_dir}`" if saved else ""))
+
+    def _write_result(self, result: RunResult, nodes: dict, stopped: str | None) -> None:
+        """result.json, always valid JSON (a non-finite number is written as null)."""
+        final = result.final_eval_return
+        body = {"env_steps": result.env_steps,
+                "final_eval_return": final if final is not None and math.isfinite(final)
+                else None,
+                "worker_restarts": result.worker_restarts,
+                "learner_restarts": result.learner_restarts, "worker_nodes": nodes,
+                "stopped": stopped}
+        (self.run_dir / "result.json").write_text(json.dumps(body, allow_nan=False))
 
     def _worker_nodes(self) -> list[str]:
         """Ray node id of every rollout worker, in worker order (where placement put them)."""
         return ray.get([w.node_id.remote() for w in self.topo.workers])
 
     def _train_and_evaluate(self) -> float:
-        self.tb = TBLogger(self.run_dir / "tb", purge_step=self.counters["env_steps"] or None)
+        self.tb = TBLogger(self.run_dir / "tb", resume_step=self.counters["env_steps"] or None)
         self.evals = Evaluations(self.cfg, self.topo, self.tb, self.counters["evals"])
         self.progress = Progress(self.cfg.train.steps, self.counters["env_steps"], self.printer)
-        device = ray.get(self.topo.learner.device_name.remote())
+        device = self.learner_result(lambda learner: learner.device_name.remote())
         self.printer(f"run dir {self.run_dir}  TensorBoard: tensorboard --logdir "
                      f"{self.run_dir / 'tb'}  learner on {device}", flush=True)
+        planning = describe_planning(self.cfg, self.spec)
+        if planning:
+            self.printer(planning, flush=True)
         try:
             (run_sync if self.cfg.train.schedule == "sync" else run_async)(self)
             final = self.evals.final(self.counters["env_steps"])
@@ -162,6 +213,7 @@ class Driver:
             "replay/samples_per_insert": stats["samples_per_insert"],
             "params/version_lag": ray.get(self.topo.param_server.version_lag.remote()),
             "faults/worker_restarts": self.counters["worker_restarts"],
+            "faults/learner_restarts": self.counters["learner_restarts"],
         }, self.counters["env_steps"])
 
     def log_learner(self, metrics: dict) -> None:
@@ -174,13 +226,14 @@ class Driver:
         self.counters["rounds"] += 1
         step = self.counters["env_steps"]
         self.evals.poll()
-        if step >= self.next_eval and not self.evals.busy:
+        # The last step's evaluation is the final one (evals.final): never twice.
+        if self.next_eval <= step < self.cfg.train.steps and not self.evals.busy:
             self.evals.start(step)
             self.counters["evals"] = self.evals.count
             self.next_eval = self._next_multiple(self.cfg.train.eval_every)
         if step >= self.next_ckpt and step < self.cfg.train.steps:
             self.checkpoint_due = True
-            self.next_ckpt = self._next_multiple(self.cfg.train.checkpoint_every)
+            self.next_ckpt = self._next_multiple(checkpoint_interval(self.cfg))
         if self.checkpoint_due and checkpoint_now:
             self.checkpoint(pause_inserts=False)
         self._report()
@@ -201,8 +254,39 @@ class Driver:
                 ray.get(replay.pause.remote(True))
             learner_done = self.topo.learner.save.remote(str(path / "learner.pt"))
             self.counters["replay"] = ray.get(replay.save.remote(str(path / "replay.npz")))
-            ray.get(learner_done)
+            try:
+                ray.get(learner_done)
+            except ray.exceptions.RayActorError as err:
+                # The learner died: bring it back; this checkpoint is taken without it.
+                self.restart_learner(err)
+                shutil.rmtree(path, ignore_errors=True)
+                return ckpt.latest(self.run_dir)
         finally:
             if pause_inserts:
                 ray.get(replay.pause.remote(False))
         return ckpt.commit(path, self.counters)
+
+    # ---- the learner --------------------------------------------------------------------------
+    def learner_result(self, call):
+        """ray.get(call(learner)); a learner that died is restarted and the call sent again."""
+        while True:
+            try:
+                return ray.get(call(self.topo.learner))
+            except ray.exceptions.RayActorError as err:
+                self.restart_learner(err)
+
+    def restart_learner(self, err: Exception) -> None:
+        """Start a new learner from the run's newest checkpoint (its initial state before the
+        first); replay, parameter server and workers go on. Gives up after
+        learner.max_restarts."""
+        if self.counters["learner_restarts"] >= self.cfg.learner.max_restarts:
+            raise RunStopped(f"the learner died {self.counters['learner_restarts'] + 1} times "
+                             f"(learner.max_restarts={self.cfg.learner.max_restarts}); last: "
+                             f"{type(err).__name__}")
+        self.counters["learner_restarts"] += 1
+        ray.kill(self.topo.learner)
+        saved = ckpt.latest(self.run_dir)
+        self.topo.learner = topology.start_learner(self.cfg, self.spec, self.topo.names, saved)
+        self.printer(f"the learner died ({type(err).__name__}); restarted from "
+                     f"{saved or 'its initial state (no checkpoint yet)'}; the run goes on",
+                     flush=True)

@@ -13,6 +13,7 @@ from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
 from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.finite import check_finite
 from mbrl_ray.replay import BatchSpec
 from mbrl_ray.telemetry import metrics
 
@@ -22,24 +23,27 @@ BATCHES_PER_REQUEST = 4  # batches fetched per request: one Ray round trip for s
 
 @ray.remote
 class Learner:
-    def __init__(self, cfg: dict, spec: EnvSpec, replay, param_server,
+    def __init__(self, cfg: dict, spec: EnvSpec, replay: str, param_server: str,
                  load_path: str | None = None) -> None:
+        """replay, param_server: the named actors of the run (by name, so that no constructor
+        argument lives in the object store); load_path: a checkpoint's learner.pt."""
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus)))
         self.device = resolve_device(self.cfg.learner.device)
         self.agent = make_agent(spec, self.cfg, self.device,
                                 seed=self.cfg.train.seed + seeding.LEARNER)
-        self.replay, self.param_server = replay, param_server
-        self.version = 0
+        self.replay, self.param_server = ray.get_actor(replay), ray.get_actor(param_server)
+        # A restarted learner publishes above every version handed out (workers load newer only).
+        self.version = ray.get(self.param_server.latest_version.remote())
         self.m_updates = metrics.make("mbrl_learner_updates_total")
         if load_path:
             # On CPU: generator states must stay CPU byte tensors; modules and optimisers copy
             # their tensors to the agent's device as they load.
             state = torch.load(load_path, map_location="cpu", weights_only=True)
             self.agent.load_state_dict(state["agent"])
-            self.version = state["version"]
+            self.version = max(self.version, state["version"])
             if self.agent.inference_weights() is not None:
-                self._publish(self.version)
+                self._publish(self.version + 1)
 
     def device_name(self) -> str:
         return str(self.device)
@@ -49,6 +53,7 @@ class Learner:
         t0 = time.perf_counter()
         data, stats = ray.get([self.replay.transitions.remote(), self.replay.stats.remote()])
         result = self.agent.fit(data, stats["steps_inserted"])
+        check_finite(result, "loss of the learner's fit")
         self.m_updates.inc(1)
         self._publish(self.version + 1)
         return {**result, "train_s": time.perf_counter() - t0}
@@ -73,6 +78,7 @@ class Learner:
             for batch in batches:
                 for k, v in self.agent.update(self._on_device(batch)).items():
                     total[k] = total.get(k, 0.0) + v / num_updates
+        check_finite(total, "loss of the learner's updates")
         self.m_updates.inc(num_updates)
         self._publish(self.version + 1)
         return {**total, "train_s": time.perf_counter() - t0}
@@ -83,9 +89,14 @@ class Learner:
         return {k: torch.tensor(v, device=self.device) for k, v in batch.items()}
 
     def _publish(self, version: int) -> None:
+        weights = self.agent.inference_weights()
+        check_finite(weights, "weight (not published)")
         self.version = version
-        ref = ray.put(self.agent.inference_weights())
+        ref = ray.put(weights)
         ray.get(self.param_server.publish.remote(version, [ref]))
 
     def save(self, path: str) -> None:
-        torch.save({"agent": self.agent.state_dict(), "version": self.version}, path)
+        """Write the agent's state; refused when any of it is non-finite."""
+        state = self.agent.state_dict()
+        check_finite(state, "learner state (not checkpointed)")
+        torch.save({"agent": state, "version": self.version}, path)

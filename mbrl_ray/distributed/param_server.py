@@ -12,6 +12,7 @@ class ParameterServer:
         self.version = 0
         self.ref: ray.ObjectRef | None = None
         self.seen: dict[str, int] = {}  # worker id -> version it last loaded
+        self.starts: dict[str, int] = {}  # worker id -> processes started under that name
         self.m_version = metrics.make("mbrl_params_version")
         self.m_lag = metrics.make("mbrl_params_version_lag")
         self.m_version.set(self.version)
@@ -40,6 +41,15 @@ class ParameterServer:
 
     def loaded(self, worker: str, version: int) -> None:
         self._see(worker, version)
+
+    def register(self, worker: str) -> int:
+        """A worker process starts: how many started under this name before (0: the first;
+        more: Ray restarted it)."""
+        self.starts[worker] = self.starts.get(worker, 0) + 1
+        return self.starts[worker] - 1
+
+    def latest_version(self) -> int:
+        return self.version
 
     def version_lag(self) -> int:
         """How many versions the most outdated worker is behind."""

@@ -1,15 +1,13 @@
 """Everything checked and set up before any actor starts: the config, the env, the agent's
-needs (asked of its class), Ray itself, and the run directory's config file."""
+needs (asked of its class) and Ray itself."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import ray
-import yaml
 
 from mbrl_ray.agents import agent_class
-from mbrl_ray.config import Config, ConfigError, from_dict, to_dict, validate
+from mbrl_ray.config import Config, ConfigError, check_machine, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
 from mbrl_ray.replay import BatchSpec
@@ -18,7 +16,7 @@ from mbrl_ray.replay import BatchSpec
 def preflight(cfg: Config) -> EnvSpec:
     """Every check that needs no actor: raises ConfigError naming the key and value; returns
     the env's spec."""
-    validate(cfg)
+    check_machine(validate(cfg))
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent = agent_class(cfg)
@@ -53,13 +51,17 @@ def init_ray(cfg: Config) -> None:
     ray.init(address=cfg.ray.address or None, log_to_driver=True, **kwargs)
 
 
-def save_config(cfg: Config, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
-
-def load_run_config(run_dir: Path) -> Config:
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        raise ConfigError(f"run dir {str(run_dir)!r} has no config.yaml: not a run directory")
-    return from_dict(yaml.safe_load(path.read_text()))
+def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:
+    """One line on what each action costs the planner (PETS's ensemble MLP), None for agents
+    that do not plan: a value that cannot finish shows here before the first step."""
+    if cfg.agent.name != "pets":
+        return None
+    p, m = cfg.planner, cfg.model
+    width, inputs, outputs = m.hidden_size, spec.obs_dim + spec.act_dim, 2 * spec.obs_dim + 2
+    flops_per_row = 2 * (inputs * width + (m.num_layers - 1) * width**2 + width * outputs)
+    rollouts = p.population * m.particles * p.iterations
+    gflop = rollouts * p.horizon * flops_per_row / 1e9
+    return (f"planning: {p.name}, {rollouts:,} rollouts of {p.horizon} steps per action "
+            f"(population x particles x iterations), about {gflop:.3g} GFLOP per action "
+            f"per env")

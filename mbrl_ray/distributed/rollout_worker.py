@@ -16,19 +16,22 @@ from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
 from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
 from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.telemetry import metrics
 from mbrl_ray.telemetry.video import encode_gif
 
 
 @ray.remote
 class RolloutWorker:
-    def __init__(self, name: str, cfg: dict, spec: EnvSpec, replay, param_server, seed: int,
-                 crash_at_step: int = 0) -> None:
-        """crash_at_step > 0: fault injection for tests, the process exits once (not after a
-        restart) when its step count reaches it."""
+    def __init__(self, name: str, cfg: dict, spec: EnvSpec, replay: str, param_server: str,
+                 seed: int, crash_at_step: int = 0) -> None:
+        """replay, param_server: the run's named actors (by name: a restart needs no argument
+        from the object store); crash_at_step > 0: fault injection for tests, the process
+        exits once (not after a restart) when its step count reaches it."""
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.workers.num_cpus)))
-        self.name, self.spec, self.replay, self.param_server = name, spec, replay, param_server
+        self.name, self.spec = name, spec
+        self.replay, self.param_server = ray.get_actor(replay), ray.get_actor(param_server)
         self.agent = make_agent(spec, self.cfg, resolve_device(self.cfg.workers.device),
                                 seed=seeding.derive(seed, seeding.AGENT), trainable=False)
         self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker,
@@ -43,7 +46,7 @@ class RolloutWorker:
         self.version = 0
         self.steps = 0
         self.pending_insert = None
-        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self.restarted = ray.get(self.param_server.register.remote(name)) > 0
         self.tags = {"worker": name}
         self.m_steps = metrics.make("mbrl_env_steps_total")
         self.m_steps_per_s = metrics.make("mbrl_env_steps_per_s")
@@ -76,6 +79,7 @@ class RolloutWorker:
         for t in range(iters):
             t0 = time.perf_counter()
             actions, self.state = self.agent.act(self.envs.obs, self.state)
+            self._check_actions(actions)
             plan_step_s = time.perf_counter() - t0
             plan_s += plan_step_s
             self.m_plan_ms.observe(1000 * plan_step_s, tags=self.tags)
@@ -111,6 +115,7 @@ class RolloutWorker:
         episodes = []
         while len(episodes) < num_episodes:
             actions, state = self.agent.act(envs.obs, state, explore=False)
+            self._check_actions(actions)
             finished, done = envs.step(actions)
             state = self.agent.reset_state(state, done)
             if frames is not None and not episodes and not done[0]:
@@ -134,6 +139,12 @@ class RolloutWorker:
         if self.pending_insert is not None:
             ray.get(self.pending_insert)
             self.pending_insert = None
+
+    def _check_actions(self, actions: np.ndarray) -> None:
+        """A non-finite action never reaches an env (or the replay)."""
+        if not np.isfinite(actions).all():
+            raise NonFiniteError(f"non-finite action planned by {self.name} at its env step "
+                                 f"{self.steps} (weights version {self.version})")
 
     def _maybe_crash(self) -> None:
         """Fault injection for tests: the process dies once, mid-episode, at crash_at_step."""

@@ -18,7 +18,7 @@ def run_sync(driver) -> None:
         t0 = time.perf_counter()
         results = driver.collect_all(per_worker)
         driver.log_collect(results, time.perf_counter() - t0)
-        driver.log_learner(ray.get(topo.learner.fit.remote()))
+        driver.log_learner(driver.learner_result(lambda learner: learner.fit.remote()))
         driver.after_round(checkpoint_now=True)
 
 
@@ -36,7 +36,10 @@ def run_async(driver) -> None:
         ready, _ = ray.wait(list(inflight) + [learner_ref], num_returns=1)
         ref = ready[0]
         if ref == learner_ref:
-            driver.log_learner(ray.get(ref))
+            try:
+                driver.log_learner(ray.get(ref))
+            except ray.exceptions.RayActorError as err:
+                driver.restart_learner(err)  # its round is lost; the replay still holds it all
             if driver.checkpoint_due:
                 driver.checkpoint(pause_inserts=True)
             learner_ref = topo.learner.train.remote(t.updates_per_round)
@@ -56,4 +59,7 @@ def run_async(driver) -> None:
             submitted += chunk
     ray.get(topo.replay.release_limiter.remote())  # let the learner's last call finish
     driver.flush_workers()  # the last chunks are in before the final checkpoint
-    driver.log_learner(ray.get(learner_ref))
+    try:
+        driver.log_learner(ray.get(learner_ref))
+    except ray.exceptions.RayActorError as err:
+        driver.restart_learner(err)  # the final checkpoint saves the restarted learner

@@ -3,6 +3,7 @@ rollout workers and an evaluation worker. The one place where the graph is wired
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Topology:
     learner: ray.actor.ActorHandle
     workers: list
     evaluator: ray.actor.ActorHandle
+    names: tuple[str, str]  # the replay's and the parameter server's actor names
 
     def all_actors(self) -> list:
         return [self.replay, self.param_server, self.learner, *self.workers, self.evaluator]
@@ -90,22 +92,34 @@ def build(cfg: Config, spec: EnvSpec, resumes: int, checkpoint: Path | None = No
     # on a cluster), so that losing a rollout node loses only its workers. (Hard affinity: they
     # reserve no CPU, and Ray's soft affinity spreads such actors anyway.)
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    replay = ReplayActor.options(scheduling_strategy=here).remote(
+    # Named, so that actors find them by name: no handle is a constructor argument in the object
+    # store, where a lost reference would make a restart fail.
+    run_id = uuid.uuid4().hex[:12]
+    names = (f"mbrl-replay-{run_id}", f"mbrl-params-{run_id}")
+    replay = ReplayActor.options(name=names[0], scheduling_strategy=here).remote(
         t.replay_capacity, spec, t.seed + seeding.REPLAY, limiter,
         str(checkpoint / "replay.npz") if checkpoint else None,
         (replay_state or {}).get("rng"))
-    param_server = ParameterServer.options(scheduling_strategy=here).remote()
-    learner = Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
-                              scheduling_strategy=_learner_placement(cfg, here)).remote(
-        raw, spec, replay, param_server, str(checkpoint / "learner.pt") if checkpoint else None)
+    param_server = ParameterServer.options(name=names[1], scheduling_strategy=here).remote()
+    learner = start_learner(cfg, spec, names, checkpoint)
     # SPREAD: workers go to different nodes while there are nodes with room (best effort).
     workers = [
         RolloutWorker.options(num_cpus=w.num_cpus, max_restarts=w.max_restarts,
                               scheduling_strategy="SPREAD").remote(
-            f"worker-{i}", raw, spec, replay, param_server,
+            f"worker-{i}", raw, spec, *names,
             seeding.worker_seed(t.seed, i, resumes), crash_worker_at_step if i == 0 else 0)
         for i in range(w.num)]
     # The evaluator reserves no CPU: it runs now and then, beside the others.
     evaluator = RolloutWorker.options(num_cpus=0, max_restarts=w.max_restarts).remote(
-        "evaluator", raw, spec, replay, param_server, seeding.evaluator_seed(t.seed, resumes))
-    return Topology(replay, param_server, learner, workers, evaluator)
+        "evaluator", raw, spec, *names, seeding.evaluator_seed(t.seed, resumes))
+    return Topology(replay, param_server, learner, workers, evaluator, names)
+
+
+def start_learner(cfg: Config, spec: EnvSpec, names: tuple[str, str],
+                  checkpoint: Path | None) -> ray.actor.ActorHandle:
+    """The learner actor, from `checkpoint`'s learner.pt when given (also how the driver
+    brings back a learner that died)."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return Learner.options(num_cpus=cfg.learner.num_cpus, num_gpus=cfg.learner.num_gpus,
+                           scheduling_strategy=_learner_placement(cfg, here)).remote(
+        to_dict(cfg), spec, *names, str(checkpoint / "learner.pt") if checkpoint else None)

@@ -1,6 +1,6 @@
 """Environments behind one `make_env(spec)`: Gymnasium ids, `dmc:<domain>-<task>`,
 `metaworld:<task>` and the `dummy` test env."""
-from mbrl_ray.envs import gl
+from mbrl_ray import gl
 
 gl.configure()  # first: the suites below import mujoco, which reads MUJOCO_GL once
 

@@ -19,14 +19,24 @@ def custom_scalars_layout() -> dict:
 
 
 class TBLogger:
-    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
-        self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+    """Each tag gets at most one point per step, in increasing steps.
+
+    resume_step: a resumed run's checkpoint step. Points logged after it by the run that
+    stopped are purged (TensorBoard hides them; the resumed run logs those steps anew); points
+    up to and including it are kept and never written again."""
+
+    def __init__(self, log_dir: Path, resume_step: int | None = None) -> None:
+        self.writer = SummaryWriter(str(log_dir), purge_step=None if resume_step is None
+                                    else resume_step + 1)
+        self.last: dict[str, int] = {}
+        self.floor = -1 if resume_step is None else resume_step
         self.writer.add_custom_scalars(custom_scalars_layout())
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
-            if value is not None:
+            if value is not None and step > self.last.get(tag, self.floor):
                 self.writer.add_scalar(tag, float(value), step)
+                self.last[tag] = step
 
     def video(self, tag: str, gif: bytes, height: int, width: int, step: int) -> None:
         """An animated GIF (telemetry.video.encode_gif) under `tag`, shown in the IMAGES tab."""

@@ -16,7 +16,7 @@ IMPROVEMENT = 0.01  # relative validation improvement that resets patience (mbrl
 class FitResult:
     elites: list[int]
     train_nll: float
-    val_mse: float
+    val_mse: float | None  # None: too little data to hold any out
     epochs: int
 
 
@@ -105,7 +105,7 @@ def fit_ensemble(model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
         model.load_state_dict(best_state)
     order = torch.argsort(best).tolist()
     elites = sorted(order[:num_elites])
-    val_mse = float(best[elites].mean()) if n_val else float("nan")
+    val_mse = float(best[elites].mean()) if n_val else None
     return FitResult(elites=elites, train_nll=nll, val_mse=val_mse, epochs=epoch)
 
 

@@ -5,6 +5,7 @@ from typing import Callable
 
 import torch
 
+from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
@@ -82,7 +83,10 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
             ret.shape)
     if propagation == "ts_inf":
         ret = _from_members(ret)
-    ret = torch.nan_to_num(ret[:rows], nan=-1e6, posinf=-1e6, neginf=-1e6)
+    ret = ret[:rows]
+    if not bool(torch.isfinite(ret).all()):  # a broken model: stop, do not plan around it
+        raise NonFiniteError("non-finite predicted return in planning "
+                             f"({int((~torch.isfinite(ret)).sum())} of {ret.numel()} rollouts)")
     values = ret.view(b, n, particles).mean(-1)
     if not first_states:
         return values
