@@ -134,9 +134,16 @@ class Driver:
                 "stopped": stopped}
         (self.run_dir / "result.json").write_text(json.dumps(body, allow_nan=False))
 
-    def _worker_nodes(self) -> list[str]:
-        """Ray node id of every rollout worker, in worker order (where placement put them)."""
-        return ray.get([w.node_id.remote() for w in self.topo.workers])
+    def _worker_nodes(self) -> list[str | None]:
+        """Ray node id of every rollout worker, in worker order (where placement put them);
+        None for a worker that is restarting just now."""
+        nodes = []
+        for worker in self.topo.workers:
+            try:
+                nodes.append(ray.get(worker.node_id.remote(), timeout=60))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                nodes.append(None)
+        return nodes
 
     def _train_and_evaluate(self) -> float:
         self.tb = TBLogger(self.run_dir / "tb", resume_step=self.counters["env_steps"] or None)
