@@ -9,6 +9,7 @@ from mbrl_ray.agents import PETSAgent, SACAgent, make_agent
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics import Actor
 from mbrl_ray.envs import EnvSpec
+from slow_runs import final_returns, timeout_s
 
 SPEC = EnvSpec.state(3, 2)  # 3-D observations, 2-D actions
 
@@ -138,14 +139,16 @@ def test_sac_runs_through_the_async_topology(ray_session, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(timeout_s(30_000, 0.022))
 def test_sac_pendulum_preset_balances(ray_session, tmp_path):
-    """The sac-pendulum preset (15,000 steps, ~4.5 min on 2 cores). Random play lasts ~5-10
-    steps; 900 needs a policy that balances almost the whole episode."""
-    from mbrl_ray.distributed.driver import Driver
-
-    result = Driver(load_preset("sac-pendulum"), tmp_path / "sac-pendulum",
-                    printer=lambda *a, **k: None).run()
-    assert result.final_eval_return >= 900
+    """The sac-pendulum preset (30,000 steps, about 9-12 min per seed on 2 cores) balances on
+    at least 2 of seeds 0, 1, 2. Random play lasts ~5-10 steps; 900 needs a policy that
+    balances almost the whole episode. Measured (2 evaluation episodes every 2,500 steps):
+    seeds 0, 1, 2 reach 1000 at 15,000, 12,500 and 15,000 steps and stay at 1000 to the end
+    (finals 1000, 1000, 1000; 9.4-11.6 min each, part of it beside another run). At the old
+    budget of 15,000 steps two seeds were at their first 1000 and runs ended at 167-267."""
+    finals = final_returns("sac-pendulum", tmp_path)
+    assert sum(f >= 900 for f in finals) >= 2, finals
 
 
 def test_q_ensemble_members_are_independent_and_min_of_two_is_a_pair_min():

@@ -1,0 +1,30 @@
+"""Helpers of the slow learning tier: a preset run on several fixed seeds, and timeouts sized
+from a run's own step budget (not from one machine's wall time)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mbrl_ray.config import apply_overrides, load_preset
+
+SEEDS = (0, 1, 2)
+HEADROOM = 3.0      # x the seconds per step measured on a 2-core machine
+START_S = 120.0     # per run: actors, env and Ray start-up
+
+
+def timeout_s(steps: int, seconds_per_step: float, runs: int = len(SEEDS)) -> int:
+    """A pytest timeout for `runs` runs of `steps` env steps each."""
+    return int(runs * (steps * seconds_per_step * HEADROOM + START_S))
+
+
+def final_returns(preset: str, tmp_path: Path, seeds=SEEDS) -> list[float]:
+    """The preset's final evaluation return on each seed, through the real topology."""
+    from mbrl_ray.distributed.driver import Driver
+
+    finals = []
+    for seed in seeds:
+        cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
+        result = Driver(cfg, tmp_path / f"{preset}-seed{seed}",
+                        printer=lambda *a, **k: None).run()
+        assert result.env_steps == cfg.train.steps
+        finals.append(result.final_eval_return)
+    return finals
