@@ -1,9 +1,9 @@
 """Slow tier: the pets-pendulum preset (PETS + a SAC critic's terminal value) learns
-InvertedPendulum-v5 through the real topology."""
+InvertedPendulum-v5 through the real topology, on at least 2 of 3 fixed seeds."""
 import pytest
 
 from mbrl_ray.config import load_preset
-from mbrl_ray.distributed.driver import Driver
+from slow_runs import final_returns, timeout_s
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -11,9 +11,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 THRESHOLD = 900.0
 
 
+@pytest.mark.timeout(timeout_s(5000, 0.045))
 def test_pets_pendulum_reaches_900_within_5000_steps(ray_session, tmp_path):
-    cfg = load_preset("pets-pendulum")
-    assert cfg.train.steps == 5000 and cfg.train.seed == 0
-    result = Driver(cfg, tmp_path / "pets-pendulum").run()
-    assert result.env_steps == 5000
-    assert result.final_eval_return >= THRESHOLD
+    """Measured (evaluations of 1 episode at 1k..5k steps), 3.4-3.6 min per seed on 2 cores:
+    seed 0: 146, 219, 95, 135, 1000; seed 1: 113, 1000, 1000, 1000, 1000; seed 2: 1000 at
+    every evaluation. Seed 0 reaches 1000 only at the last evaluation: the claim is 2 of 3."""
+    assert load_preset("pets-pendulum").train.steps == 5000
+    finals = final_returns("pets-pendulum", tmp_path)
+    assert sum(f >= THRESHOLD for f in finals) >= 2, finals
