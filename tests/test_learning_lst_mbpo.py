@@ -1,25 +1,33 @@
 """Slow tier: CEM-LST, SMCP-LST and MBPO presets learn InvertedPendulum-v5 through the real
 topology (SAC's own test is in test_sac.py). Random play lasts ~5-20 steps (return 5-20); the
-maximum is 1000. On 2 cores CEM-LST takes about 4.5 min, SMCP-LST about 6, MBPO about 11-12."""
+maximum is 1000. On 2 cores a run of CEM-LST takes about 4.5-5 min, SMCP-LST about 6-7, MBPO
+about 11-12."""
 import pytest
 
-from mbrl_ray.config import load_preset
-from mbrl_ray.distributed.driver import Driver
+from slow_runs import final_returns, timeout_s
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-# Preset -> final evaluation return it must reach. Measured after the seeding fix, before
-# initial weights moved to per-network generators (seed 0, evaluations every 1k): CEM-LST 106, 1000, 1000, 1000, final 1000; SMCP-LST 79, 108, 1000,
-# 1000, final 1000; MBPO 59, 79, 141, 1000, final 1000 (before the fix it climbed 30, 70, 93,
-# 225 @4.25k), so its bar sits below its early curve values. One seed each: issue 19 asks
-# for claims over several.
-THRESHOLDS = {"cem-lst-pendulum": 900.0, "smcp-lst-pendulum": 500.0, "mbpo-pendulum": 200.0}
+# preset -> (final evaluation return at least 2 of seeds 0, 1, 2 must reach, seconds per step
+# measured on 2 cores). Measured (final evaluation, 1 episode):
+# CEM-LST (4.5-4.6 min each): seed 0: 144, 266, 1000, 1000, 1000; seed 1: 389, 1000, 1000, 1000,
+# 793; seed 2: 267, 1000, 1000, 1000, 1000 (evaluations at 1k..5k; the claim's margin is one seed).
+# SMCP-LST (5.6-6.0 min each): seed 0: 73, 70, 163, 1000, 1000; seed 1: 116, 111, 109, 1000,
+# 1000; seed 2: 49, 52, 82, 402, 1000 (its bar of 500 sits below a final it reaches late).
+LST = {"cem-lst-pendulum": (900.0, 0.06), "smcp-lst-pendulum": (500.0, 0.085)}
 
 
-@pytest.mark.parametrize("preset", list(THRESHOLDS))
-def test_preset_learns_inverted_pendulum(preset, ray_session, tmp_path):
-    cfg = load_preset(preset)
-    assert cfg.train.seed == 0
-    result = Driver(cfg, tmp_path / preset, printer=lambda *a, **k: None).run()
-    assert result.env_steps == cfg.train.steps
-    assert result.final_eval_return >= THRESHOLDS[preset]
+@pytest.mark.parametrize("preset", [
+    pytest.param(name, marks=pytest.mark.timeout(timeout_s(5000, per_step)))
+    for name, (_, per_step) in LST.items()])
+def test_lst_preset_learns_inverted_pendulum(preset, ray_session, tmp_path):
+    finals = final_returns(preset, tmp_path)
+    assert sum(f >= LST[preset][0] for f in finals) >= 2, finals
+
+
+# MBPO is still measured on seed 0 only (59, 79, 141, 1000, final 1000 at evaluations every
+# 1k, before initial weights moved to per-network generators): three seeds take ~35 min here.
+@pytest.mark.timeout(timeout_s(5000, 0.14, runs=1))
+def test_mbpo_preset_learns_inverted_pendulum(ray_session, tmp_path):
+    finals = final_returns("mbpo-pendulum", tmp_path, seeds=(0,))
+    assert finals[0] >= 200.0, finals
