@@ -25,9 +25,10 @@ def test_lst_preset_learns_inverted_pendulum(preset, ray_session, tmp_path):
     assert sum(f >= LST[preset][0] for f in finals) >= 2, finals
 
 
-# MBPO is still measured on seed 0 only (59, 79, 141, 1000, final 1000 at evaluations every
-# 1k, before initial weights moved to per-network generators): three seeds take ~35 min here.
-@pytest.mark.timeout(timeout_s(5000, 0.14, runs=1))
+# MBPO (10-11.5 min each): seed 1: 50, 74, 1000, 1000, 1000; seed 2: 38, 112, 88, 1000, 1000;
+# seed 0 was measured before initial weights moved to per-network generators (59, 79, 141,
+# 1000, 1000). Its bar of 200 sits below the finals it reaches from 3k-4k steps on.
+@pytest.mark.timeout(timeout_s(5000, 0.14))
 def test_mbpo_preset_learns_inverted_pendulum(ray_session, tmp_path):
-    finals = final_returns("mbpo-pendulum", tmp_path, seeds=(0,))
-    assert finals[0] >= 200.0, finals
+    finals = final_returns("mbpo-pendulum", tmp_path)
+    assert sum(f >= 200.0 for f in finals) >= 2, finals
