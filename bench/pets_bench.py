@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from mbrl_ray.agents import PETSAgent  # noqa: E402
 from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
 from mbrl_ray.envs import EnvSpec  # noqa: E402
+from mbrl_ray.world_models.ensemble import planning_flops  # noqa: E402
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
@@ -51,16 +52,6 @@ def gemm_gflops(batch: int, rows: int, inner: int, cols: int, repeats: int = 30)
         run()
         best = min(best, time.perf_counter() - t0)
     return 2 * batch * rows * inner * cols / best / 1e9
-
-
-def planning_flops(cfg, obs_dim: int, act_dim: int) -> float:
-    """Matmul FLOPs of one CEM action: every particle of every sample through one member."""
-    m, p = cfg.model, cfg.planner
-    dims = [obs_dim + act_dim] + [m.hidden_size] * m.num_layers + [2 * (obs_dim + 1)]
-    per_row = sum(2 * i * o for i, o in zip(dims, dims[1:]))
-    if m.termination:
-        per_row += 2 * (obs_dim * 64 + 64 * 64 + 64)
-    return per_row * p.population * m.particles * p.horizon * p.iterations
 
 
 def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:

@@ -16,8 +16,8 @@ No process-wide generator is seeded or used: each actor derives its own generato
 `derive(s, key)` hashes (s, key) through numpy's SeedSequence, so that generators built from one
 number (an env's reset noise, an agent's random first actions, a component's sampling noise:
 PETS's SAC part takes derive(agent seed, SAC), MBPO's model part derive(agent seed, MODEL))
-never draw the same stream. All seeds stay below 2**32 for seeds up to MAX_SEED (checked by
-config validation).
+never draw the same stream. All seeds stay below 2**32 for seeds up to MAX_SEED (2**31 - 1,
+mbrl_ray/config/validate.py, checked by config validation).
 """
 from __future__ import annotations
 
@@ -26,8 +26,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-
-from mbrl_ray.config.validate import MAX_SEED  # noqa: F401  (re-exported)
 
 LEARNER = 0
 REPLAY = 500

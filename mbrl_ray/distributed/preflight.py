@@ -11,6 +11,7 @@ from mbrl_ray.config import Config, ConfigError, check_machine, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
 from mbrl_ray.replay import BatchSpec
+from mbrl_ray.world_models.ensemble import planning_flops
 
 
 def preflight(cfg: Config) -> EnvSpec:
@@ -51,17 +52,14 @@ def init_ray(cfg: Config) -> None:
     ray.init(address=cfg.ray.address or None, log_to_driver=True, **kwargs)
 
 
-
 def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:
     """One line on what each action costs the planner (PETS's ensemble MLP), None for agents
     that do not plan: a value that cannot finish shows here before the first step."""
     if cfg.agent.name != "pets":
         return None
     p, m = cfg.planner, cfg.model
-    width, inputs, outputs = m.hidden_size, spec.obs_dim + spec.act_dim, 2 * spec.obs_dim + 2
-    flops_per_row = 2 * (inputs * width + (m.num_layers - 1) * width**2 + width * outputs)
     rollouts = p.population * m.particles * p.iterations
-    gflop = rollouts * p.horizon * flops_per_row / 1e9
+    gflop = planning_flops(cfg, spec.obs_dim, spec.act_dim) / 1e9
     return (f"planning: {p.name}, {rollouts:,} rollouts of {p.horizon} steps per action "
             f"(population x particles x iterations), about {gflop:.3g} GFLOP per action "
             f"per env")

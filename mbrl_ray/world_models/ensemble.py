@@ -143,3 +143,14 @@ class ProbabilisticEnsemble(nn.Module):
                  for k, v in self.state_dict().items()}
         small.load_state_dict(state)
         return small
+
+
+def planning_flops(cfg, obs_dim: int, act_dim: int) -> float:
+    """Matmul FLOPs of one planned action on the ensemble (cfg: a Config): every particle of
+    every sample of every iteration through one member, termination head included."""
+    m, p = cfg.model, cfg.planner
+    dims = [obs_dim + act_dim] + [m.hidden_size] * m.num_layers + [2 * (obs_dim + 1)]
+    per_row = sum(2 * i * o for i, o in zip(dims, dims[1:]))
+    if m.termination:
+        per_row += 2 * (obs_dim * TERM_HIDDEN + TERM_HIDDEN * TERM_HIDDEN + TERM_HIDDEN)
+    return per_row * p.population * m.particles * p.horizon * p.iterations
