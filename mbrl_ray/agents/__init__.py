@@ -3,13 +3,15 @@
 import torch
 
 from mbrl_ray.agents.base import Agent
+from mbrl_ray.agents.dcmpc import DCMPCAgent
 from mbrl_ray.agents.mbpo import MBPOAgent
 from mbrl_ray.agents.pets import PETSAgent
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 
-AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent}
+AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent,
+                                   "dcmpc": DCMPCAgent}
 
 
 def agent_class(cfg: Config) -> type[Agent]:
@@ -24,4 +26,4 @@ def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", s
     return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
 
 
-__all__ = ["AGENTS", "Agent", "MBPOAgent", "PETSAgent", "SACAgent", "agent_class", "make_agent"]
+__all__ = ["AGENTS", "Agent", "DCMPCAgent", "MBPOAgent", "PETSAgent", "SACAgent", "agent_class", "make_agent"]

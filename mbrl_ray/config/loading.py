@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -92,6 +92,12 @@ def set_key(cfg: Config, dotted: str, value: Any) -> None:
 
 
 def _coerce(key: str, value: Any, want: type) -> Any:
+    if get_origin(want) is list:
+        (item,) = get_args(want)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} has type {type(value).__name__}; expected a "
+                              f"list of {item.__name__} (e.g. {key}=[5,3])")
+        return [_coerce(key, v, item) for v in value]
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if want is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string

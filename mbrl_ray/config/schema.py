@@ -80,10 +80,11 @@ class PlannerConfig:
     value_weight: float = doc(0.0, "weight of a learned terminal value at the horizon, "
                               "V(s_H) = min of a SAC critic's twin Q at its actor's mean action, "
                               "trained on the same replay (sac.* keys); 0: off, PETS as in the "
-                              "paper")
-    prior_samples: int = doc(0, "action prior: sequences of the SAC actor (the one trained for "
-                             "the terminal value) rolled through the model, mixed into every "
-                             "planner iteration's samples; 0: off")
+                              "paper. (dcmpc always closes its plans with its own critics)")
+    prior_samples: int = doc(0, "action prior: sequences of the agent's prior policy (PETS: "
+                             "the SAC actor trained for the terminal value; DC-MPC: its actor) "
+                             "rolled through the model, mixed into every planner iteration's "
+                             "samples; 0: off")
     info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
                              "ensemble members' disagreement about the next state")
 
@@ -91,8 +92,10 @@ class PlannerConfig:
 @dataclass
 class AgentConfig:
     name: str = doc("pets", "agent: pets (ensemble + planner), sac (model-free soft "
-                    "actor-critic) or mbpo (SAC trained on model rollouts branched from replay)",
-                    choices=("pets", "sac", "mbpo"))
+                    "actor-critic), mbpo (SAC trained on model rollouts branched from replay) "
+                    "or dcmpc (discrete codebook world model, TD3-style critics, MPPI on "
+                    "expected codes; dcmpc.* keys)",
+                    choices=("pets", "sac", "mbpo", "dcmpc"))
 
 
 @dataclass
@@ -120,6 +123,37 @@ class MBPOConfig:
     updates_per_step: int = doc(20, "SAC gradient steps per new env step")
     real_ratio: float = doc(0.05, "fraction of each SAC batch drawn from real transitions")
     retain_steps: int = doc(1000, "model rollouts of this many env steps are kept (FIFO)")
+
+
+@dataclass
+class DCMPCConfig:
+    latent_dim: int = doc(512, "latent slots d (the paper: 512; 1024 for dog and humanoid)")
+    fsq_levels: list[int] = doc([5, 3], "FSQ levels of each slot's channels; the codebook is "
+                                "their product (15 codes of 2 numbers for [5, 3])")
+    encoder_hidden: int = doc(256, "width of the encoder's hidden layer")
+    hidden_size: int = doc(512, "width of the hidden layers of dynamics, reward, critics, actor")
+    num_layers: int = doc(2, "hidden layers of dynamics, reward head, each critic and the actor")
+    horizon: int = doc(5, "steps of each training rollout (sequences of horizon + 1 rows)")
+    rho: float = doc(0.9, "weight rho^t of rollout step t in the world model's loss")
+    gumbel_temperature: float = doc(1.0, "temperature of the straight-through Gumbel-softmax "
+                                    "samples fed forward in training rollouts")
+    model_lr: float = doc(1e-4, "AdamW learning rate of encoder, dynamics and reward head")
+    model_weight_decay: float = doc(0.01, "AdamW weight decay of the world model")
+    lr: float = doc(3e-4, "Adam learning rate of the critics and the actor")
+    grad_clip: float = doc(20.0, "gradient norm clip, separately for model, critics and actor")
+    batch_size: int = doc(512, "sequences per gradient step")
+    num_q: int = doc(5, "Q networks of the critic ensemble (targets: min of 2 drawn at random)")
+    gamma: float = doc(0.99, "discount of the TD targets")
+    tau: float = doc(0.005, "Polyak rate of the target critics and target actor")
+    nstep: int = doc(1, "n of the n-step TD target (the paper: 3 for dog and Meta-World)")
+    policy_noise: float = doc(0.2, "std of the target actor's smoothing noise (TD3)")
+    noise_clip: float = doc(0.3, "the smoothing noise is clipped to +-this")
+    actor_every: int = doc(2, "critic steps per actor step")
+    explore_std_start: float = doc(1.0, "std of the exploration noise added to acted actions, "
+                                   "at the first update")
+    explore_std_end: float = doc(0.1, "... reached after explore_decay_updates (then kept)")
+    explore_decay_updates: int = doc(25_000, "learner updates over which the exploration std "
+                                     "decays linearly (one update per env step: env steps)")
 
 
 @dataclass
@@ -179,6 +213,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     mbpo: MBPOConfig = field(default_factory=MBPOConfig)
+    dcmpc: DCMPCConfig = field(default_factory=DCMPCConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

@@ -23,6 +23,9 @@ POSITIVE = {
     "sac.hidden_size", "sac.num_layers", "sac.batch_size", "sac.updates_per_fit",
     "mbpo.rollouts_per_step", "mbpo.rollout_length_start", "mbpo.rollout_length_end",
     "mbpo.updates_per_step", "mbpo.retain_steps",
+    "dcmpc.latent_dim", "dcmpc.encoder_hidden", "dcmpc.hidden_size", "dcmpc.num_layers",
+    "dcmpc.horizon", "dcmpc.batch_size", "dcmpc.nstep", "dcmpc.actor_every",
+    "dcmpc.explore_decay_updates",
 }
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
@@ -31,13 +34,16 @@ NON_NEGATIVE = {
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
+    "dcmpc.model_weight_decay", "dcmpc.policy_noise", "dcmpc.noise_clip",
+    "dcmpc.explore_std_start", "dcmpc.explore_std_end",
 }
 # Rates, temperatures and standard deviations: > 0.
 STRICTLY_POSITIVE = {"model.lr", "sac.lr", "sac.init_alpha", "planner.init_std",
-                     "planner.temperature", "train.samples_per_insert"}
-OPEN_UNIT = {"model.holdout", "sac.tau"}
+                     "planner.temperature", "train.samples_per_insert", "dcmpc.model_lr",
+                     "dcmpc.lr", "dcmpc.grad_clip", "dcmpc.gumbel_temperature"}
+OPEN_UNIT = {"model.holdout", "sac.tau", "dcmpc.tau"}
 CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.keep_elites",
-               "sac.gamma"}
+               "sac.gamma", "dcmpc.gamma", "dcmpc.rho"}
 # Values no run can mean (a typo, an extra digit): refused with the bound named. Paper sizes
 # are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500).
 UPPER = {
@@ -46,6 +52,7 @@ UPPER = {
     "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 10_000,
     "workers.max_restarts": 1000, "learner.max_restarts": 1000,
     "env.image_size": 1024, "train.video_size": 1024,
+    "dcmpc.latent_dim": 65_536, "dcmpc.horizon": 1000, "dcmpc.num_q": 100,
 }
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
 
@@ -97,11 +104,31 @@ def _check_relations(cfg: Config) -> None:
     if p.posterior == "lst" and p.name not in ("cem", "smcp"):
         raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
                           f"not {p.name!r}")
+    _check_dcmpc(cfg)
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
     if not 0 < p.min_std <= p.max_std:
         raise ConfigError(f"planner.min_std={p.min_std!r} and planner.max_std={p.max_std!r} "
                           "must satisfy 0 < min_std <= max_std")
+
+
+def _check_dcmpc(cfg: Config) -> None:
+    c = cfg.dcmpc
+    if not c.fsq_levels or any(level < 2 for level in c.fsq_levels):
+        raise ConfigError(f"dcmpc.fsq_levels={c.fsq_levels!r}: give one or more levels, each "
+                          ">= 2 (the paper: [5, 3])")
+    if c.num_q < 2:
+        raise ConfigError(f"dcmpc.num_q={c.num_q!r}: the targets take the min of 2 Q networks "
+                          "drawn at random; use at least 2 (the paper: 5)")
+    if c.nstep > c.horizon:
+        raise ConfigError(f"dcmpc.nstep={c.nstep} exceeds dcmpc.horizon={c.horizon}: the "
+                          "n-step target lies inside the sampled sequences of horizon + 1 rows")
+    if cfg.agent.name == "dcmpc" and (cfg.planner.name == "smcp"
+                                      or cfg.planner.posterior != "mpc"):
+        raise ConfigError(f"agent.name='dcmpc' plans with a sequence planner (mppi as the "
+                          f"paper, cem, icem, rs) and planner.posterior='mpc', not "
+                          f"planner.name={cfg.planner.name!r} with "
+                          f"planner.posterior={cfg.planner.posterior!r}")
 
 
 def _check_device_names(cfg: Config) -> None:

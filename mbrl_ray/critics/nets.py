@@ -21,6 +21,26 @@ def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*body, nn.Linear(dims[-1], out))
 
 
+def normed_mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` hidden layers of Linear -> LayerNorm -> Mish, then a plain Linear (the layer
+    block of TD-MPC2 and of the DCWM authors' code)."""
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:])
+            for m in (nn.Linear(i, o), nn.LayerNorm(o), nn.Mish())]
+    return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+class DeterministicActor(nn.Module):
+    """latent -> action in [-1, 1] (TD3's actor, DC-MPC's prior policy)."""
+
+    def __init__(self, in_dim: int, act_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.net = normed_mlp(in_dim, act_dim, hidden, layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(z))
+
+
 class Actor(nn.Module):
     """obs -> tanh-squashed Gaussian over actions in [-1, 1]."""
 
@@ -71,13 +91,15 @@ class TwinQ(nn.Module):
 
 class QEnsemble(nn.Module):
     """E independent Q-functions (TD-MPC2, REDQ, DC-MPC's 5) as one batched MLP of
-    EnsembleLinear layers, each hidden layer layer-normalised with per-member scale and shift:
-    (obs (N, D), act (N, A)) -> values (E, N)."""
+    EnsembleLinear layers, each hidden layer layer-normalised with per-member scale and shift,
+    then `activation` (relu, or mish as TD-MPC2 and DC-MPC): (obs (..., D), act (..., A)) ->
+    values (E, ...)."""
 
     def __init__(self, members: int, obs_dim: int, act_dim: int, hidden: int,
-                 layers: int) -> None:
+                 layers: int, activation: str = "relu") -> None:
         super().__init__()
         self.members = members
+        self.activation = {"relu": F.relu, "mish": F.mish}[activation]
         dims = [obs_dim + act_dim] + [hidden] * layers
         self.hidden = nn.ModuleList(EnsembleLinear(members, i, o) for i, o in zip(dims, dims[1:]))
         self.scale = nn.ParameterList(nn.Parameter(torch.ones(members, 1, o)) for o in dims[1:])
@@ -85,16 +107,27 @@ class QEnsemble(nn.Module):
         self.head = EnsembleLinear(members, dims[-1], 1)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, act], -1).expand(self.members, -1, -1)
+        x = torch.cat([obs, act], -1)
+        lead = x.shape[:-1]
+        x = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
         for layer, scale, shift in zip(self.hidden, self.scale, self.shift):
             x = layer(x)
-            x = F.relu(F.layer_norm(x, x.shape[-1:]) * scale + shift)
-        return self.head(x).squeeze(-1)
+            x = self.activation(F.layer_norm(x, x.shape[-1:]) * scale + shift)
+        return self.head(x).reshape(self.members, *lead)
+
+    def mean_of_two(self, obs: torch.Tensor, act: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean over two members drawn at random (TD-MPC2's and DC-MPC's value for the actor
+        loss and for planning)."""
+        return self(obs, act)[self._pair(generator, obs.device)].mean(0)
 
     def min_of_two(self, obs: torch.Tensor, act: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Min over two members drawn at random (one draw per call): the clipped target of
         TD3 / REDQ / TD-MPC2 over an ensemble; -> (N,)."""
+        return self(obs, act)[self._pair(generator, obs.device)].min(0).values
+
+    def _pair(self, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
         pair = torch.randperm(self.members, generator=generator, device=generator.device
                               if generator is not None else "cpu")[:2]
-        return self(obs, act)[pair.to(obs.device)].min(0).values
+        return pair.to(device)

@@ -1,0 +1,175 @@
+"""DC-MPC (Scannell et al. 2025): the discrete codebook world model, TD3-style critics and a
+deterministic prior policy on its latents, and MPC with a sequence planner (MPPI as the paper)
+over expected codes, closed by the critics' value.
+
+Learner: one update per sampled batch of sequences (H+1 rows): the world model's multi-step
+loss, then a critic step (and an actor step every `actor_every`) on the encoder's codes under
+no-grad. Workers: plan from the code of each observation; the prior policy's sequences join the
+samples; exploration noise (decaying with the learner's updates) only when exploring.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mbrl_ray import seeding
+from mbrl_ray.agents.base import Agent, cpu
+from mbrl_ray.agents.mpc import MPCPolicy
+from mbrl_ray.config.schema import Config
+from mbrl_ray.critics.td3 import TD3Critics
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay.selectors import BatchSpec
+from mbrl_ray.world_models.dcwm import DCWM
+
+
+class DCMPCAgent(Agent):
+    """Acts uniformly at random until the first update, then plans (see module docstring)."""
+
+    schedules = ("async",)
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        super().__init__(spec, cfg, device, seed, trainable)
+        c = cfg.dcmpc
+        self.model = seeding.init_weights(
+            DCWM(spec.obs_dim, spec.act_dim, c.latent_dim, c.fsq_levels, c.encoder_hidden,
+                 c.hidden_size, c.num_layers), seeding.init_generator(seed)).to(self.device)
+        self.critics = TD3Critics(self.model.code_dim, spec.act_dim, c, self.device,
+                                  seeding.derive(seed, seeding.SAC), trainable)
+        self.policy = MPCPolicy(cfg.planner, spec.act_dim)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.updates = 0
+        self.fitted = False  # a worker's copy: weights loaded
+        if trainable:
+            self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=c.model_lr,
+                                               weight_decay=c.model_weight_decay)
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """Sequences of horizon + 1 rows; they may cross an episode's end (masked)."""
+        c = cfg.dcmpc
+        return BatchSpec("sequences", c.batch_size, length=c.horizon + 1, boundaries=True,
+                         keys="dcmpc.batch_size x (dcmpc.horizon + 1)")
+
+    # ---- acting -----------------------------------------------------------------------------
+    @property
+    def explore_std(self) -> float:
+        """Exploration noise after `updates` learner updates: linear from start to end."""
+        c = self.cfg.dcmpc
+        frac = min(1.0, self.updates / max(1, c.explore_decay_updates))
+        return c.explore_std_start + frac * (c.explore_std_end - c.explore_std_start)
+
+    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
+        return self.policy.initial_state(batch, self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
+        if not self.fitted:
+            return self.rng.uniform(-1, 1, (len(obs), self.spec.act_dim)).astype(
+                np.float32), state
+        code = self.model.encode(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        noise = self.explore_std if explore else 0.0
+        prior = self._prior_sequences(code, noise) if self.cfg.planner.prior_samples else None
+        action, state = self.policy.act(lambda a: self.plan_values(code, a, noise), state,
+                                        self.generator, prior)
+        if noise > 0:
+            action = action + noise * torch.randn(action.shape, device=action.device,
+                                                  generator=self.generator)
+        return action.clamp(-1.0, 1.0).cpu().numpy(), state
+
+    def plan_values(self, code: torch.Tensor, actions: torch.Tensor,
+                    noise_std: float = 0.0) -> torch.Tensor:
+        """Values of action sequences (B, N, H, A) from codes (B, d*b): discounted predicted
+        rewards along expected codes, plus the discounted critics' value at the horizon."""
+        z = code[:, None].expand(-1, actions.shape[1], -1)
+        discount = self.cfg.planner.discount
+        ret = torch.zeros(actions.shape[:2], device=actions.device)
+        for h in range(actions.shape[2]):
+            ret += discount ** h * self.model.reward(z, actions[:, :, h])
+            z = self.model.expected_next(z, actions[:, :, h])
+        value = self.critics.value(z, noise_std, self.generator)
+        return ret + discount ** actions.shape[2] * value
+
+    def _prior_sequences(self, code: torch.Tensor, noise_std: float) -> torch.Tensor:
+        """The prior policy's sequences (B, P, H, A) along expected codes."""
+        p = self.cfg.planner
+        z = code[:, None].expand(-1, p.prior_samples, -1)
+        actions = []
+        for _ in range(p.horizon):
+            actions.append(self.critics.act(z, noise_std, self.generator))
+            z = self.model.expected_next(z, actions[-1])
+        return torch.stack(actions, 2)
+
+    # ---- learning ---------------------------------------------------------------------------
+    def update(self, batch: dict) -> dict[str, float]:
+        """One step of world model, critics (and actor) on sequences (B, H+1, ...)."""
+        c = self.cfg.dcmpc
+        d = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        obs = d["obs"].float()
+        # Row t+1 holds the action and reward of the transition t -> t+1; a transition is
+        # valid while no new episode has started since row 0.
+        valid = (~d["is_first"][:, 1:]).cumprod(1).bool()
+        losses = self.model.loss(obs, d["action"][:, 1:].float(), d["reward"][:, 1:].float(),
+                                 valid, c.rho, c.gumbel_temperature, self.generator)
+        self.model_opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.model_opt.step()
+        target = nstep_target_parts(d, c.nstep, c.gamma)
+        with torch.no_grad():
+            z = self.model.encode(obs[:, 0])
+            next_z = self.model.encode(target["next_obs"])
+        critic = self.critics.update(z, d["action"][:, 1].float(), target["reward"],
+                                     target["discount"], next_z, target["valid"].float())
+        self.updates += 1
+        return {"dcmpc_consistency": losses["consistency"].item(),
+                "dcmpc_reward_mse": losses["reward"].item(), **critic,
+                "dcmpc_explore_std": self.explore_std}
+
+    # ---- weights and checkpoints ------------------------------------------------------------
+    def inference_weights(self) -> dict | None:
+        if self.updates == 0:
+            return None
+        return {"model": cpu(self.model), "actor": cpu(self.critics.actor),
+                "q": cpu(self.critics.q), "updates": torch.tensor(self.updates)}
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is None:
+            return
+        self.model.load_state_dict(weights["model"])
+        self.critics.actor.load_state_dict(weights["actor"])
+        self.critics.q.load_state_dict(weights["q"])
+        self.updates = int(weights["updates"])
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),
+                "critics": self.critics.state_dict(), "updates": self.updates,
+                **seeding.generator_state(self.generator, self.rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model_opt.load_state_dict(state["model_opt"])
+        self.critics.load_state_dict(state["critics"])
+        self.updates = state["updates"]
+        seeding.load_generator_state(self.generator, self.rng, state)
+
+
+def nstep_target_parts(d: dict[str, torch.Tensor], n: int, gamma: float
+                       ) -> dict[str, torch.Tensor]:
+    """The n-step transition from row 0 of sequences (B, L >= n+1): discounted reward sum up to
+    the episode's end, the observation reached, its discount gamma^steps x (1 - terminated),
+    and whether the transition exists (row 1 continues row 0's episode)."""
+    last = d["is_last"][:, 1:n + 1]
+    ended = last.any(1)
+    steps = torch.where(ended, last.float().argmax(1) + 1, torch.full_like(ended, n,
+                                                                          dtype=torch.long))
+    ks = torch.arange(1, n + 1, device=last.device)
+    live = ks[None, :] <= steps[:, None]
+    reward = (d["reward"][:, 1:n + 1].float() * live * gamma ** (ks - 1).float()).sum(1)
+    idx = torch.arange(len(steps), device=steps.device)
+    terminal = d["is_terminal"][idx, steps]
+    return {"reward": reward, "next_obs": d["obs"][idx, steps].float(),
+            "discount": gamma ** steps.float() * (~terminal).float(),
+            "valid": ~d["is_first"][:, 1]}

@@ -1,0 +1,87 @@
+"""The discrete codebook world model (DCWM, Scannell et al. 2025): an encoder whose output FSQ
+quantises into d slots of codes, a dynamics MLP giving one categorical over the codebook per slot
+for the next latent, and a reward head; trained by cross-entropy against the encoder's code of
+the next observation, multi-step with weight rho^t.
+
+Latents are flattened codes (d x b numbers). Training rollouts feed straight-through
+Gumbel-softmax samples forward; planning feeds expected codes E[c] = sum_i p_i c^(i).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mbrl_ray.critics.nets import normed_mlp
+from mbrl_ray.world_models.fsq import FSQ, cross_entropy
+
+
+class DCWM(nn.Module):
+    """encode(obs) -> code (N, d*b); step logits/samples/expectations; reward(code, action)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, levels: Sequence[int],
+                 encoder_hidden: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.fsq = FSQ(levels)
+        self.slots = latent_dim
+        self.code_dim = latent_dim * self.fsq.channels
+        self.encoder = normed_mlp(obs_dim, self.code_dim, encoder_hidden, 1)
+        self.dynamics = normed_mlp(self.code_dim + act_dim, latent_dim * self.fsq.size, hidden,
+                                   layers)
+        self.reward_head = normed_mlp(self.code_dim + act_dim, 1, hidden, layers)
+
+    # ---- latents ------------------------------------------------------------------------------
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """(..., obs_dim) -> (..., d*b) FSQ code (straight-through gradient to the encoder)."""
+        z = self.encoder(obs).unflatten(-1, (self.slots, self.fsq.channels))
+        return self.fsq(z).flatten(-2)
+
+    def code_indices(self, code: torch.Tensor) -> torch.Tensor:
+        """(..., d*b) code -> (..., d) codebook index per slot (the cross-entropy target)."""
+        return self.fsq.indices(code.unflatten(-1, (self.slots, self.fsq.channels)))
+
+    def next_logits(self, code: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """(..., d*b), (..., A) -> (..., d, codebook size) logits of the next code per slot."""
+        out = self.dynamics(torch.cat([code, action], -1))
+        return out.unflatten(-1, (self.slots, self.fsq.size))
+
+    def expected_next(self, code: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The next latent as planning uses it: each slot's expected code, flattened."""
+        return self.fsq.expected(self.next_logits(code, action)).flatten(-2)
+
+    def sampled_next(self, logits: torch.Tensor, temperature: float = 1.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """A straight-through Gumbel-softmax sample of the next latent from its logits."""
+        return self.fsq.sample_straight_through(logits, temperature, generator).flatten(-2)
+
+    def reward(self, code: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.reward_head(torch.cat([code, action], -1)).squeeze(-1)
+
+    # ---- training -----------------------------------------------------------------------------
+    def loss(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+             valid: torch.Tensor, rho: float, temperature: float = 1.0,
+             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Multi-step loss on sequences: obs (B, H+1, D), action/reward/valid (B, H) for the
+        transitions t -> t+1 (valid: the transition lies in the episode of obs[:, 0]).
+
+        Step t: cross-entropy of the dynamics' logits against the code of obs[:, t+1] (encoder
+        under no-grad) plus the reward's squared error, weighted rho^t and averaged over the
+        batch's valid rows, then over t (as the authors' code)."""
+        horizon = action.shape[1]
+        with torch.no_grad():
+            targets = self.code_indices(self.encode(obs[:, 1:]))  # (B, H, d)
+        code = self.encode(obs[:, 0])
+        consistency, reward_err = [], []
+        weight = valid.float()
+        for t in range(horizon):
+            logits = self.next_logits(code, action[:, t])
+            ce = cross_entropy(logits, targets[:, t]).mean(1)
+            err = (self.reward(code, action[:, t]) - reward[:, t]) ** 2
+            consistency.append(rho ** t * (weight[:, t] * ce).mean())
+            reward_err.append(rho ** t * (weight[:, t] * err).mean())
+            code = self.sampled_next(logits, temperature, generator)
+        out = {"consistency": torch.stack(consistency).mean(),
+               "reward": torch.stack(reward_err).mean()}
+        out["total"] = out["consistency"] + out["reward"]
+        return out
