@@ -66,6 +66,14 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["learner.num_gpus=1"], ["learner.num_gpus=1", "0 CUDA GPU"]),
     (["env.action_repeat=0"], ["env.action_repeat=0", "positive"]),
     (["train.video_size=100000"], ["train.video_size=100000", "exceeds"]),
+    (["dcmpc.fsq_levels=[1,3]"], ["dcmpc.fsq_levels=[1, 3]", ">= 2"]),
+    (["dcmpc.fsq_levels=[]"], ["dcmpc.fsq_levels=[]", "one or more levels"]),
+    (["dcmpc.fsq_levels=5"], ["dcmpc.fsq_levels=5", "list of int"]),
+    (["dcmpc.nstep=6"], ["dcmpc.nstep=6", "dcmpc.horizon=5", "sequences"]),
+    (["dcmpc.num_q=1"], ["dcmpc.num_q=1", "at least 2"]),
+    (["dcmpc.horizon=5000"], ["dcmpc.horizon=5000", "exceeds"]),
+    (["dcmpc.rho=1.5"], ["dcmpc.rho=1.5", "[0, 1]"]),
+    (["agent.name=dcmpc", "planner.name=smcp"], ["agent.name='dcmpc'", "planner.name='smcp'"]),
 ]
 
 

@@ -68,6 +68,17 @@ def test_bad_env_input_exits_2(capsys, tmp_path, override, words):
         assert word in err, err
 
 
+@pytest.mark.parametrize("override, words", [
+    ("env.obs=pixels", ["agent.name='dcmpc'", "state observations", "(3, 64, 64)"]),
+    ("train.schedule=sync", ["agent.name='dcmpc'", "async", "'sync'"]),
+    ("train.replay_capacity=4", ["train.replay_capacity=4", "sequence of 6 rows"]),
+])
+def test_dcmpc_input_it_cannot_run_exits_2(capsys, tmp_path, override, words):
+    err = _bad(capsys, tmp_path, ["train", "dcmpc-debug", override])
+    for word in words:
+        assert word in err, err
+
+
 def test_sequence_longer_than_the_replay_is_refused():
     """An agent's B x L sequences must fit the replay (no agent of today asks for sequences;
     the check is the driver's, asked of the batch spec)."""
