@@ -106,26 +106,30 @@ class QEnsemble(nn.Module):
         self.shift = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, o)) for o in dims[1:])
         self.head = EnsembleLinear(members, dims[-1], 1)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, act: torch.Tensor,
+                members: torch.Tensor | None = None) -> torch.Tensor:
+        """Values of every member, or of the `members` given (an index tensor): (M, ...)."""
         x = torch.cat([obs, act], -1)
         lead = x.shape[:-1]
-        x = x.reshape(1, -1, x.shape[-1]).expand(self.members, -1, -1)
+        pick = (lambda t: t) if members is None else (lambda t: t[members])
+        x = x.reshape(1, -1, x.shape[-1]).expand(len(pick(self.scale[0])), -1, -1)
         for layer, scale, shift in zip(self.hidden, self.scale, self.shift):
-            x = layer(x)
-            x = self.activation(F.layer_norm(x, x.shape[-1:]) * scale + shift)
-        return self.head(x).reshape(self.members, *lead)
+            x = torch.baddbmm(pick(layer.bias), x, pick(layer.weight))
+            x = self.activation(F.layer_norm(x, x.shape[-1:]) * pick(scale) + pick(shift))
+        out = torch.baddbmm(pick(self.head.bias), x, pick(self.head.weight))
+        return out.reshape(-1, *lead)
 
     def mean_of_two(self, obs: torch.Tensor, act: torch.Tensor,
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over two members drawn at random (TD-MPC2's and DC-MPC's value for the actor
         loss and for planning)."""
-        return self(obs, act)[self._pair(generator, obs.device)].mean(0)
+        return self(obs, act, self._pair(generator, obs.device)).mean(0)
 
     def min_of_two(self, obs: torch.Tensor, act: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
         """Min over two members drawn at random (one draw per call): the clipped target of
-        TD3 / REDQ / TD-MPC2 over an ensemble; -> (N,)."""
-        return self(obs, act)[self._pair(generator, obs.device)].min(0).values
+        TD3 / REDQ / TD-MPC2 over an ensemble; only those two are evaluated; -> (N,)."""
+        return self(obs, act, self._pair(generator, obs.device)).min(0).values
 
     def _pair(self, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
         pair = torch.randperm(self.members, generator=generator, device=generator.device

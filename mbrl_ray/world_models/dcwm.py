@@ -66,8 +66,9 @@ class DCWM(nn.Module):
         transitions t -> t+1 (valid: the transition lies in the episode of obs[:, 0]).
 
         Step t: cross-entropy of the dynamics' logits against the code of obs[:, t+1] (encoder
-        under no-grad) plus the reward's squared error, weighted rho^t and averaged over the
-        batch's valid rows, then over t (as the authors' code)."""
+        under no-grad) plus the reward's squared error, weighted rho^t, invalid rows zeroed and
+        the sum divided by the batch size B (not by the valid rows: as the authors' code), then
+        averaged over t."""
         horizon = action.shape[1]
         with torch.no_grad():
             targets = self.code_indices(self.encode(obs[:, 1:]))  # (B, H, d)

@@ -1,0 +1,107 @@
+"""A run's evaluation curve from its TensorBoard log, as CSV and a figure beside published points.
+
+    .venv/bin/python bench/learning_curve.py RUN_DIR [RUN_DIR ...] --name dcmpc-cartpole-swingup \
+        [--action-repeat 2] [--anchor "TD-MPC2 (3 seeds)" 100000 839]
+
+Reads `eval/episodic_return` (and `eval/success` where the env reports it) of every run dir,
+writes `bench/results/<name>.csv` (run, agent step, simulator step, return, success) and
+`<name>.png` (needs the `bench` extra): return over simulator steps (agent steps x action
+repeat, the unit of the papers' curves), the mean over runs with a 95% band (t interval) when
+there are several, and each anchor as a labelled point.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def write_csv(path: Path, runs: list[Path], repeat: int) -> dict[str, list]:
+    curves = {}
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["run", "agent_step", "simulator_step", "eval_return", "eval_success"])
+        for run in runs:
+            returns = scalars(run, "eval/episodic_return")
+            success = dict(scalars(run, "eval/success"))
+            curves[run.name] = returns
+            for step, value in returns:
+                out.writerow([run.name, step, step * repeat, f"{value:.2f}",
+                              "" if step not in success else f"{success[step]:.3f}"])
+    return curves
+
+
+def band(curves: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps every run evaluated at, the mean return there and the 95% t half-width."""
+    from scipy import stats
+
+    common = sorted(set.intersection(*(set(s for s, _ in c) for c in curves.values())))
+    table = np.array([[dict(c)[s] for s in common] for c in curves.values()])
+    n = len(table)
+    half = (stats.t.ppf(0.975, n - 1) * table.std(0, ddof=1) / np.sqrt(n) if n > 1
+            else np.zeros(len(common)))
+    return np.array(common), table.mean(0), half
+
+
+def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, points in curves.items():
+        steps, values = zip(*points)
+        ax.plot(np.array(steps) * repeat, values, lw=0.8, alpha=0.5, label=name)
+    if len(curves) > 1:
+        steps, mean, half = band(curves)
+        ax.plot(steps * repeat, mean, lw=2, color="k", label=f"mean of {len(curves)} runs")
+        ax.fill_between(steps * repeat, mean - half, mean + half, color="k", alpha=0.15,
+                        label="95% interval")
+    for label, step, value in anchors:
+        ax.scatter([step], [value], marker="*", s=140, zorder=5, label=label)
+    ax.set_xlabel(f"simulator steps (agent steps x action repeat {repeat})")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--action-repeat", type=int, default=1)
+    parser.add_argument("--anchor", nargs=3, action="append", default=[],
+                        metavar=("LABEL", "SIMULATOR_STEP", "RETURN"))
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    curves = write_csv(RESULTS / f"{args.name}.csv", args.runs, args.action_repeat)
+    anchors = [(label, float(step), float(value)) for label, step, value in args.anchor]
+    try:
+        figure(RESULTS / f"{args.name}.png", curves, args.action_repeat, anchors, args.name)
+    except ImportError:
+        print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
+    for name, points in curves.items():
+        print(name, " ".join(f"{s}:{v:.0f}" for s, v in points))
+
+
+if __name__ == "__main__":
+    main()
