@@ -208,3 +208,26 @@ def test_limiter_holds_ratio():
             inserted += 1
     assert abs(sampled - 4 * (inserted - 10)) <= 20 + 8
     assert 3.5 < lim.ratio < 4.5
+
+
+def test_limiter_grants_the_owed_pretraining_samples_while_inserts_wait():
+    """owed = 100 samples: once the 10 warm-up rows are in, the learner may draw 100 (+ the
+    error buffer) at once, and inserts wait until it has drawn all but the buffer."""
+    lim = SamplesPerInsertLimiter(samples_per_insert=4, min_size=10, error_buffer=8, owed=100)
+    assert not lim.can_sample(1)
+    lim.insert(10)
+    assert lim.can_sample(108) and not lim.can_sample(109)
+    assert not lim.can_insert()
+    lim.sample(91)
+    assert not lim.can_insert()
+    lim.sample(1)
+    assert lim.can_insert()  # 92 = 100 - 8 drawn
+    inserted, sampled = 10, 92
+    for _ in range(2000):  # then the ratio holds as without a debt
+        if lim.can_sample(4):
+            lim.sample(4)
+            sampled += 4
+        elif lim.can_insert():
+            lim.insert(1)
+            inserted += 1
+    assert abs(sampled - 100 - 4 * (inserted - 10)) <= 8 + 4

@@ -187,6 +187,8 @@ class TrainConfig:
     updates_per_round: int = doc(100, "gradient steps between weight broadcasts (async)")
     samples_per_insert: float = doc(8.0, "async update-to-data ratio: samples drawn per inserted step")
     spi_error_buffer: float = doc(2000.0, "slack of the samples-per-insert limiter, in samples")
+    pretrain_updates: int = doc(0, "async: learner updates right after the random steps, with "
+                                "workers waiting (TD-MPC2 and DC-MPC: as many as random steps)")
     replay_capacity: int = doc(1_000_000, "rows kept in replay: one per env step plus one per "
                                "episode start (its first observation)")
     eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end")

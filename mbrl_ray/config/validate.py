@@ -34,7 +34,7 @@ NON_NEGATIVE = {
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
-    "dcmpc.model_weight_decay", "dcmpc.policy_noise", "dcmpc.noise_clip",
+    "dcmpc.model_weight_decay", "train.pretrain_updates", "dcmpc.policy_noise", "dcmpc.noise_clip",
     "dcmpc.explore_std_start", "dcmpc.explore_std_end",
 }
 # Rates, temperatures and standard deviations: > 0.

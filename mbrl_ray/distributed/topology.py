@@ -12,6 +12,7 @@ from ray.autoscaler.sdk import request_resources
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from mbrl_ray import seeding
+from mbrl_ray.agents import agent_class
 from mbrl_ray.config import Config, ConfigError, to_dict
 from mbrl_ray.distributed.learner import Learner
 from mbrl_ray.distributed.param_server import ParameterServer
@@ -85,8 +86,9 @@ def build(cfg: Config, spec: EnvSpec, resumes: int, checkpoint: Path | None = No
     t, w = cfg.train, cfg.workers
     limiter = None
     if t.schedule == "async":
+        rows = agent_class(cfg).batch_spec_for(cfg).rows
         limiter = {"samples_per_insert": t.samples_per_insert, "min_size": t.random_steps,
-                   "error_buffer": t.spi_error_buffer,
+                   "error_buffer": t.spi_error_buffer, "owed": t.pretrain_updates * rows,
                    "state": (replay_state or {}).get("limiter")}
     # Replay and parameter server hold the run's state: they stay on the driver's node (the head
     # on a cluster), so that losing a rollout node loses only its workers. (Hard affinity: they

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 
 class SamplesPerInsertLimiter:
-    """Keeps `inserts * spi - samples` inside `min_size * spi ± error_buffer` once `min_size`
-    rows are in. Inserts may proceed while the learner is not too far behind; samples while
-    they do not get too far ahead. `error_buffer` must exceed one sample request."""
+    """Keeps `inserts * spi - samples` inside `min_size * spi - owed ± error_buffer` once
+    `min_size` rows are in. Inserts may proceed while the learner is not too far behind; samples
+    while they do not get too far ahead. `error_buffer` must exceed one sample request.
+    `owed`: samples the learner may draw at once when the warm-up rows are in, inserts waiting
+    meanwhile (TD-MPC2's and DC-MPC's pre-training updates after the random steps)."""
 
-    def __init__(self, samples_per_insert: float, min_size: int, error_buffer: float) -> None:
+    def __init__(self, samples_per_insert: float, min_size: int, error_buffer: float,
+                 owed: float = 0.0) -> None:
         self.spi, self.min_size, self.error_buffer = samples_per_insert, min_size, error_buffer
+        self.owed = owed
         self.inserts = 0
         self.samples = 0
 
@@ -18,7 +22,7 @@ class SamplesPerInsertLimiter:
 
     @property
     def _target(self) -> float:
-        return self.min_size * self.spi
+        return self.min_size * self.spi - self.owed
 
     def can_insert(self) -> bool:
         return self.inserts < self.min_size or self._diff <= self._target + self.error_buffer
