@@ -304,14 +304,20 @@ def test_same_seed_same_initial_weights():
 
 # ---- through the topology ---------------------------------------------------------------------
 @pytest.mark.ray
-def test_dcmpc_learns_the_dummy_env_through_the_async_topology(ray_session, tmp_path):
-    """dcmpc-debug (2,400 steps, about a minute): random play averages about 0 on the dummy
-    env (best of 200 episodes: 33); the optimum is about 49."""
+def test_dcmpc_learns_the_dummy_env_through_the_async_topology_across_a_resume(ray_session,
+                                                                               tmp_path):
+    """dcmpc-debug for 1,200 steps, then resumed from its checkpoint to 2,400 (about a minute
+    and a half): the learner's full state (world model, critics, targets, optimisers, update
+    count) comes back, and the run ends above what random play reaches on the dummy env
+    (about 0 on average, best of 200 episodes 33; the optimum is about 49)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from mbrl_ray.distributed.driver import Driver
 
-    result = Driver(_cfg(), tmp_path / "dcmpc", printer=lambda *a, **k: None).run()
+    quiet = {"printer": lambda *a, **k: None}
+    first = Driver(_cfg("train.steps=1200"), tmp_path / "dcmpc", **quiet).run()
+    assert first.env_steps == 1200
+    result = Driver(_cfg("train.steps=2400"), tmp_path / "dcmpc", resume=True, **quiet).run()
     assert result.env_steps == 2400
     assert result.final_eval_return >= 35.0
     acc = EventAccumulator(str(result.run_dir / "tb"))
@@ -319,3 +325,5 @@ def test_dcmpc_learns_the_dummy_env_through_the_async_topology(ray_session, tmp_
     tags = set(acc.Tags()["scalars"])
     assert {"losses/dcmpc_consistency", "losses/dcmpc_critic_loss",
             "losses/dcmpc_actor_loss"} <= tags
+    explore = [e.value for e in acc.Scalars("losses/dcmpc_explore_std")]
+    assert explore[-1] < explore[0]  # the update count went on across the resume
