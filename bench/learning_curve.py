@@ -64,9 +64,11 @@ def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    alone = len(curves) == 1  # one run: its own line is the result, drawn with its points
     for name, points in curves.items():
         steps, values = zip(*points)
-        ax.plot(np.array(steps) * repeat, values, lw=0.8, alpha=0.5, label=name)
+        ax.plot(np.array(steps) * repeat, values, lw=2 if alone else 0.8,
+                alpha=1 if alone else 0.5, marker="o" if alone else None, ms=4, label=name)
     if len(curves) > 1:
         steps, mean, half = band(curves)
         ax.plot(steps * repeat, mean, lw=2, color="k", label=f"mean of {len(curves)} runs")
@@ -76,7 +78,7 @@ def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str
         ax.scatter([step], [value], marker="*", s=140, zorder=5, label=label)
     ax.set_xlabel(f"simulator steps (agent steps x action repeat {repeat})")
     ax.set_ylabel("evaluation return")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--action-repeat", type=int, default=1)
+    parser.add_argument("--title", default="", help="figure title (default: --name)")
     parser.add_argument("--anchor", nargs=3, action="append", default=[],
                         metavar=("LABEL", "SIMULATOR_STEP", "RETURN"))
     args = parser.parse_args()
@@ -96,7 +99,8 @@ def main() -> None:
     curves = write_csv(RESULTS / f"{args.name}.csv", args.runs, args.action_repeat)
     anchors = [(label, float(step), float(value)) for label, step, value in args.anchor]
     try:
-        figure(RESULTS / f"{args.name}.png", curves, args.action_repeat, anchors, args.name)
+        figure(RESULTS / f"{args.name}.png", curves, args.action_repeat, anchors,
+               args.title or args.name)
     except ImportError:
         print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
     for name, points in curves.items():

@@ -327,3 +327,15 @@ def test_dcmpc_learns_the_dummy_env_through_the_async_topology_across_a_resume(r
             "losses/dcmpc_actor_loss"} <= tags
     explore = [e.value for e in acc.Scalars("losses/dcmpc_explore_std")]
     assert explore[-1] < explore[0]  # the update count went on across the resume
+
+
+def test_fast_mish_matches_torch_in_value_and_gradient():
+    from mbrl_ray.critics.nets import mish
+
+    x = torch.linspace(-40, 40, 4001, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(mish(x), F.mish(x), atol=1e-12)
+    (grad,) = torch.autograd.grad(mish(x).sum(), x)
+    (expected,) = torch.autograd.grad(F.mish(x).sum(), x)
+    assert torch.allclose(grad, expected, atol=1e-10)
+    xf = torch.linspace(-40, 40, 4001)
+    assert torch.allclose(mish(xf), F.mish(xf), atol=2e-6)

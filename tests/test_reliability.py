@@ -231,3 +231,37 @@ def test_first_screen_has_no_errors_or_warnings_of_ours(tmp_path):
     for bad in ("constructor arguments in the object store", "Deprecat", "Traceback", " E "):
         assert bad not in screen, screen
     assert "planning: cem" in done.stdout and "GFLOP per action" in done.stdout
+
+
+@pytest.mark.ray
+def test_a_worker_keeps_its_weights_when_their_publisher_died(ray_session):
+    """The learner publishes weights (it owns their object) and dies: a worker that pulls them
+    afterwards keeps acting on what it holds instead of failing its collect."""
+    import ray
+
+    from mbrl_ray.distributed.param_server import ParameterServer
+    from mbrl_ray.distributed.replay_actor import ReplayActor
+    from mbrl_ray.distributed.rollout_worker import RolloutWorker
+    from mbrl_ray.config import to_dict
+    from mbrl_ray.envs import env_spec
+
+    @ray.remote(num_cpus=0)
+    class Publisher:  # stands in for the learner: the owner of the weights' object
+        def put(self, params, version):
+            ray.get(params.publish.remote(version, [ray.put({"dead": "owner"})]))
+
+    cfg = load_preset("debug")
+    spec = env_spec(cfg.env.id)
+    names = ("test-owner-replay", "test-owner-params")
+    replay = ReplayActor.options(name=names[0]).remote(1000, spec, 0)
+    params = ParameterServer.options(name=names[1]).remote()
+    worker = RolloutWorker.options(num_cpus=0).remote("w0", to_dict(cfg), spec, *names, seed=1)
+    publisher = Publisher.remote()
+    ray.get(publisher.put.remote(params, 5))
+    ray.kill(publisher)
+    time.sleep(1.0)
+    assert ray.get(worker.sync_weights.remote()) == 0  # still the weights it had
+    result = ray.get(worker.collect.remote(10))
+    assert result["steps"] >= 10 and result["version"] == 0
+    for actor in (worker, params, replay):
+        ray.kill(actor)

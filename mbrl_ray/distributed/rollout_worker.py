@@ -60,7 +60,12 @@ class RolloutWorker:
         """Load the newest weights if the parameter server moved past ours; return our version."""
         newer = ray.get(self.param_server.get_if_newer.remote(self.name, self.version))
         if newer is not None:
-            self._load(*newer)
+            try:
+                self._load(*newer)
+            except ray.exceptions.ObjectLostError:
+                # Their owner, a learner, died after publishing: act on the weights held
+                # until its restart publishes newer ones.
+                pass
         return self.version
 
     def _load(self, version: int, refs: list) -> None:
