@@ -6,8 +6,8 @@
 Reads `eval/episodic_return` (and `eval/success` where the env reports it) of every run dir,
 writes `bench/results/<name>.csv` (run, agent step, simulator step, return, success) and
 `<name>.png` (needs the `bench` extra): return over simulator steps (agent steps x action
-repeat, the unit of the papers' curves), the mean over runs with a 95% band (t interval) when
-there are several, and each anchor as a labelled point.
+repeat, the unit of the papers' curves), the mean over runs with a 95% band (t interval) from
+3 runs on (below, each run's line alone), and each anchor as a labelled point.
 """
 from __future__ import annotations
 
@@ -64,12 +64,12 @@ def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    alone = len(curves) == 1  # one run: its own line is the result, drawn with its points
+    alone = len(curves) < 3  # too few runs for a band: each run's line is the result
     for name, points in curves.items():
         steps, values = zip(*points)
         ax.plot(np.array(steps) * repeat, values, lw=2 if alone else 0.8,
                 alpha=1 if alone else 0.5, marker="o" if alone else None, ms=4, label=name)
-    if len(curves) > 1:
+    if not alone:
         steps, mean, half = band(curves)
         ax.plot(steps * repeat, mean, lw=2, color="k", label=f"mean of {len(curves)} runs")
         ax.fill_between(steps * repeat, mean - half, mean + half, color="k", alpha=0.15,
