@@ -5,7 +5,6 @@ channels' values (prod(levels) codes of b numbers per slot); nothing is learned.
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
@@ -58,10 +57,11 @@ class FSQ(nn.Module):
         return (level_index * self.basis).sum(-1)
 
     def _codebook(self) -> torch.Tensor:
-        """(prod(levels), b): every code, row i the code of index i."""
-        values = [(torch.arange(n) - n // 2).float() / (n // 2) for n in self.levels]
-        rows = [list(reversed(c)) for c in itertools.product(*reversed(values))]
-        return torch.tensor(rows, dtype=torch.float32)
+        """(prod(levels), b): every code, row i the code of index i (the inverse of
+        `indices`)."""
+        index = torch.arange(int(torch.tensor(self.levels).prod()))[:, None]
+        level_index = (index // self.basis) % torch.tensor(self.levels)
+        return (level_index - self.half_width) / self.half_width
 
     def expected(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., size) logits of one categorical per slot -> (..., b) expected code."""
