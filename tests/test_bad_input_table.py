@@ -49,6 +49,8 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["planner.num_elites=100"], ["planner.num_elites=100", "planner.population=64"]),
     (["model.num_elites=9"], ["model.num_elites=9", "model.ensemble_size=3"]),
     (["planner.posterior=lst", "planner.name=mppi"], ["planner.posterior='lst'", "'mppi'"]),
+    (["planner.sweeps=3"], ["planner.sweeps=3", "planner.name=smcp", "'cem'"]),
+    (["planner.sweeps=0"], ["planner.sweeps=0", "positive"]),
     (["planner.name=foo"], ["planner.name='foo'", "cem, icem"]),
     (["agent.name=dreamer"], ["agent.name='dreamer'", "pets, sac, mbpo"]),
     (["env.obs=pixel"], ["env.obs='pixel'", "state, pixels"]),

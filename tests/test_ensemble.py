@@ -1,9 +1,12 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from mbrl_ray.world_models import (ProbabilisticEnsemble, expected_returns, fit_ensemble,
                                    policy_sequences)
+from mbrl_ray.world_models.information import mutual_information
 
 pytestmark = pytest.mark.unit
 
@@ -162,8 +165,9 @@ def test_planning_view_matches_the_model(termination):
 
 
 @pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
-def test_information_term_charges_member_disagreement(propagation):
-    """Two members that differ by a constant state change disagree by std([0, 1]) on every row."""
+def test_information_term_std_proxy_charges_member_disagreement(propagation):
+    """Two members that differ by a constant state change disagree by std([0, 1]) on every row;
+    a negative weight charges it."""
     from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
     model = _constant_model(members=2, termination=False)
@@ -173,8 +177,85 @@ def test_information_term_charges_member_disagreement(propagation):
     kw = dict(particles=2, propagation=propagation, generator=torch.Generator().manual_seed(0))
     spread = torch.tensor([0.0, 1.0]).std()
     for m in (model, PlanningEnsemble(model)):
-        torch.testing.assert_close(m.disagreement(torch.randn(2, 5, 1), torch.randn(2, 5, 1)),
+        torch.testing.assert_close(m.information(torch.randn(2, 5, 1), torch.randn(2, 5, 1),
+                                                 "std"),
                                    torch.full((2, 5), float(spread)))
-        ret = expected_returns(m, obs, actions, info_weight=2.0, **kw)
+        ret = expected_returns(m, obs, actions, info_weight=-2.0, info_term="std", **kw)
         torch.testing.assert_close(ret, torch.full((1, 3), -2.0 * 4 * float(spread)))
         torch.testing.assert_close(expected_returns(m, obs, actions, **kw), torch.zeros(1, 3))
+
+
+def _rows_seen(bootstrap: bool, n: int = 400, members: int = 4) -> list[torch.Tensor]:
+    """Row ids each member trains on in one epoch of fit_ensemble (obs[:, 0] is the row id)."""
+    model = ProbabilisticEnsemble(2, 2, members=members, hidden=8, layers=1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = _linear_data(n)
+    data["obs"][:, 0] = np.arange(n, dtype=np.float32)
+    seen = [[] for _ in range(members)]
+    loss = model.loss
+
+    def recording_loss(obs, *rest):
+        for e in range(members):
+            seen[e].append(obs[e, :, 0].round().long())
+        return loss(obs, *rest)
+
+    model.loss = recording_loss
+    fit_ensemble(model, opt, data, num_elites=2, batch_size=64, holdout=0.0, patience=5,
+                 max_epochs=1, generator=torch.Generator().manual_seed(0), bootstrap=bootstrap)
+    return [torch.cat(s) for s in seen]
+
+
+def test_bootstrap_gives_each_member_its_own_sample_with_replacement():
+    n = 400
+    seen = _rows_seen(bootstrap=True, n=n)
+    for rows in seen:
+        distinct = len(rows.unique())
+        assert len(rows) == n and 0.55 * n < distinct < 0.72 * n  # 1 - 1/e ~ 0.63 distinct
+    assert len({tuple(r.sort().values.tolist()) for r in seen}) == len(seen)
+
+
+def test_shuffle_gives_each_member_every_row_once_in_its_own_order():
+    seen = _rows_seen(bootstrap=False)
+    for rows in seen:
+        assert rows.sort().values.tolist() == list(range(400))
+    assert not torch.equal(seen[0], seen[1])
+
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_information_term_mi_is_log_members_where_members_are_told_apart(propagation):
+    """Two near-deterministic members 1 apart: the next state names the member, I = log 2 per
+    step, added with the weight's sign (Eq. 10: +1)."""
+    from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
+
+    model = _constant_model(members=2, termination=False)
+    with torch.no_grad():
+        model.head.bias[1, 0, 0] = 1.0
+    obs, actions = torch.zeros(1, 1), torch.zeros(1, 3, 4, 1)
+    kw = dict(particles=2, propagation=propagation, generator=torch.Generator().manual_seed(0))
+    for m in (model, PlanningEnsemble(model)):
+        torch.testing.assert_close(m.information(torch.randn(2, 5, 1), torch.randn(2, 5, 1)),
+                                   torch.full((2, 5), math.log(2)))
+        ret = expected_returns(m, obs, actions, info_weight=1.0, **kw)
+        torch.testing.assert_close(ret, torch.full((1, 3), 4 * math.log(2)))
+
+
+def test_mutual_information_of_agreeing_members_is_zero():
+    mean = torch.randn(1, 7, 3).expand(4, -1, -1)
+    logvar = torch.randn(1, 7, 3).expand(4, -1, -1)
+    torch.testing.assert_close(mutual_information(mean, logvar), torch.zeros(7))
+
+
+@pytest.mark.parametrize("gap", [0.5, 1.5, 3.0])
+def test_mutual_information_matches_quadrature_for_two_gaussians(gap):
+    """Members N(0, 1) and N(gap, 1) in 1-D: I = H(mixture) - H(N(0, 1)) by quadrature; the
+    one-draw-per-member estimate averaged over many rows agrees."""
+    rows = 200_000
+    mean = torch.tensor([0.0, gap], dtype=torch.float64)[:, None, None].expand(2, rows, 1)
+    logvar = torch.zeros(2, rows, 1, dtype=torch.float64)
+    got = float(mutual_information(mean, logvar, torch.Generator().manual_seed(0)).mean())
+    y = torch.linspace(-12, 12 + gap, 200_001, dtype=torch.float64)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    mix = 0.5 * (normal.log_prob(y).exp() + normal.log_prob(y - gap).exp())
+    h_mix = float(-(mix * mix.log()).sum() * (y[1] - y[0]))
+    exact = h_mix - 0.5 * math.log(2 * math.pi * math.e)
+    assert abs(got - exact) < 0.01, (got, exact)

@@ -111,7 +111,8 @@ class PETSAgent(Agent):
         def objective(actions: torch.Tensor):
             return expected_returns(model, obs, actions, particles=m.particles,
                                     propagation=m.propagation, discount=p.discount,
-                                    info_weight=p.info_weight, terminal_value=value,
+                                    info_weight=p.info_weight, info_term=p.info_term,
+                                    terminal_value=value,
                                     generator=self.generator, first_states=density is not None)
 
         return self.policy.act(objective, state, self.generator, prior, density)

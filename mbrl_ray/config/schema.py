@@ -43,6 +43,8 @@ class ModelConfig:
     propagation: str = doc("ts_inf", "particle propagation", choices=("ts1", "ts_inf"))
     particles: int = doc(20, "particles per action sequence (P)")
     termination: bool = doc(True, "learn p(terminated | s') and plan with it; off for envs that never end")
+    bootstrap: bool = doc(True, "sync fits: each member trains on its own sample of the rows "
+                          "drawn with replacement (PETS); false: its own shuffle of all rows")
 
 
 @dataclass
@@ -74,7 +76,11 @@ class PlannerConfig:
     keep_elites: float = doc(0.3, "icem: fraction of elites kept into the next iteration and "
                              "the next step")
     temperature: float = doc(0.5, "mppi: elites weighted by exp(temperature x (value - max))")
-    min_std: float = doc(0.05, "mppi: lower bound of the sampling std")
+    min_std: float = doc(0.05, "mppi: lower bound of the sampling std; smcp-lst: of the "
+                         "Gaussian fitted to each sweep's weighted first actions")
+    sweeps: int = doc(1, "smcp with posterior lst: K sweeps of the LST paper's Algorithm 1 "
+                      "(sweep k > 1 draws first actions from a Gaussian fitted to sweep k-1's "
+                      "LST posterior); 1: one sweep from the proposal")
     max_std: float = doc(2.0, "mppi: upper bound and initial sampling std")
     discount: float = doc(1.0, "discount of predicted rewards along the horizon")
     value_weight: float = doc(0.0, "weight of a learned terminal value at the horizon, "
@@ -85,8 +91,15 @@ class PlannerConfig:
                              "the SAC actor trained for the terminal value; DC-MPC: its actor) "
                              "rolled through the model, mixed into every planner iteration's "
                              "samples; 0: off")
-    info_weight: float = doc(0.0, "lambda of the information term: penalises, per step, the "
-                             "ensemble members' disagreement about the next state")
+    info_weight: float = doc(0.0, "weight of the information term added to the planning "
+                             "objective per step: +1 is seed 001's Eq. 10 (the information "
+                             "between the model's latent and the predicted transition is "
+                             "rewarded); negative penalises it (toward states the members "
+                             "agree on); 0: off. Costs E extra member passes per step")
+    info_term: str = doc("mi", "the information term: mi (mutual information between ensemble "
+                         "member and predicted (state change, reward), from the mixture "
+                         "density) or std (a proxy: std of the members' mean state change)",
+                         choices=("mi", "std"))
 
 
 @dataclass

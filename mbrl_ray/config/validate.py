@@ -17,6 +17,7 @@ POSITIVE = {
     "model.ensemble_size", "model.num_elites", "model.hidden_size", "model.num_layers",
     "model.batch_size", "model.patience", "model.max_epochs", "model.particles",
     "planner.horizon", "planner.population", "planner.num_elites", "planner.iterations",
+    "planner.sweeps",
     "workers.num", "workers.envs_per_worker", "train.steps", "train.steps_per_round",
     "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
     "env.action_repeat", "env.image_size", "train.video_size",
@@ -30,7 +31,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-    "ray.num_cpus", "planner.info_weight", "train.checkpoint_every",
+    "ray.num_cpus", "train.checkpoint_every",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
@@ -48,6 +49,7 @@ CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.
 # are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500).
 UPPER = {
     "train.steps": 10**10, "planner.horizon": 1000, "planner.iterations": 100,
+    "planner.sweeps": 100,
     "planner.population": 100_000, "model.particles": 1000, "model.ensemble_size": 100,
     "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 10_000,
     "workers.max_restarts": 1000, "learner.max_restarts": 1000,
@@ -104,6 +106,10 @@ def _check_relations(cfg: Config) -> None:
     if p.posterior == "lst" and p.name not in ("cem", "smcp"):
         raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
                           f"not {p.name!r}")
+    if p.sweeps > 1 and (p.name, p.posterior) != ("smcp", "lst"):
+        raise ConfigError(f"planner.sweeps={p.sweeps} needs planner.name=smcp with "
+                          f"planner.posterior=lst, not {p.name!r} with {p.posterior!r}; "
+                          "other planners iterate by planner.iterations")
     _check_dcmpc(cfg)
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")

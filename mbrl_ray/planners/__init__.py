@@ -12,7 +12,8 @@ from mbrl_ray.planners.smcp import SMCPlanner
 def make_planner(p, act_dim: int) -> Planner | SMCPlanner:
     """The planner of a config's `planner` section."""
     if p.name == "smcp":
-        return SMCPlanner(act_dim, p.horizon, p.population, p.resampling, p.discount)
+        return SMCPlanner(act_dim, p.horizon, p.population, p.resampling, p.discount, p.sweeps,
+                          p.min_std)
     if p.name == "cem":
         cem = CEMLSTPlanner if p.posterior == "lst" else CEMPlanner
         return cem(act_dim, p.horizon, p.population, p.num_elites, p.iterations, p.alpha,

@@ -11,6 +11,8 @@ from mbrl_ray.planners.base import gather_rows, refit, sample_around, shift, wit
 from mbrl_ray.planners.cem import CEMPlanner
 from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index, weighted_moments
 
+PRIOR_MIN_STD = 0.05  # p^0 fitted to a few prior draws: keep it from collapsing to a point
+
 # actions (B, N, H, A) -> values (B, N), first next states of P particles (B, N, P, obs)
 TransitionObjective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -19,7 +21,11 @@ class CEMLSTPlanner(CEMPlanner):
     """Iteration k samples sequences whose first actions are draws from p^k (a Gaussian, the
     moments of the weighted candidates of the previous iteration); the elites' simulated first
     next states are the optimal latent trajectories that weight those candidates. The rest of
-    each sequence is refit to the elites as in CEM. Acts with a candidate drawn by its weight."""
+    each sequence is refit to the elites as in CEM. Acts with a candidate drawn by its weight.
+
+    With an action prior (sequences of a prior policy), p^0 is the prior (Algorithm 1, line 2):
+    the first action's Gaussian of the first iteration is fitted to the prior's first actions
+    in place of the warm start."""
 
     @torch.no_grad()
     def plan(self, objective: TransitionObjective, state: torch.Tensor,
@@ -29,6 +35,9 @@ class CEMLSTPlanner(CEMPlanner):
             raise ValueError("CEM-LST needs the model's transition density")
         mean = state
         std = torch.full_like(mean, self.init_std)
+        if prior is not None:
+            mean, std = mean.clone(), std.clone()
+            mean[:, 0], std[:, 0] = prior_first_moments(prior)
         b, n = mean.shape[0], self.population
         for _ in range(self.iterations):
             noise = torch.randn((b, n, self.horizon, self.act_dim), device=mean.device,
@@ -48,3 +57,9 @@ class CEMLSTPlanner(CEMPlanner):
         action = candidates[torch.arange(b, device=mean.device), sample_index(log_w, generator)]
         sequence = torch.cat([action[:, None], mean[:, 1:]], 1)
         return sequence, shift(mean)
+
+
+def prior_first_moments(prior: torch.Tensor, min_std: float = PRIOR_MIN_STD):
+    """Mean and std (B, A) of the prior's first actions (B, P, H, A), clipped to [-1, 1]."""
+    first = prior[:, :, 0].clamp(-1.0, 1.0)
+    return first.mean(1), first.std(1, correction=0).clamp_min(min_std)

@@ -12,14 +12,21 @@ mean action, whose lower variance SMCP needs, see SACAgent.proposal.) An ended p
 paying -log pi with no reward or value, as in an absorbing state. Particles are resampled (multinomial or systematic) after
 every step. SMCP-MPC acts with the first action of a surviving particle; SMCP-LST samples it from
 the LST posterior over all first actions given the survivors' first next states.
+
+SMCP-LST iterates Algorithm 1 of the LST paper over K sweeps: sweep 1 draws the first actions
+from the proposal (p^0 = pi); sweep k > 1 draws them from a Gaussian fitted to the previous
+sweep's LST-weighted candidates (p^{k-1}), clipped to the action bounds, and pays its
+-log density in the step-0 weight in place of -log pi. The action is drawn from the last
+sweep's weighted candidates (p^K).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
-from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index
+from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index, weighted_moments
 
 # states (R, obs), actions (R, A) -> next states (R, obs), rewards (R,), P(terminated) (R,)
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -51,23 +58,29 @@ class SMCPlanner:
     steps (its state tensor is empty), so it shares the agent's per-env bookkeeping."""
 
     def __init__(self, act_dim: int, horizon: int, particles: int,
-                 resampling: str = "systematic", discount: float = 1.0) -> None:
+                 resampling: str = "systematic", discount: float = 1.0, sweeps: int = 1,
+                 min_std: float = 0.05) -> None:
         self.act_dim, self.horizon, self.particles = act_dim, horizon, particles
         self.resample, self.discount = RESAMPLERS[resampling], discount
+        self.sweeps, self.min_std = sweeps, min_std
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.zeros(batch, 0, device=device)
 
     @torch.no_grad()
     def sweep(self, step: Step, proposal: Proposal, obs: torch.Tensor, temperature: float,
-              generator: torch.Generator | None = None):
+              generator: torch.Generator | None = None,
+              first: tuple[torch.Tensor, torch.Tensor] | None = None):
         """One SMC pass over the horizon from obs (B, obs_dim). Returns the candidates (the
-        particles' first actions, draws from the proposal) (B, N, A), each survivor's
-        candidate index (B, N) and each candidate's first next state (B, N, obs_dim)."""
+        particles' first actions, draws from the proposal, or from the Gaussian `first` = (mean,
+        std), each (B, A), when given) (B, N, A), each survivor's candidate index (B, N) and
+        each candidate's first next state (B, N, obs_dim)."""
         b, n = obs.shape[0], self.particles
         rows = torch.arange(b, device=obs.device)[:, None]
         state = obs.repeat_interleave(n, 0)
         action, log_pi, value = proposal(state)
+        if first is not None:
+            action, log_pi = _gaussian_first_actions(*first, n, generator)
         candidates = action.view(b, n, -1)
         lineage = torch.arange(n, device=obs.device).expand(b, n)
         alive = torch.ones(b * n, dtype=torch.bool, device=obs.device)
@@ -101,11 +114,34 @@ class SMCPlanner:
             survivor = torch.randint(0, self.particles, (b, 1), device=obs.device,
                                      generator=generator)
             pick = lineage.gather(1, survivor).squeeze(1)
-        else:
-            optimal, log_counts = distinct_survivors(first_states, lineage)
-            pick = sample_index(lst_log_weights(density(candidates, optimal), log_counts),
-                                generator)
+            return candidates[torch.arange(b, device=obs.device), pick], state
+        log_w = self.lst_weights(candidates, lineage, first_states, density)
+        for _ in range(self.sweeps - 1):
+            first = weighted_moments(candidates, log_w, self.min_std)
+            candidates, lineage, first_states = self.sweep(step, proposal, obs, temperature,
+                                                           generator, first)
+            log_w = self.lst_weights(candidates, lineage, first_states, density)
+        pick = sample_index(log_w, generator)
         return candidates[torch.arange(b, device=obs.device), pick], state
+
+    @staticmethod
+    def lst_weights(candidates: torch.Tensor, lineage: torch.Tensor,
+                    first_states: torch.Tensor, density: Density) -> torch.Tensor:
+        """Eq. 4 on one sweep: the candidates' normalised log weights (B, N) given the
+        survivors' first next states."""
+        optimal, log_counts = distinct_survivors(first_states, lineage)
+        return lst_log_weights(density(candidates, optimal), log_counts)
+
+
+def _gaussian_first_actions(mean: torch.Tensor, std: torch.Tensor, n: int,
+                            generator: torch.Generator | None):
+    """n draws per row from N(mean, std^2) (B, A), clipped to [-1, 1], flattened to (B n, A),
+    with the log density of each unclipped draw (B n,)."""
+    noise = torch.randn((mean.shape[0], n, mean.shape[1]), device=mean.device,
+                        generator=generator)
+    log_q = (-0.5 * noise ** 2 - std.log()[:, None] - 0.5 * math.log(2 * math.pi)).sum(-1)
+    action = (mean[:, None] + std[:, None] * noise).clamp(-1.0, 1.0)
+    return action.flatten(0, 1), log_q.flatten()
 
 
 def distinct_survivors(first_states: torch.Tensor, lineage: torch.Tensor):

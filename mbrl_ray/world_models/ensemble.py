@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mbrl_ray.world_models.information import member_spread, mutual_information
+
 TERM_HIDDEN = 64  # width of the small termination head
 
 
@@ -125,13 +127,17 @@ class ProbabilisticEnsemble(nn.Module):
         return next_obs, reward.squeeze(-1), torch.sigmoid(self.termination_logit(next_obs))
 
     @torch.no_grad()
-    def disagreement(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """(E, K, ·) rows -> (E, K): std over members of the standardised predicted state change,
-        with every row fed to every member, averaged over state dimensions."""
+    def information(self, obs: torch.Tensor, act: torch.Tensor, kind: str = "mi",
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """(E, K, ·) rows -> (E, K): every row through every member; kind "mi": the mutual
+        information between member and predicted (state change, reward), "std": the std over
+        members of the standardised mean state change (see world_models/information.py)."""
         e, k = obs.shape[:2]
-        mean, _ = self(obs.reshape(1, e * k, -1).expand(e, -1, -1),
-                       act.reshape(1, e * k, -1).expand(e, -1, -1))
-        return mean[..., :self.obs_dim].std(0).mean(-1).view(e, k)
+        mean, logvar = self(obs.reshape(1, e * k, -1).expand(e, -1, -1),
+                            act.reshape(1, e * k, -1).expand(e, -1, -1))
+        if kind == "std":
+            return member_spread(mean[..., :self.obs_dim]).view(e, k)
+        return mutual_information(mean, logvar, generator).view(e, k)
 
     def select(self, members: list[int]) -> "ProbabilisticEnsemble":
         """A smaller ensemble holding copies of the chosen members (e.g. the elites)."""

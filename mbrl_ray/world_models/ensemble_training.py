@@ -1,4 +1,5 @@
-"""Fitting the ensemble: holdout split, per-member shuffles, early stopping, best weights, elites."""
+"""Fitting the ensemble: holdout split, per-member bootstrap samples (or shuffles), early
+stopping, best weights, elites."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,14 +67,18 @@ def fit_from_config(m, model: ProbabilisticEnsemble, optimizer: torch.optim.Opti
     """fit_ensemble with the early-stopping settings of `cfg.model`."""
     return fit_ensemble(model, optimizer, data, num_elites=m.num_elites, batch_size=m.batch_size,
                         holdout=m.holdout, patience=m.patience, max_epochs=m.max_epochs,
-                        generator=generator)
+                        generator=generator, bootstrap=m.bootstrap)
 
 
 def fit_ensemble(model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
                  data: dict[str, np.ndarray], *, num_elites: int, batch_size: int,
                  holdout: float, patience: int, max_epochs: int,
-                 generator: torch.Generator) -> FitResult:
-    """Train on all of `data` until validation stops improving; keep each member's best weights."""
+                 generator: torch.Generator, bootstrap: bool = True) -> FitResult:
+    """Train on all of `data` until validation stops improving; keep each member's best weights.
+
+    bootstrap: each member trains on its own n rows drawn with replacement from the n training
+    rows (PETS; the members' disagreement then carries the epistemic uncertainty that
+    trajectory sampling and the LST density use); else each sees its own shuffle of all rows."""
     device = model.max_logvar.device
     d = to_tensors(data, device)
     fit_normalizers(model, d)
@@ -83,12 +88,13 @@ def fit_ensemble(model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
     val = {k: v[perm[:n_val]] for k, v in d.items()}
     train = {k: v[perm[n_val:]] for k, v in d.items()}
     n_train = n - n_val
+    member_rows = _member_rows(model.members, n_train, bootstrap, generator, device)
 
     best = member_val_mse(model, val) if n_val else torch.full((model.members,), float("inf"))
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     stale, nll, epoch = 0, float("nan"), 0
     for epoch in range(1, max_epochs + 1):
-        nll = _train_epoch(model, optimizer, train, n_train, batch_size, generator)
+        nll = _train_epoch(model, optimizer, train, member_rows, batch_size, generator)
         if not n_val:
             continue
         score = member_val_mse(model, val)
@@ -109,11 +115,22 @@ def fit_ensemble(model: ProbabilisticEnsemble, optimizer: torch.optim.Optimizer,
     return FitResult(elites=elites, train_nll=nll, val_mse=val_mse, epochs=epoch)
 
 
-def _train_epoch(model, optimizer, train, n_train, batch_size, generator) -> float:
-    """One pass in which each member sees its own shuffle of the training rows."""
-    e = model.members
-    order = torch.argsort(torch.rand(e, n_train, generator=generator, device=generator.device), dim=1)
-    order = order.to(model.max_logvar.device)
+def _member_rows(members: int, n_train: int, bootstrap: bool, generator: torch.Generator,
+                 device: torch.device) -> torch.Tensor:
+    """(E, n_train) training-row indices per member: a bootstrap sample, or every row once."""
+    if bootstrap:
+        rows = torch.randint(0, n_train, (members, n_train), generator=generator,
+                             device=generator.device)
+        return rows.to(device)
+    return torch.arange(n_train, device=device).expand(members, n_train)
+
+
+def _train_epoch(model, optimizer, train, member_rows, batch_size, generator) -> float:
+    """One pass in which each member sees its own rows (member_rows) in its own order."""
+    e, n_train = member_rows.shape
+    shuffle = torch.argsort(torch.rand(e, n_train, generator=generator, device=generator.device),
+                            dim=1)
+    order = member_rows.gather(1, shuffle.to(member_rows.device))
     total, steps = 0.0, 0
     for start in range(0, n_train, batch_size):
         loss, nll, _ = model.loss(*_rows(train, order[:, start:start + batch_size]))

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+from mbrl_ray.world_models.information import member_spread, mutual_information
 
 
 # Rows per member from which one matmul per member beats one batched matmul: torch.bmm splits
@@ -103,26 +104,34 @@ class PlanningEnsemble:
         x[..., o:-1] = action
         out = self._mlp("h", x, self.layers + [self.head])
         mean, logvar = out.split([self.target_dim, self.target_dim], -1)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        logvar = self._bounded(logvar)
         noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
         sample = mean + noise * torch.exp(0.5 * logvar) * self.noise_scale
         next_state = state + sample[..., :o]
         return next_state, sample[..., o], self.termination_prob(next_state)
 
     @torch.no_grad()
-    def disagreement(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Spread of the members' mean next states at every row: (E, K, ·) -> (E, K).
-
-        Every row goes through every member; the std over members of the predicted state change,
-        in units of the target's own std, averaged over state dimensions."""
+    def information(self, state: torch.Tensor, action: torch.Tensor, kind: str = "mi",
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """As ProbabilisticEnsemble.information: (E, K, ·) -> (E, K), every row through every
+        member. The mean columns are de-standardised here; dividing by the targets' std brings
+        them back up to a shift common to all members, which neither measure sees."""
         e, k, o = state.shape[0], state.shape[1], self.obs_dim
         rows = e * k
         x = self._buffer("d_in", rows, o + self.act_dim, state)
         x[..., :o] = state.reshape(1, rows, o)
         x[..., o:-1] = action.reshape(1, rows, -1)
-        mean = self._mlp("d", x, self.layers + [self.head])[..., :o] / self.noise_scale[:o]
-        return mean.std(0).mean(-1).view(e, k)
+        out = self._mlp("d", x, self.layers + [self.head])
+        mean = out[..., :self.target_dim] / self.noise_scale
+        if kind == "std":
+            return member_spread(mean[..., :o]).view(e, k)
+        logvar = self._bounded(out[..., self.target_dim:])
+        return mutual_information(mean, logvar, generator).view(e, k)
+
+    def _bounded(self, logvar: torch.Tensor) -> torch.Tensor:
+        """The soft clamp of the log-variance between the learned bounds (as the module)."""
+        logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
+        return self.min_logvar + F.softplus(logvar - self.min_logvar)
 
     @torch.no_grad()
     def member_gaussians(self, state: torch.Tensor, action: torch.Tensor):

@@ -19,17 +19,19 @@ def _from_members(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(-1, *x.shape[2:])
 
 
-def _disagreement(model, state: torch.Tensor, action: torch.Tensor, propagation: str):
+def _information(model, state: torch.Tensor, action: torch.Tensor, propagation: str,
+                 kind: str, generator: torch.Generator | None):
     if propagation == "ts_inf":  # already (E, K, ·)
-        return model.disagreement(state, action)
+        return model.information(state, action, kind, generator)
     e = model.members
-    return _from_members(model.disagreement(_to_members(state, e), _to_members(action, e)))
+    return _from_members(model.information(_to_members(state, e), _to_members(action, e),
+                                           kind, generator))
 
 
 @torch.no_grad()
 def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
                      actions: torch.Tensor, *, particles: int, propagation: str,
-                     discount: float = 1.0, info_weight: float = 0.0,
+                     discount: float = 1.0, info_weight: float = 0.0, info_term: str = "mi",
                      terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      generator: torch.Generator | None = None, first_states: bool = False):
     """Mean return over particles of each action sequence.
@@ -37,8 +39,10 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
     with the model's probability that it has not terminated before t, so planning foresees falls.
     ts_inf: each particle keeps one member for the whole horizon; ts1: a random member per step.
-    info_weight > 0 subtracts, per step, that weight times the members' disagreement about the
-    particle's next state (the information term of the inference view; costs E more passes).
+    info_weight != 0 adds, per step, that weight times the information term of the inference
+    view at the particle's state and action (info_term "mi": the mutual information between
+    member and predicted transition; "std": the members' spread; costs E more passes):
+    +1 is seed 001's Eq. 10, a negative weight penalises disagreement.
     terminal_value maps final states (R, obs_dim) -> (R,); its value counts at the horizon with
     the particle's survival probability and discount^H (a critic seeing beyond the horizon).
     first_states=True also returns every particle's sampled state after the first action
@@ -62,8 +66,8 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
         state, acts = _to_members(state, e), _to_members(acts, e)
     for t in range(h):
         if info_weight:
-            ret -= (discount ** t) * alive * info_weight * _disagreement(
-                model, state, acts[..., t, :], propagation)
+            ret += (discount ** t) * alive * info_weight * _information(
+                model, state, acts[..., t, :], propagation, info_term, generator)
         if propagation == "ts_inf":
             state, reward, p_term = model.step(state, acts[:, :, t], generator)
         else:
