@@ -259,3 +259,18 @@ def test_mutual_information_matches_quadrature_for_two_gaussians(gap):
     h_mix = float(-(mix * mix.log()).sum() * (y[1] - y[0]))
     exact = h_mix - 0.5 * math.log(2 * math.pi * math.e)
     assert abs(got - exact) < 0.01, (got, exact)
+
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+def test_log_prior_counts_per_step_like_a_reward(propagation):
+    """An action prior's log density (here the action itself) adds discount^t x log p per step
+    to a return that is otherwise zero."""
+    from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
+
+    model = PlanningEnsemble(_constant_model(members=2, termination=False))
+    obs = torch.zeros(1, 1)
+    actions = torch.tensor([0.1, -0.3, 0.5])[None, None, :, None].expand(1, 2, 3, 1)
+    ret = expected_returns(model, obs, actions, particles=2, propagation=propagation,
+                           discount=0.5, log_prior=lambda s, a: a.sum(-1),
+                           generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ret, torch.full((1, 2), 0.1 - 0.3 * 0.5 + 0.5 * 0.25))

@@ -118,6 +118,29 @@ def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
     assert priors[0].shape == (2, 4, horizon, 2) and priors[0].abs().max() <= 1
 
 
+def test_action_prior_term_asks_the_actor_for_the_log_density_of_every_planned_step():
+    """planner.prior_weight: the objective adds the SAC actor's log pi(a_t | s_t) at every step
+    of every particle (and the planner pays -log q); with prior_init the sampler starts from
+    the actor's sequences."""
+    from mbrl_ray.config import apply_overrides
+
+    cfg = apply_overrides(load_preset("debug"), [
+        "planner.prior_weight=0.1", "planner.prior_samples=4", "planner.prior_init=true",
+        "sac.updates_per_fit=20", "sac.hidden_size=32"])
+    agent = PETSAgent(SPEC, cfg, seed=0)
+    buf = Transitions(1000)
+    _episodes(make_env("dummy", seed=0), agent, 100, buf)
+    agent.fit(buf.all(), buf.env_steps)
+    rows = []
+    log_prob = agent.sac.actor.log_prob
+    agent.sac.actor.log_prob = lambda s, a: rows.append(len(s)) or log_prob(s, a)
+    action, _ = agent.act(np.zeros((2, 2), np.float32), agent.initial_state(2))
+    p, m = cfg.planner, cfg.model
+    per_iteration = 2 * (p.population + p.prior_samples) * m.particles
+    assert np.abs(action).max() <= 1
+    assert sum(rows) >= per_iteration * p.horizon * p.iterations, (sum(rows), per_iteration)
+
+
 @pytest.mark.parametrize("overrides", [["planner.posterior=lst"], ["planner.name=smcp"],
                                        ["planner.name=smcp", "planner.posterior=lst"]],
                          ids=["cem-lst", "smcp-mpc", "smcp-lst"])

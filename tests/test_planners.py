@@ -112,3 +112,54 @@ def test_each_planner_is_selected_by_config(name):
     cfg = apply_overrides(load_preset("debug"), [f"planner.name={name}"])
     planner = make_planner(cfg.planner, 2)
     assert type(planner).__name__.lower().startswith({"rs": "random"}.get(name, name))
+
+
+def test_gaussian_log_density_is_the_discounted_sum_of_normal_log_densities():
+    from mbrl_ray.planners.base import gaussian_log_density
+
+    samples = torch.randn(2, 5, 3, 2)
+    mean, std = torch.randn(2, 3, 2), torch.rand(2, 3, 2) + 0.1
+    per_step = torch.distributions.Normal(mean[:, None], std[:, None]).log_prob(samples).sum(-1)
+    expected = (per_step * torch.tensor([1.0, 0.9, 0.81])).sum(-1)
+    torch.testing.assert_close(gaussian_log_density(samples, mean, std, 0.9), expected)
+
+
+@pytest.mark.parametrize("name", ITERATIVE)
+def test_action_prior_weight_charges_each_sample_its_log_density_under_q(name):
+    """Seed 001's -log q: a sample's score is the objective less prior_weight x its log density
+    under the sampling Gaussian; without the weight, the objective alone."""
+    from mbrl_ray.planners.base import gaussian_log_density
+
+    def objective(a):
+        return a.sum((-1, -2))
+
+    planner = _planner(name, 1, 2, population=400, elites=20, iterations=1)
+    samples = torch.randn(1, 7, 2, 1)
+    mean, std = torch.zeros(1, 2, 1), torch.full((1, 2, 1), 0.5)
+    planner.set_action_prior(2.0, False, 0.9)
+    torch.testing.assert_close(planner.score(objective, samples, mean, std),
+                               objective(samples) - 2.0 * gaussian_log_density(samples, mean, std,
+                                                                               0.9))
+    planner.set_action_prior(0.0, False, 1.0)
+    torch.testing.assert_close(planner.score(objective, samples, mean, std), objective(samples))
+
+
+@pytest.mark.parametrize("name", ITERATIVE)
+def test_prior_init_starts_from_the_prior_sequences(name):
+    seen = []
+
+    def objective(a):
+        seen.append(a[:, :50].clone())
+        return torch.zeros(a.shape[:2])
+
+    prior = torch.tensor([0.6, -0.4, 0.2])[None, None, :, None] \
+        + 0.05 * torch.randn(1, 16, 3, 1, generator=torch.Generator().manual_seed(1))
+    planner = _planner(name, 1, 3, population=400, elites=20, iterations=1)
+    planner.set_action_prior(0.0, True, 1.0)
+    _plan(planner, objective, 1, prior=prior)
+    first = seen[0][:, :, :, 0].mean(1)[0]
+    torch.testing.assert_close(first, prior[0, :, :, 0].mean(0), atol=0.05, rtol=0)
+    seen.clear()
+    planner.set_action_prior(0.0, False, 1.0)
+    _plan(planner, objective, 1, prior=prior)
+    assert seen[0].mean().abs() < 0.2

@@ -51,7 +51,8 @@ class PETSAgent(Agent):
         # A SAC actor-critic trained on the same replay, for the planner's terminal value
         # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
         # soft value; workers hold its networks too.
-        uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0 or self.smcp)
+        uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0 or self.smcp
+                    or cfg.planner.prior_weight > 0)
         self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
                                    seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -98,8 +99,11 @@ class PETSAgent(Agent):
                         density):
         """The sequence planners (CEM, CEM-LST, iCEM, MPPI, RS) on trajectory sampling."""
         p, m = self.cfg.planner, self.cfg.model
-        value = prior = None
+        value = prior = log_prior = None
         if self.sac is not None and self.sac.fitted:
+            if p.prior_weight > 0:
+                def log_prior(states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+                    return p.prior_weight * self.sac.actor.log_prob(states, actions)
             if p.value_weight > 0:
                 def value(states: torch.Tensor) -> torch.Tensor:
                     return p.value_weight * self.sac.value(states)
@@ -112,7 +116,7 @@ class PETSAgent(Agent):
             return expected_returns(model, obs, actions, particles=m.particles,
                                     propagation=m.propagation, discount=p.discount,
                                     info_weight=p.info_weight, info_term=p.info_term,
-                                    terminal_value=value,
+                                    terminal_value=value, log_prior=log_prior,
                                     generator=self.generator, first_states=density is not None)
 
         return self.policy.act(objective, state, self.generator, prior, density)

@@ -31,7 +31,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
     "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-    "ray.num_cpus", "train.checkpoint_every",
+    "ray.num_cpus", "train.checkpoint_every", "planner.prior_weight",
     "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
     "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
     "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
@@ -110,12 +110,26 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(f"planner.sweeps={p.sweeps} needs planner.name=smcp with "
                           f"planner.posterior=lst, not {p.name!r} with {p.posterior!r}; "
                           "other planners iterate by planner.iterations")
+    _check_action_prior(cfg)
     _check_dcmpc(cfg)
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
     if not 0 < p.min_std <= p.max_std:
         raise ConfigError(f"planner.min_std={p.min_std!r} and planner.max_std={p.max_std!r} "
                           "must satisfy 0 < min_std <= max_std")
+
+
+def _check_action_prior(cfg: Config) -> None:
+    p = cfg.planner
+    if p.prior_weight > 0 and p.name not in ("cem", "icem", "mppi"):
+        raise ConfigError(f"planner.prior_weight={p.prior_weight} needs a Gaussian sampler "
+                          f"(planner.name cem, icem or mppi), not {p.name!r}")
+    if p.prior_weight > 0 and cfg.agent.name != "pets":
+        raise ConfigError(f"planner.prior_weight={p.prior_weight} needs agent.name=pets (a "
+                          f"stochastic action prior), not {cfg.agent.name!r}")
+    if p.prior_init and p.prior_samples < 2:
+        raise ConfigError(f"planner.prior_init=true fits a Gaussian to the prior's sequences: "
+                          f"planner.prior_samples={p.prior_samples} must be at least 2")
 
 
 def _check_dcmpc(cfg: Config) -> None:

@@ -11,6 +11,13 @@ from mbrl_ray.planners.smcp import SMCPlanner
 
 def make_planner(p, act_dim: int) -> Planner | SMCPlanner:
     """The planner of a config's `planner` section."""
+    planner = _planner(p, act_dim)
+    if hasattr(planner, "set_action_prior"):
+        planner.set_action_prior(p.prior_weight, p.prior_init, p.discount)
+    return planner
+
+
+def _planner(p, act_dim: int) -> Planner | SMCPlanner:
     if p.name == "smcp":
         return SMCPlanner(act_dim, p.horizon, p.population, p.resampling, p.discount, p.sweeps,
                           p.min_std)

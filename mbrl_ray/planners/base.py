@@ -6,6 +6,7 @@ whose episode ended); `plan` returns the sequence to act on and the state for th
 already shifted by one step (the warm start)."""
 from __future__ import annotations
 
+import math
 from typing import Callable, Protocol
 
 import torch
@@ -41,7 +42,51 @@ def with_prior(samples: torch.Tensor, prior: torch.Tensor | None) -> torch.Tenso
     return samples if prior is None else torch.cat([samples, prior.clamp(-1.0, 1.0)], 1)
 
 
-class WarmStartedPlanner:
+class ActionPriorOptions:
+    """Seed 001's action-prior options of the Gaussian sequence planners (set by make_planner):
+    prior_weight > 0 subtracts prior_weight x sum_t discount^t log q(a_t) from each sequence's
+    value, q the sampling Gaussian (the objective adds the matching + log p(a_t | s_t) of the
+    prior policy: together Eq. 8's -log q/p term); prior_init starts the first iteration from
+    the Gaussian fitted to the prior's sequences instead of the warm start."""
+
+    prior_weight: float = 0.0
+    prior_init: bool = False
+    discount: float = 1.0
+
+    def set_action_prior(self, weight: float, init: bool, discount: float) -> None:
+        self.prior_weight, self.prior_init, self.discount = weight, init, discount
+
+    def start(self, mean: torch.Tensor, std: torch.Tensor, prior: torch.Tensor | None):
+        """The first iteration's mean and std: the warm start's, or the prior's moments."""
+        if not self.prior_init or prior is None:
+            return mean, std
+        clipped = prior.clamp(-1.0, 1.0)
+        return clipped.mean(1), clipped.std(1, correction=0).clamp_min(PRIOR_MIN_STD)
+
+    def score(self, objective: Objective, samples: torch.Tensor, mean: torch.Tensor,
+              std: torch.Tensor) -> torch.Tensor:
+        """objective(samples), less the weighted log density of the samples under q."""
+        values = objective(samples)
+        if not self.prior_weight:
+            return values
+        return values - self.prior_weight * gaussian_log_density(samples, mean, std,
+                                                                 self.discount)
+
+
+PRIOR_MIN_STD = 0.05  # a Gaussian fitted to a few prior draws: keep it from collapsing
+
+
+def gaussian_log_density(samples: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                         discount: float = 1.0) -> torch.Tensor:
+    """sum_t discount^t log N(a_t; mean_t, std_t^2) of samples (B, N, H, A) -> (B, N)."""
+    z = (samples - mean.unsqueeze(1)) / std.unsqueeze(1)
+    per_step = (-0.5 * z ** 2 - std.log().unsqueeze(1) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    weights = discount ** torch.arange(samples.shape[2], device=samples.device,
+                                       dtype=samples.dtype)
+    return (per_step * weights).sum(-1)
+
+
+class WarmStartedPlanner(ActionPriorOptions):
     """Planners whose state is one warm-start sequence (B, H, A) per env."""
 
     act_dim: int

@@ -23,14 +23,13 @@ class CEMPlanner(WarmStartedPlanner):
     def plan(self, objective: Objective, state: torch.Tensor,
              generator: torch.Generator | None = None,
              prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = state
-        std = torch.full_like(mean, self.init_std)
+        mean, std = self.start(state, torch.full_like(state, self.init_std), prior)
         shape = (mean.shape[0], self.population, self.horizon, self.act_dim)
         best, best_value = mean, torch.full(shape[:1], -torch.inf, device=mean.device)
         for _ in range(self.iterations):
             noise = torch.randn(shape, device=mean.device, generator=generator)
             samples = with_prior(sample_around(mean, std, noise), prior)
-            values, top = objective(samples).topk(self.num_elites, 1)
+            values, top = self.score(objective, samples, mean, std).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
             best, best_value = keep_best(best, best_value, elites[:, 0], values[:, 0])
             mean, std = refit(mean, std, elites, self.alpha)

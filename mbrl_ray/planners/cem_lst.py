@@ -7,11 +7,10 @@ from typing import Callable
 
 import torch
 
-from mbrl_ray.planners.base import gather_rows, refit, sample_around, shift, with_prior
+from mbrl_ray.planners.base import (PRIOR_MIN_STD, gather_rows, gaussian_log_density, refit,
+                                    sample_around, shift, with_prior)
 from mbrl_ray.planners.cem import CEMPlanner
 from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index, weighted_moments
-
-PRIOR_MIN_STD = 0.05  # p^0 fitted to a few prior draws: keep it from collapsing to a point
 
 # actions (B, N, H, A) -> values (B, N), first next states of P particles (B, N, P, obs)
 TransitionObjective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -33,9 +32,8 @@ class CEMLSTPlanner(CEMPlanner):
              density: Density | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if density is None:
             raise ValueError("CEM-LST needs the model's transition density")
-        mean = state
-        std = torch.full_like(mean, self.init_std)
-        if prior is not None:
+        mean, std = self.start(state, torch.full_like(state, self.init_std), prior)
+        if prior is not None:  # p^0 = the prior (Algorithm 1, line 2)
             mean, std = mean.clone(), std.clone()
             mean[:, 0], std[:, 0] = prior_first_moments(prior)
         b, n = mean.shape[0], self.population
@@ -44,6 +42,9 @@ class CEMLSTPlanner(CEMPlanner):
                                 generator=generator)
             samples = with_prior(sample_around(mean, std, noise), prior)
             values, first_states = objective(samples)
+            if self.prior_weight:
+                values = values - self.prior_weight * gaussian_log_density(
+                    samples, mean, std, self.discount)
             top = values.topk(self.num_elites, 1).indices
             optimal = first_states.gather(1, top[..., None, None].expand(
                 -1, -1, *first_states.shape[2:])).flatten(1, 2)  # (B, K x P, obs)
@@ -54,6 +55,7 @@ class CEMLSTPlanner(CEMPlanner):
             mean, std = refit(mean, std, gather_rows(samples, top), self.alpha)
             mean[:, 0] = self.alpha * last_mean + (1 - self.alpha) * first_mean
             std[:, 0] = self.alpha * last_std + (1 - self.alpha) * first_std
+        self.last_log_weights = log_w  # diagnostics (effective sample size)
         action = candidates[torch.arange(b, device=mean.device), sample_index(log_w, generator)]
         sequence = torch.cat([action[:, None], mean[:, 1:]], 1)
         return sequence, shift(mean)

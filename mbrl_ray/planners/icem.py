@@ -7,8 +7,8 @@ import math
 
 import torch
 
-from mbrl_ray.planners.base import (Objective, gather_rows, keep_best, refit, sample_around, shift,
-                                    with_prior)
+from mbrl_ray.planners.base import (ActionPriorOptions, Objective, gather_rows, keep_best, refit,
+                                    sample_around, shift, with_prior)
 
 
 def colored_noise(shape: tuple[int, ...], beta: float, device: torch.device | str = "cpu",
@@ -34,7 +34,7 @@ def colored_noise(shape: tuple[int, ...], beta: float, device: torch.device | st
     return signal / variance.sqrt()
 
 
-class ICEMPlanner:
+class ICEMPlanner(ActionPriorOptions):
     """State (B, 1 + K, H, A): row 0 the mean, rows 1.. the kept elites, both shifted one step."""
 
     def __init__(self, act_dim: int, horizon: int, population: int, num_elites: int,
@@ -59,7 +59,7 @@ class ICEMPlanner:
              prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         b, device = state.shape[0], state.device
         mean, kept = state[:, 0], state[:, 1:]
-        std = torch.full_like(mean, self.init_std)
+        mean, std = self.start(mean, torch.full_like(mean, self.init_std), prior)
         best = mean.clone()
         best_value = torch.full((b,), -math.inf, device=device)
         for i in range(self.iterations):
@@ -67,7 +67,8 @@ class ICEMPlanner:
             noise = colored_noise(shape, self.beta, device, generator)
             extra = [kept] + ([mean.unsqueeze(1)] if i == self.iterations - 1 else [])
             samples = with_prior(torch.cat([sample_around(mean, std, noise), *extra], 1), prior)
-            top_values, top = objective(samples).topk(self.num_elites, 1)
+            # q: the per-step Gaussian marginals of the coloured noise
+            top_values, top = self.score(objective, samples, mean, std).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
             best, best_value = keep_best(best, best_value, elites[:, 0], top_values[:, 0])
             kept = elites[:, :self.keep]

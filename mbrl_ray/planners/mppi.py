@@ -25,13 +25,12 @@ class MPPIPlanner(WarmStartedPlanner):
     def plan(self, objective: Objective, state: torch.Tensor,
              generator: torch.Generator | None = None,
              prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = state
-        std = torch.full_like(mean, self.max_std)
+        mean, std = self.start(state, torch.full_like(state, self.max_std), prior)
         shape = (mean.shape[0], self.population, self.horizon, self.act_dim)
         for _ in range(self.iterations):
             noise = torch.randn(shape, device=mean.device, generator=generator)
             samples = with_prior(sample_around(mean, std, noise), prior)
-            values, top = objective(samples).topk(self.num_elites, 1)
+            values, top = self.score(objective, samples, mean, std).topk(self.num_elites, 1)
             elites = gather_rows(samples, top)
             score = torch.softmax(self.temperature * (values - values[:, :1]), 1)[..., None, None]
             mean = (score * elites).sum(1)

@@ -121,6 +121,7 @@ class SMCPlanner:
             candidates, lineage, first_states = self.sweep(step, proposal, obs, temperature,
                                                            generator, first)
             log_w = self.lst_weights(candidates, lineage, first_states, density)
+        self.last_log_weights = log_w  # diagnostics (effective sample size)
         pick = sample_index(log_w, generator)
         return candidates[torch.arange(b, device=obs.device), pick], state
 

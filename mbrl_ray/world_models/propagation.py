@@ -33,6 +33,7 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
                      actions: torch.Tensor, *, particles: int, propagation: str,
                      discount: float = 1.0, info_weight: float = 0.0, info_term: str = "mi",
                      terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     log_prior: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                      generator: torch.Generator | None = None, first_states: bool = False):
     """Mean return over particles of each action sequence.
 
@@ -45,6 +46,9 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     +1 is seed 001's Eq. 10, a negative weight penalises disagreement.
     terminal_value maps final states (R, obs_dim) -> (R,); its value counts at the horizon with
     the particle's survival probability and discount^H (a critic seeing beyond the horizon).
+    log_prior maps (states (R, obs_dim), actions (R, A)) -> (R,): an action prior's weighted
+    log-density, added per step like a reward (seed 001's log p(a_t | s_t); the planner pays the
+    matching -log q).
     first_states=True also returns every particle's sampled state after the first action
     (B, N, particles, obs_dim), for the LST posterior.
     """
@@ -65,6 +69,8 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     if propagation == "ts_inf":  # rows stay in member layout for the whole horizon
         state, acts = _to_members(state, e), _to_members(acts, e)
     for t in range(h):
+        if log_prior is not None:
+            ret += (discount ** t) * alive * _flat_call(log_prior, state, acts[..., t, :])
         if info_weight:
             ret += (discount ** t) * alive * info_weight * _information(
                 model, state, acts[..., t, :], propagation, info_term, generator)
@@ -97,6 +103,12 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     if propagation == "ts_inf":
         first = _from_members(first)
     return values, first[:rows].view(b, n, particles, -1)
+
+
+def _flat_call(fn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """fn on rows flattened from any layout ((E, K, ·) or (R, ·)), shaped back."""
+    out = fn(state.reshape(-1, state.shape[-1]), action.reshape(-1, action.shape[-1]))
+    return out.view(state.shape[:-1])
 
 
 def _pad_rows(x: torch.Tensor, members: int) -> torch.Tensor:
