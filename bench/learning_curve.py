@@ -1,7 +1,7 @@
 """A run's evaluation curve from its TensorBoard log, as CSV and a figure beside published points.
 
     .venv/bin/python bench/learning_curve.py RUN_DIR [RUN_DIR ...] --name dcmpc-cartpole-swingup \
-        [--action-repeat 2] [--anchor "TD-MPC2 (3 seeds)" 100000 839]
+        [--action-repeat 2] [--anchor "TD-MPC2 (3 seeds)" 100000 839] [--metric success]
 
 Reads `eval/episodic_return` (and `eval/success` where the env reports it) of every run dir,
 writes `bench/results/<name>.csv` (run, agent step, simulator step, return, success) and
@@ -31,7 +31,9 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def write_csv(path: Path, runs: list[Path], repeat: int) -> dict[str, list]:
+def write_csv(path: Path, runs: list[Path], repeat: int,
+              metric: str = "return") -> dict[str, list]:
+    """Write every run's evaluations; return each run's curve of `metric` (return|success)."""
     curves = {}
     with path.open("w", newline="") as f:
         out = csv.writer(f)
@@ -39,7 +41,7 @@ def write_csv(path: Path, runs: list[Path], repeat: int) -> dict[str, list]:
         for run in runs:
             returns = scalars(run, "eval/episodic_return")
             success = dict(scalars(run, "eval/success"))
-            curves[run.name] = returns
+            curves[run.name] = returns if metric == "return" else sorted(success.items())
             for step, value in returns:
                 out.writerow([run.name, step, step * repeat, f"{value:.2f}",
                               "" if step not in success else f"{success[step]:.3f}"])
@@ -58,7 +60,8 @@ def band(curves: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(common), table.mean(0), half
 
 
-def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str) -> None:
+def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str,
+           ylabel: str = "evaluation return") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -77,7 +80,7 @@ def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str
     for label, step, value in anchors:
         ax.scatter([step], [value], marker="*", s=140, zorder=5, label=label)
     ax.set_xlabel(f"simulator steps (agent steps x action repeat {repeat})")
-    ax.set_ylabel("evaluation return")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -93,18 +96,21 @@ def main() -> None:
     parser.add_argument("--action-repeat", type=int, default=1)
     parser.add_argument("--title", default="", help="figure title (default: --name)")
     parser.add_argument("--anchor", nargs=3, action="append", default=[],
-                        metavar=("LABEL", "SIMULATOR_STEP", "RETURN"))
+                        metavar=("LABEL", "SIMULATOR_STEP", "VALUE"))
+    parser.add_argument("--metric", choices=("return", "success"), default="return",
+                        help="what the figure draws: eval/episodic_return or eval/success")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    curves = write_csv(RESULTS / f"{args.name}.csv", args.runs, args.action_repeat)
+    curves = write_csv(RESULTS / f"{args.name}.csv", args.runs, args.action_repeat, args.metric)
     anchors = [(label, float(step), float(value)) for label, step, value in args.anchor]
     try:
         figure(RESULTS / f"{args.name}.png", curves, args.action_repeat, anchors,
-               args.title or args.name)
+               args.title or args.name,
+               "evaluation return" if args.metric == "return" else "evaluation success rate")
     except ImportError:
         print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
     for name, points in curves.items():
-        print(name, " ".join(f"{s}:{v:.0f}" for s, v in points))
+        print(name, " ".join(f"{s}:{v:.2f}" for s, v in points))
 
 
 if __name__ == "__main__":

@@ -23,20 +23,49 @@ def test_held_reads_the_latest_evaluation_not_the_final_one():
     assert fig3.held(curve, 3000) == 1000.0
 
 
+def _write(path, rows, env="Reacher-v5"):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "env", "seed", "env_step", "eval_return"])
+        w.writerows((m, env, s, step, v) for m, s, step, v in rows)
+
+
 def test_report_from_csv_averages_on_the_common_grid(tmp_path):
     rows = [("CEM-MPC", 0, 1000, 100.0), ("CEM-MPC", 0, 2000, 300.0),
             ("CEM-MPC", 1, 1000, 200.0), ("CEM-MPC", 1, 2250, 500.0),
             ("SAC", 0, 1000, 5.0), ("SAC", 0, 2000, 7.0)]
-    path = tmp_path / "curves.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method", "env", "seed", "env_step", "eval_return"])
-        w.writerows((m, "Reacher-v5", s, step, v) for m, s, step, v in rows)
-    curves = fig3.read_curves([path])
+    _write(tmp_path / "curves.csv", rows)
+    curves = fig3.read_curves([tmp_path / "curves.csv"])
     assert sorted(curves) == [("CEM-MPC", "Reacher-v5"), ("SAC", "Reacher-v5")]
     fig3.report(curves, tmp_path)
     table = (tmp_path / "table.md").read_text()
-    # finals 300 and 500; grid 1000/2000/2250: seed 0 holds 100, 300, 300 (233), seed 1 200, 200, 500 (300)
-    assert "| CEM-MPC | 400 ± 100 | 267 ± 33 |" in table
-    assert "| SAC | 7 ± 0 | 6 ± 0 |" in table
+    # finals 300 and 500; grid 1000/2000/2250: seed 0 holds 100, 300, 300 (233), seed 1 200,
+    # 200, 500 (300); the bootstrap interval of two values spans them
+    assert "| CEM-MPC | 400 [300, 500] (n=2) | 267 [233, 300] |" in table
+    assert "| SAC | 7 [7, 7] (n=1) | 6 [6, 6] |" in table
+
+
+def test_lst_arms_are_compared_with_their_mpc_arm_on_paired_seeds(tmp_path):
+    """Seeds 0..5 of CEM-LST sit 50 above CEM-MPC's on every seed (and seed 6 ran only for
+    MPC): the paired difference is +50 on 6 seeds, its interval a point, the sign-flip p 2/64."""
+    rows = []
+    for seed in range(7):
+        rows += [("CEM-MPC", seed, 1000, 10.0 * seed), ("CEM-MPC", seed, 2000, 20.0 * seed)]
+        if seed < 6:
+            rows += [("CEM-LST", seed, 1000, 10.0 * seed + 50), ("CEM-LST", seed, 2000,
+                                                                 20.0 * seed + 50)]
+    _write(tmp_path / "curves.csv", rows, env="InvertedPendulum-v5")
+    table = fig3.table(fig3.read_curves([tmp_path / "curves.csv"]), ["InvertedPendulum-v5"],
+                       ["CEM-MPC", "CEM-LST"])
+    line = next(x for x in table.splitlines() if x.startswith("| CEM-LST - CEM-MPC"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1:4] == ["InvertedPendulum-v5", "6", "+50 [+50, +50]"]
+    assert abs(float(cells[4]) - 2 / 64) < 0.01
+
+
+def test_figure_is_drawn_with_matplotlib(tmp_path):
+    pytest.importorskip("matplotlib")
+    _write(tmp_path / "curves.csv", [("CEM-MPC", s, step, step / 10.0 + s)
+                                     for s in range(3) for step in (500, 1000)])
+    fig3.report(fig3.read_curves([tmp_path / "curves.csv"]), tmp_path)
     assert Image.open(tmp_path / "figure3.png").size[0] > 0
