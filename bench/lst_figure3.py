@@ -61,15 +61,23 @@ def overrides(method: str, env: str, seed: int, args) -> list[str]:
     return out
 
 
+def run_cpus(method: str, env: str, seed: int, args) -> float:
+    """CPUs a run's actors reserve (rollout workers and learner)."""
+    from mbrl_ray.config import apply_overrides, load_preset
+
+    cfg = apply_overrides(load_preset(METHODS[method]), overrides(method, env, seed, args))
+    return cfg.workers.num * cfg.workers.num_cpus + cfg.learner.num_cpus
+
+
 def run(method: str, env: str, seed: int, args):
-    """One training run; returns its evaluation curve [(env step, return), ...]."""
+    """One training run in this process; returns its evaluation curve [(env step, return)]."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.distributed.driver import Driver
 
     cfg = apply_overrides(load_preset(METHODS[method]), overrides(method, env, seed, args))
-    run_dir = args.out / "runs" / f"{method}-{env}-{seed}"
+    run_dir = args.out.resolve() / "runs" / f"{method}-{env}-{seed}"
     Driver(cfg, run_dir, printer=lambda *a, **k: None).run()
     events = EventAccumulator(str(run_dir / "tb"))
     events.Reload()
@@ -203,6 +211,8 @@ def main() -> None:
     ap.add_argument("--address", default="local",
                     help="Ray address: local (a private instance) or auto (the cluster of a "
                          "`ray job submit`)")
+    ap.add_argument("--parallel", type=int, default=1,
+                    help="runs at a time, each a Ray task placed by SPREAD (a cluster job)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/figure3"))
     ap.add_argument("--from-csv", type=Path, nargs="+",
                     help="redraw table.md and figure3.png from earlier curves.csv files, no runs")
@@ -214,23 +224,50 @@ def main() -> None:
 
     local = args.address == "local"
     ray.init(address=args.address, log_to_driver=False,
-             **({"num_cpus": 2, "include_dashboard": False,
+             **({"num_cpus": 2 * max(1, args.parallel), "include_dashboard": False,
                  "_temp_dir": tempfile.mkdtemp(prefix="mbrl-fig3-")} if local else {}))
+    # seed-major: a cut still holds whole pairs
+    grid = [(m, e, s) for e in args.envs for s in range(args.first_seed, args.first_seed + args.seeds)
+            for m in args.methods]
     curves: dict = {}
     with open(args.out / "curves.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "env", "seed", "env_step", "eval_return"])
-        for env in args.envs:
-            for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for method in args.methods:  # seed-major: a cut still holds whole pairs
-                    curve = run(method, env, seed, args)
-                    curves.setdefault((method, env), {})[seed] = curve
-                    writer.writerows([method, env, seed, s, v] for s, v in curve)
-                    f.flush()
-                    print(f"{method:9s} {env:22s} seed {seed}: "
-                          + " ".join(f"{v:.0f}" for _, v in curve), flush=True)
+        for (method, env, seed), curve in runs(grid, args):
+            curves.setdefault((method, env), {})[seed] = curve
+            writer.writerows([method, env, seed, s, v] for s, v in curve)
+            f.flush()
+            print(f"{method:9s} {env:22s} seed {seed}: "
+                  + " ".join(f"{v:.0f}" for _, v in curve), flush=True)
     ray.shutdown()
     report(curves, args.out)
+
+
+def runs(grid: list[tuple], args):
+    """Yield ((method, env, seed), curve) as runs finish: one after another in this process
+    (--parallel 1), or as Ray tasks, at most --parallel at a time, each placed on a node by
+    SPREAD; a run's replay, parameter server and CPU learner stay on its task's node, its
+    rollout workers spread over the cluster (mbrl_ray/distributed/topology.py). Run dirs stay
+    on the node that ran them."""
+    if args.parallel <= 1:
+        for key in grid:
+            yield key, run(*key, args)
+        return
+    import ray
+
+    need = args.parallel * max(run_cpus(*key, args) for key in grid)
+    have = ray.cluster_resources().get("CPU", 0)
+    if need > have:  # runs that each hold part of what they need would wait on each other
+        raise SystemExit(f"--parallel {args.parallel} needs {need:g} CPUs for its runs' actors; "
+                         f"the Ray cluster has {have:g}")
+    remote_run = ray.remote(num_cpus=0, max_retries=0)(run)
+    pending, queue = {}, list(grid)
+    while queue or pending:
+        while queue and len(pending) < args.parallel:
+            key = queue.pop(0)
+            pending[remote_run.options(scheduling_strategy="SPREAD").remote(*key, args)] = key
+        done, _ = ray.wait(list(pending), num_returns=1)
+        yield pending.pop(done[0]), ray.get(done[0])
 
 
 def read_curves(paths: list[Path]) -> dict:

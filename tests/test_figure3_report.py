@@ -69,3 +69,20 @@ def test_figure_is_drawn_with_matplotlib(tmp_path):
                                      for s in range(3) for step in (500, 1000)])
     fig3.report(fig3.read_curves([tmp_path / "curves.csv"]), tmp_path)
     assert Image.open(tmp_path / "figure3.png").size[0] > 0
+
+
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+def test_every_arm_gets_the_same_random_steps_and_evaluations_and_a_valid_config(size):
+    from argparse import Namespace
+
+    from mbrl_ray.config import apply_overrides, load_preset, validate
+
+    args = Namespace(steps=5000, eval_every=500, eval_episodes=10, random_steps=250, size=size)
+    for method, preset in fig3.METHODS.items():
+        for env in fig3.ENVS:
+            cfg = validate(apply_overrides(load_preset(preset),
+                                           fig3.overrides(method, env, 3, args)))
+            assert (cfg.train.random_steps, cfg.train.eval_episodes, cfg.train.seed) == (250, 10, 3)
+            if size == "paper" and method != "SAC":
+                assert (cfg.model.hidden_size, cfg.model.particles, cfg.planner.horizon,
+                        cfg.planner.value_weight) == (200, 20, 30, 0.0)
