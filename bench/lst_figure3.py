@@ -11,7 +11,8 @@ random steps (--random-steps) and evaluation episodes per point (--eval-episodes
 --size cpu keeps the presets' CPU sizes (5 x 3x64 members, population 100, 2 particles, horizon
 5, a SAC critic's terminal value); --size paper takes the PETS sizes of the paper's experiment
 (bootstrapped 5 x 4x200 members, CEM 500 x 50 elites x 5 iterations, 20 TS-inf particles,
-horizon 30, no critic; SMCP with 2,500 particles), a GPU / cluster job. Reacher and HalfCheetah
+horizon 30, no critic; SMCP with 2,500 particles, a number not checked against Piche et al.,
+who are not among our seeds), a cluster job. Reacher and HalfCheetah
 never terminate, so their models learn no termination head. The full CPU grid takes hours on 2
 cores; --envs / --methods / --seeds / --steps cut it down.
 
@@ -38,8 +39,8 @@ NEVER_TERMINATE = {"Reacher-v5", "HalfCheetah-v5"}
 COLOURS = {"CEM-MPC": "#1f77b4", "CEM-LST": "#7fb3e0", "SMCP-MPC": "#d62728",
            "SMCP-LST": "#f2958f", "SAC": "#2ca02c"}
 PAIRS = (("CEM-LST", "CEM-MPC"), ("SMCP-LST", "SMCP-MPC"))
-# The paper's experiment at the PETS sizes (model and CEM as handful-of-trials; SMCP's particle
-# count as Piche et al.'s MuJoCo runs); no terminal value.
+# The paper's experiment at the PETS sizes (model and CEM as handful-of-trials); SMCP's particle
+# count is an assumption (Piche et al. are not among our seeds); no terminal value.
 PAPER = ["model.hidden_size=200", "model.num_layers=4", "model.ensemble_size=5",
          "model.num_elites=5", "model.particles=20", "model.propagation=ts_inf",
          "model.bootstrap=true", "planner.population=500", "planner.num_elites=50",
