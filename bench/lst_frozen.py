@@ -16,7 +16,7 @@ bootstrap confidence interval over episodes, a sign-flip permutation p-value, th
 fraction and the mean |a_LST - a_MPC|. Writes episodes.csv and table.md to --out.
 
 Usage: .venv/bin/python bench/lst_frozen.py [--stages 500 1000 2000] [--episodes 20]
-       [--smcp] [--out bench/results/lst-frozen-pendulum]
+       [--smcp | --rules SMCP-MPC SMCP-LST] [--out bench/results/lst-frozen-pendulum]
 """
 from __future__ import annotations
 
@@ -152,9 +152,11 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smcp", action="store_true", help="also SMCP-MPC and SMCP-LST")
+    ap.add_argument("--rules", nargs="+", choices=list(RULES),
+                    help="exactly these rules (default: the CEM pair, with --smcp all four)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/lst-frozen-pendulum"))
     args = ap.parse_args()
-    rules = list(RULES) if args.smcp else ["CEM-MPC", "CEM-LST"]
+    rules = args.rules or (list(RULES) if args.smcp else ["CEM-MPC", "CEM-LST"])
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         stages = train_stages(args.preset, sorted(args.stages), args.seed, Path(work))
