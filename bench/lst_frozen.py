@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lst_figure3 import bootstrap_interval, sign_flip_p  # bench/ is the script's sys.path[0]
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import apply_overrides, load_preset
@@ -99,13 +100,10 @@ def episode(cfg, agent, shadow, index: int) -> dict:
             "gap": np.mean(gap) if gap else np.nan}
 
 
-def paired_stats(diff: np.ndarray, rng: np.random.Generator, draws: int = 10_000):
+def paired_stats(diff: np.ndarray, rng: np.random.Generator):
     """Mean difference, its 95% bootstrap interval, and a two-sided sign-flip p-value."""
-    boot = rng.choice(diff, (draws, len(diff)), replace=True).mean(1)
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    flips = rng.choice([-1.0, 1.0], (draws, len(diff)))
-    p = float((np.abs((flips * diff).mean(1)) >= abs(diff.mean()) - 1e-12).mean())
-    return float(diff.mean()), float(lo), float(hi), p
+    lo, hi = bootstrap_interval(diff, rng)
+    return float(diff.mean()), lo, hi, sign_flip_p(diff, rng)
 
 
 def evaluate(preset: str, stages: dict[int, Path], rules: list[str], episodes: int):

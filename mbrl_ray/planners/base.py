@@ -60,13 +60,16 @@ class ActionPriorOptions:
         """The first iteration's mean and std: the warm start's, or the prior's moments."""
         if not self.prior_init or prior is None:
             return mean, std
-        clipped = prior.clamp(-1.0, 1.0)
-        return clipped.mean(1), clipped.std(1, correction=0).clamp_min(PRIOR_MIN_STD)
+        return prior_moments(prior)
 
     def score(self, objective: Objective, samples: torch.Tensor, mean: torch.Tensor,
               std: torch.Tensor) -> torch.Tensor:
         """objective(samples), less the weighted log density of the samples under q."""
-        values = objective(samples)
+        return self.charge_log_q(objective(samples), samples, mean, std)
+
+    def charge_log_q(self, values: torch.Tensor, samples: torch.Tensor, mean: torch.Tensor,
+                     std: torch.Tensor) -> torch.Tensor:
+        """values (B, N) less prior_weight x the samples' log density under q (when weighted)."""
         if not self.prior_weight:
             return values
         return values - self.prior_weight * gaussian_log_density(samples, mean, std,
@@ -74,6 +77,12 @@ class ActionPriorOptions:
 
 
 PRIOR_MIN_STD = 0.05  # a Gaussian fitted to a few prior draws: keep it from collapsing
+
+
+def prior_moments(prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std (B, H, A) of the prior's sequences (B, P, H, A), clipped to [-1, 1]."""
+    clipped = prior.clamp(-1.0, 1.0)
+    return clipped.mean(1), clipped.std(1, correction=0).clamp_min(PRIOR_MIN_STD)
 
 
 def gaussian_log_density(samples: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,

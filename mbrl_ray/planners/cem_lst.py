@@ -7,8 +7,8 @@ from typing import Callable
 
 import torch
 
-from mbrl_ray.planners.base import (PRIOR_MIN_STD, gather_rows, gaussian_log_density, refit,
-                                    sample_around, shift, with_prior)
+from mbrl_ray.planners.base import (gather_rows, prior_moments, refit, sample_around, shift,
+                                    with_prior)
 from mbrl_ray.planners.cem import CEMPlanner
 from mbrl_ray.planners.lst import Density, lst_log_weights, sample_index, weighted_moments
 
@@ -34,17 +34,16 @@ class CEMLSTPlanner(CEMPlanner):
             raise ValueError("CEM-LST needs the model's transition density")
         mean, std = self.start(state, torch.full_like(state, self.init_std), prior)
         if prior is not None:  # p^0 = the prior (Algorithm 1, line 2)
-            mean, std = mean.clone(), std.clone()
-            mean[:, 0], std[:, 0] = prior_first_moments(prior)
+            first_mean, first_std = prior_moments(prior[:, :, :1])
+            mean = torch.cat([first_mean, mean[:, 1:]], 1)
+            std = torch.cat([first_std, std[:, 1:]], 1)
         b, n = mean.shape[0], self.population
         for _ in range(self.iterations):
             noise = torch.randn((b, n, self.horizon, self.act_dim), device=mean.device,
                                 generator=generator)
             samples = with_prior(sample_around(mean, std, noise), prior)
             values, first_states = objective(samples)
-            if self.prior_weight:
-                values = values - self.prior_weight * gaussian_log_density(
-                    samples, mean, std, self.discount)
+            values = self.charge_log_q(values, samples, mean, std)
             top = values.topk(self.num_elites, 1).indices
             optimal = first_states.gather(1, top[..., None, None].expand(
                 -1, -1, *first_states.shape[2:])).flatten(1, 2)  # (B, K x P, obs)
@@ -60,8 +59,3 @@ class CEMLSTPlanner(CEMPlanner):
         sequence = torch.cat([action[:, None], mean[:, 1:]], 1)
         return sequence, shift(mean)
 
-
-def prior_first_moments(prior: torch.Tensor, min_std: float = PRIOR_MIN_STD):
-    """Mean and std (B, A) of the prior's first actions (B, P, H, A), clipped to [-1, 1]."""
-    first = prior[:, :, 0].clamp(-1.0, 1.0)
-    return first.mean(1), first.std(1, correction=0).clamp_min(min_std)
