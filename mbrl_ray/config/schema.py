@@ -42,7 +42,8 @@ class ModelConfig:
     max_epochs: int = doc(50, "upper bound on epochs per fit (sync schedule)")
     propagation: str = doc("ts_inf", "particle propagation", choices=("ts1", "ts_inf"))
     particles: int = doc(20, "particles per action sequence (P)")
-    termination: bool = doc(True, "learn p(terminated | s') and plan with it; off for envs that never end")
+    termination: bool = doc(True, "learn p(terminated | s') and plan with it (planet, "
+                            "dreamer: the RSSM's continue head); off for envs that never end")
     bootstrap: bool = doc(True, "sync fits: each member trains on its own sample of the rows "
                           "drawn with replacement (PETS); false: its own shuffle of all rows")
 
@@ -115,8 +116,10 @@ class AgentConfig:
     name: str = doc("pets", "agent: pets (ensemble + planner), sac (model-free soft "
                     "actor-critic), mbpo (SAC trained on model rollouts branched from replay) "
                     "or dcmpc (discrete codebook world model, TD3-style critics, MPPI on "
-                    "expected codes; dcmpc.* keys)",
-                    choices=("pets", "sac", "mbpo", "dcmpc"))
+                    "expected codes; dcmpc.* keys), planet (RSSM world model, CEM over "
+                    "latent action sequences; rssm.* keys) or dreamer (RSSM, actor and critic "
+                    "trained in imagination; rssm.* and dreamer.* keys)",
+                    choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer"))
 
 
 @dataclass
@@ -178,6 +181,56 @@ class DCMPCConfig:
 
 
 @dataclass
+class RSSMConfig:
+    deter: int = doc(200, "size of the deterministic (GRU) state h")
+    stoch: int = doc(30, "stochastic latent s: Gaussian dims, or categorical variables")
+    latent: str = doc("gaussian", "stochastic latent: gaussian (PlaNet, Dreamer) or "
+                      "categorical (stoch variables of rssm.classes classes, straight-through "
+                      "samples with 1% uniform mixed in: DreamerV2/V3)",
+                      choices=("gaussian", "categorical"))
+    classes: int = doc(32, "classes of each categorical variable (rssm.latent=categorical)")
+    hidden: int = doc(200, "width of the RSSM's hidden layers and of the reward/continue heads")
+    min_std: float = doc(0.1, "lower bound of the Gaussian latent's std")
+    free_nats: float = doc(3.0, "the KL term is max(KL, free_nats) per step (PlaNet 3, "
+                           "DreamerV3 1)")
+    kl_balance: float = doc(0.0, "0: plain KL(posterior || prior); in (0, 1): KL balancing "
+                            "(DreamerV2 0.8), this weight on training the prior toward the "
+                            "posterior, the rest on the posterior (each side's free nats apart)")
+    kl_scale: float = doc(1.0, "weight of the KL term in the world model's loss")
+    cnn_depth: int = doc(32, "pixels: channels of the first conv layer, doubled per layer "
+                         "(PlaNet 32-64-128-256)")
+    cnn_layers: int = doc(4, "pixels: conv layers of kernel 4, stride 2 (each halves the "
+                          "image; env.image_size must be a multiple of 2^cnn_layers)")
+    mlp_hidden: int = doc(200, "state observations: width of the encoder and decoder MLPs")
+    mlp_layers: int = doc(2, "state observations: hidden layers of the encoder and decoder")
+    batch_size: int = doc(50, "sequences per gradient step (B)")
+    seq_len: int = doc(50, "rows per sequence (L); sequences may cross episode starts, where "
+                       "is_first resets the state")
+    lr: float = doc(1e-3, "Adam learning rate of the world model (PlaNet 1e-3, Dreamer 6e-4)")
+    eps: float = doc(1e-4, "Adam epsilon of every RSSM agent's optimiser")
+    grad_clip: float = doc(1000.0, "gradient norm clip of the world model (PlaNet 1000, "
+                           "Dreamer 100)")
+    explore_noise: float = doc(0.3, "std of Gaussian noise added to acted actions when "
+                               "exploring (PlaNet and Dreamer 0.3)")
+
+
+@dataclass
+class DreamerConfig:
+    horizon: int = doc(15, "imagination horizon of actor and critic training")
+    gamma: float = doc(0.99, "discount of imagined rewards")
+    lam: float = doc(0.95, "lambda of the lambda-returns")
+    hidden: int = doc(300, "width of the actor's and critic's hidden layers")
+    layers: int = doc(3, "hidden layers of actor and critic")
+    actor_lr: float = doc(8e-5, "Adam learning rate of the actor")
+    critic_lr: float = doc(8e-5, "Adam learning rate of the critic")
+    grad_clip: float = doc(100.0, "gradient norm clip of actor and critic")
+    entropy: float = doc(3e-4, "weight of the actor's entropy bonus (DreamerV3 3e-4)")
+    slow_critic_rate: float = doc(0.02, "Polyak rate of the slow critic whose values the "
+                                  "lambda-returns bootstrap from (DreamerV3 0.02)")
+    return_norm: bool = doc(True, "scale returns by max(1, S), S the EMA (0.99) of their "
+                            "5th-95th percentile range (DreamerV3); false: unscaled")
+
+@dataclass
 class WorkersConfig:
     num: int = doc(1, "rollout worker actors")
     envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
@@ -237,6 +290,8 @@ class Config:
     sac: SACConfig = field(default_factory=SACConfig)
     mbpo: MBPOConfig = field(default_factory=MBPOConfig)
     dcmpc: DCMPCConfig = field(default_factory=DCMPCConfig)
+    rssm: RSSMConfig = field(default_factory=RSSMConfig)
+    dreamer: DreamerConfig = field(default_factory=DreamerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

@@ -27,6 +27,9 @@ POSITIVE = {
     "dcmpc.latent_dim", "dcmpc.encoder_hidden", "dcmpc.hidden_size", "dcmpc.num_layers",
     "dcmpc.horizon", "dcmpc.batch_size", "dcmpc.nstep", "dcmpc.actor_every",
     "dcmpc.explore_decay_updates",
+    "rssm.deter", "rssm.stoch", "rssm.classes", "rssm.hidden", "rssm.cnn_depth",
+    "rssm.cnn_layers", "rssm.mlp_hidden", "rssm.mlp_layers", "rssm.batch_size", "rssm.seq_len",
+    "dreamer.horizon", "dreamer.hidden", "dreamer.layers",
 }
 NON_NEGATIVE = {
     "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
@@ -37,14 +40,17 @@ NON_NEGATIVE = {
     "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
     "dcmpc.model_weight_decay", "train.pretrain_updates", "dcmpc.policy_noise", "dcmpc.noise_clip",
     "dcmpc.explore_std_start", "dcmpc.explore_std_end",
+    "rssm.free_nats", "rssm.kl_scale", "rssm.explore_noise", "dreamer.entropy",
 }
 # Rates, temperatures and standard deviations: > 0.
 STRICTLY_POSITIVE = {"model.lr", "sac.lr", "sac.init_alpha", "planner.init_std",
                      "planner.temperature", "train.samples_per_insert", "dcmpc.model_lr",
-                     "dcmpc.lr", "dcmpc.grad_clip", "dcmpc.gumbel_temperature"}
-OPEN_UNIT = {"model.holdout", "sac.tau", "dcmpc.tau"}
+                     "dcmpc.lr", "dcmpc.grad_clip", "dcmpc.gumbel_temperature",
+                     "rssm.min_std", "rssm.lr", "rssm.eps", "rssm.grad_clip",
+                     "dreamer.actor_lr", "dreamer.critic_lr", "dreamer.grad_clip"}
+OPEN_UNIT = {"model.holdout", "sac.tau", "dcmpc.tau", "dreamer.slow_critic_rate"}
 CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.keep_elites",
-               "sac.gamma", "dcmpc.gamma", "dcmpc.rho"}
+               "sac.gamma", "dcmpc.gamma", "dcmpc.rho", "dreamer.gamma", "dreamer.lam"}
 # Values no run can mean (a typo, an extra digit): refused with the bound named. Paper sizes
 # are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500).
 UPPER = {
@@ -55,6 +61,7 @@ UPPER = {
     "workers.max_restarts": 1000, "learner.max_restarts": 1000,
     "env.image_size": 1024, "train.video_size": 1024,
     "dcmpc.latent_dim": 65_536, "dcmpc.horizon": 1000, "dcmpc.num_q": 100,
+    "rssm.cnn_layers": 8, "rssm.seq_len": 100_000, "dreamer.horizon": 1000,
 }
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
 
@@ -112,6 +119,7 @@ def _check_relations(cfg: Config) -> None:
                           "other planners iterate by planner.iterations")
     _check_action_prior(cfg)
     _check_dcmpc(cfg)
+    _check_rssm(cfg)
     if p.population_decay < 1:
         raise ConfigError(f"planner.population_decay={p.population_decay!r} must be >= 1")
     if not 0 < p.min_std <= p.max_std:
@@ -149,6 +157,21 @@ def _check_dcmpc(cfg: Config) -> None:
                           f"paper, cem, icem, rs) and planner.posterior='mpc', not "
                           f"planner.name={cfg.planner.name!r} with "
                           f"planner.posterior={cfg.planner.posterior!r}")
+
+
+def _check_rssm(cfg: Config) -> None:
+    r = cfg.rssm
+    if not 0 <= r.kl_balance < 1:
+        raise ConfigError(f"rssm.kl_balance={r.kl_balance!r} must lie in [0, 1): 0 for the "
+                          "plain KL, DreamerV2's 0.8 for balancing")
+    p = cfg.planner
+    if cfg.agent.name == "planet" and (p.name == "smcp" or p.posterior != "mpc"
+                                       or p.prior_samples or p.value_weight):
+        raise ConfigError(f"agent.name='planet' plans with a sequence planner (cem as the "
+                          f"paper, icem, mppi, rs), planner.posterior='mpc' and no prior or "
+                          f"value, not planner.name={p.name!r}, planner.posterior="
+                          f"{p.posterior!r}, planner.prior_samples={p.prior_samples}, "
+                          f"planner.value_weight={p.value_weight:g}")
 
 
 def _check_device_names(cfg: Config) -> None:

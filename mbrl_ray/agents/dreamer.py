@@ -1,0 +1,43 @@
+"""Dreamer (Hafner et al. 2020): the RSSM world model, and an actor and critic trained on
+imagined latent rollouts from the posterior states of each training batch (critics/
+imagination.py). Rollout workers act from the actor on the belief they filter per env."""
+from __future__ import annotations
+
+import torch
+
+from mbrl_ray import seeding
+from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.rssm_agent import RSSMAgent
+from mbrl_ray.config.schema import Config
+from mbrl_ray.critics.imagination import ImaginedActorCritic
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.world_models.rssm import Belief
+
+
+class DreamerAgent(RSSMAgent):
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        super().__init__(spec, cfg, device, seed, trainable)
+        self.behaviour = ImaginedActorCritic(self.model.rssm.feat_dim, spec.act_dim,
+                                             cfg.dreamer, self.device,
+                                             seeding.derive(seed, seeding.SAC), trainable)
+
+    def policy_action(self, belief: Belief, state: dict, explore: bool):
+        return self.behaviour.act(belief.feat, explore, self.generator), state
+
+    def update(self, batch: dict) -> dict[str, float]:
+        logs, post = self.train_model(batch)
+        return {**logs, **self.behaviour.update(self.model, post, self.generator)}
+
+    def extra_inference_weights(self) -> dict:
+        return {"actor": cpu(self.behaviour.actor)}
+
+    def load_extra_inference_weights(self, weights: dict) -> None:
+        self.behaviour.actor.load_state_dict(weights["actor"])
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "behaviour": self.behaviour.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.behaviour.load_state_dict(state["behaviour"])

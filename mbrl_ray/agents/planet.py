@@ -1,0 +1,84 @@
+"""PlaNet (Hafner et al. 2019): the RSSM world model and MPC in its latent space. Each action
+sequence is scored by rolling the prior forward from the current belief (one sampled latent
+trajectory per candidate) and summing the predicted rewards; the planner is the planner
+family's (CEM as the paper: horizon 12, 10 iterations, 1000 candidates, top 100), its warm
+start carried per env like the belief."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from mbrl_ray.agents.mpc import MPCPolicy
+from mbrl_ray.agents.rssm_agent import RSSMAgent
+from mbrl_ray.config.schema import Config
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.world_models.rssm import Belief
+
+
+class LatentModel(Protocol):
+    """What latent planning needs of a model (RSSMWorldModel has it)."""
+
+    def img_step(self, prev: Belief, action: torch.Tensor, generator=None) -> Belief: ...
+
+    def reward(self, feat: torch.Tensor) -> torch.Tensor: ...
+
+    def continues(self, feat: torch.Tensor) -> torch.Tensor: ...
+
+
+def latent_returns(model: LatentModel, belief: Belief, actions: torch.Tensor,
+                   discount: float = 1.0, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """Values (B, N) of action sequences (B, N, H, A) from beliefs (B, ...): the discounted sum
+    of predicted rewards along one imagined trajectory per sequence, each reward weighted by
+    the predicted probability that the episode is still going."""
+    b, n, horizon, _ = actions.shape
+    state = Belief(*(x.repeat_interleave(n, 0) for x in (belief.h, belief.s, belief.stats)))
+    flat = actions.reshape(b * n, horizon, -1)
+    ret = torch.zeros(b * n, device=actions.device)
+    alive = torch.ones(b * n, device=actions.device)
+    for t in range(horizon):
+        state = model.img_step(state, flat[:, t], generator)
+        feat = state.feat
+        alive = alive * model.continues(feat)
+        ret = ret + discount ** t * alive * model.reward(feat)
+    return ret.reshape(b, n)
+
+
+class _ModelSteps:
+    """RSSMWorldModel seen as a LatentModel (img_step lives on its RSSM)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def img_step(self, prev, action, generator=None):
+        return self.model.rssm.img_step(prev, action, generator)
+
+    def reward(self, feat):
+        return self.model.reward(feat)
+
+    def continues(self, feat):
+        return self.model.continues(feat)
+
+
+class PlaNetAgent(RSSMAgent):
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        super().__init__(spec, cfg, device, seed, trainable)
+        self.policy = MPCPolicy(cfg.planner, spec.act_dim)
+
+    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
+        return {**super().initial_state(batch), **self.policy.initial_state(batch, self.device)}
+
+    def policy_action(self, belief: Belief, state: dict, explore: bool):
+        steps, discount = _ModelSteps(self.model), self.cfg.planner.discount
+
+        def objective(actions: torch.Tensor) -> torch.Tensor:
+            return latent_returns(steps, belief, actions, discount, self.generator)
+
+        action, plan = self.policy.act(objective, {"plan": state["plan"]}, self.generator)
+        return action, {**state, **plan}
+
+    def update(self, batch: dict) -> dict[str, float]:
+        logs, _ = self.train_model(batch)
+        return logs

@@ -1,0 +1,82 @@
+"""Encoders and decoders of observations for the RSSM: convolutional for uint8 frames
+(PlaNet's 32-64-128-256 channels, kernel 4, stride 2; padded so that each layer halves the
+image exactly and any size divisible by 2^layers works), MLPs for state vectors."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def preprocess(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> float in [-0.5, 0.5]; state vectors -> float32 as they are."""
+    if obs.dtype == torch.uint8:
+        return obs.float() / 255.0 - 0.5
+    return obs.float()
+
+
+def elu_mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), nn.ELU())]
+    return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+class ConvEncoder(nn.Module):
+    """(..., 3, S, S) -> (..., embed_dim)."""
+
+    def __init__(self, image_size: int, depth: int = 32, layers: int = 4) -> None:
+        super().__init__()
+        chans = [3] + [depth * 2 ** i for i in range(layers)]
+        self.net = nn.Sequential(*[m for i, o in zip(chans, chans[1:])
+                                   for m in (nn.Conv2d(i, o, 4, 2, 1), nn.ELU())])
+        self.embed_dim = chans[-1] * (image_size // 2 ** layers) ** 2
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[:-3]
+        return self.net(obs.reshape(-1, *obs.shape[-3:])).reshape(*lead, -1)
+
+
+class ConvDecoder(nn.Module):
+    """(..., feat_dim) -> the mean frame (..., 3, S, S) in the preprocessed scale."""
+
+    def __init__(self, feat_dim: int, image_size: int, depth: int = 32, layers: int = 4
+                 ) -> None:
+        super().__init__()
+        chans = [depth * 2 ** i for i in reversed(range(layers))] + [3]
+        self.start = (chans[0], image_size // 2 ** layers, image_size // 2 ** layers)
+        self.linear = nn.Linear(feat_dim, chans[0] * self.start[1] * self.start[2])
+        ups = []
+        for i, (a, b) in enumerate(zip(chans, chans[1:])):
+            ups.append(nn.ConvTranspose2d(a, b, 4, 2, 1))
+            if i < layers - 1:
+                ups.append(nn.ELU())
+        self.net = nn.Sequential(*ups)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        lead = feat.shape[:-1]
+        x = self.linear(feat.reshape(-1, feat.shape[-1])).reshape(-1, *self.start)
+        x = self.net(x)
+        return x.reshape(*lead, *x.shape[1:])
+
+
+class MLPEncoder(nn.Module):
+    def __init__(self, obs_dim: int, hidden: int = 200, layers: int = 2) -> None:
+        super().__init__()
+        self.net = elu_mlp(obs_dim, hidden, hidden, layers)
+        self.embed_dim = hidden
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, feat_dim: int, obs_dim: int, hidden: int = 200, layers: int = 2) -> None:
+        super().__init__()
+        self.net = elu_mlp(feat_dim, obs_dim, hidden, layers)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net(feat)
+
+
+def image_size_ok(size: int, layers: int) -> bool:
+    """Whether the conv stack takes frames of side `size` (halved `layers` times exactly)."""
+    return size % 2 ** layers == 0
