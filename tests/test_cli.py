@@ -79,9 +79,22 @@ def test_dcmpc_input_it_cannot_run_exits_2(capsys, tmp_path, override, words):
         assert word in err, err
 
 
+@pytest.mark.parametrize("preset", ["planet-debug", "dreamer-debug"])
+@pytest.mark.parametrize("overrides, words", [
+    (["env.id=CartPole-v1", "env.obs=pixels"], ["env.id='CartPole-v1'", "MuJoCo-based envs"]),
+    (["rssm.seq_len=64", "train.replay_capacity=50"],
+     ["train.replay_capacity=50", "sequence of 64 rows", "rssm.seq_len"]),
+    (["train.schedule=sync"], ["'sync'", "async"]),
+])
+def test_rssm_agent_input_it_cannot_run_exits_2(capsys, tmp_path, preset, overrides, words):
+    err = _bad(capsys, tmp_path, ["train", preset, *overrides])
+    for word in words:
+        assert word in err, err
+
+
 def test_sequence_longer_than_the_replay_is_refused():
-    """An agent's B x L sequences must fit the replay (no agent of today asks for sequences;
-    the check is the driver's, asked of the batch spec)."""
+    """An agent's B x L sequences must fit the replay (the check is the driver's, asked of
+    the batch spec)."""
     from mbrl_ray.config import ConfigError, apply_overrides, load_preset
     from mbrl_ray.distributed.preflight import check_batch
     from mbrl_ray.replay import BatchSpec

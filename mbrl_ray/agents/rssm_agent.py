@@ -14,11 +14,10 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.config.loading import ConfigError
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
-from mbrl_ray.world_models.observation_nets import image_size_ok, preprocess
+from mbrl_ray.world_models.observation_nets import preprocess
 from mbrl_ray.world_models.rssm import Belief
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
 
@@ -47,16 +46,6 @@ class RSSMAgent(Agent):
         return BatchSpec("sequences", cfg.rssm.batch_size, length=cfg.rssm.seq_len,
                          boundaries=True, keys="rssm.batch_size x rssm.seq_len")
 
-    @classmethod
-    def check_config(cls, cfg: Config, spec: EnvSpec) -> None:
-        super().check_config(cfg, spec)
-        c = cfg.rssm
-        if spec.kind == "pixels" and not image_size_ok(cfg.env.image_size, c.cnn_layers):
-            raise ConfigError(
-                f"env.image_size={cfg.env.image_size} cannot pass rssm.cnn_layers="
-                f"{c.cnn_layers} conv layers of stride 2: the size must be a multiple of "
-                f"{2 ** c.cnn_layers} (64 as the papers)")
-
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
         belief = self.model.rssm.initial(batch, self.device)
@@ -84,7 +73,7 @@ class RSSMAgent(Agent):
                                                   generator=self.generator)
         action = action.clamp(-1.0, 1.0)
         state = {**state, "h": belief.h, "s": belief.s, "stats": belief.stats,
-                 "action": action}
+                 "action": action.clone()}  # the returned array must not alias the state
         return action.cpu().numpy(), state
 
     @abstractmethod

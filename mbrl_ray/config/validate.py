@@ -164,6 +164,12 @@ def _check_rssm(cfg: Config) -> None:
     if not 0 <= r.kl_balance < 1:
         raise ConfigError(f"rssm.kl_balance={r.kl_balance!r} must lie in [0, 1): 0 for the "
                           "plain KL, DreamerV2's 0.8 for balancing")
+    if (cfg.agent.name in ("planet", "dreamer") and cfg.env.obs == "pixels"
+            and cfg.env.image_size % 2 ** r.cnn_layers):
+        raise ConfigError(
+            f"env.image_size={cfg.env.image_size} cannot pass rssm.cnn_layers={r.cnn_layers} "
+            f"conv layers of stride 2: the size must be a multiple of {2 ** r.cnn_layers} "
+            "(64 as the papers)")
     p = cfg.planner
     if cfg.agent.name == "planet" and (p.name == "smcp" or p.posterior != "mpc"
                                        or p.prior_samples or p.value_weight):

@@ -31,7 +31,7 @@ def check_batch(cfg: Config, batch: BatchSpec) -> None:
     t = cfg.train
     if batch.kind == "sequences" and batch.length > t.replay_capacity:
         raise ConfigError(f"train.replay_capacity={t.replay_capacity} cannot hold one sequence "
-                          f"of {batch.length} rows (the agent's sequence length)")
+                          f"of {batch.length} rows ({batch.keys or 'the sequence length'})")
     if batch.size > t.replay_capacity:
         raise ConfigError(f"train.replay_capacity={t.replay_capacity} is below one batch: "
                           f"{batch.keys or 'the batch size'} = {batch.size}")

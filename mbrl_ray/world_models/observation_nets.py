@@ -76,7 +76,3 @@ class MLPDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.net(feat)
 
-
-def image_size_ok(size: int, layers: int) -> bool:
-    """Whether the conv stack takes frames of side `size` (halved `layers` times exactly)."""
-    return size % 2 ** layers == 0
