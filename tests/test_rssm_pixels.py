@@ -1,0 +1,77 @@
+"""The RSSM learns from DeepMind Control frames: on a fixed set of rendered 64x64 frames, the
+world model's one-step reconstruction and reward errors fall well below their initial values
+(the conv encoder and decoder, the posterior and the reward head all learn together)."""
+import numpy as np
+import torch
+
+from mbrl_ray import seeding
+from mbrl_ray.config import apply_overrides, load_preset
+from mbrl_ray.envs import EnvSpec, make_env
+from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
+
+TASK, REPEAT, WINDOW = "dmc:walker-stand", 8, 16
+
+
+def _frames(episodes: int = 2) -> dict[str, torch.Tensor]:
+    """Random play's rows (replay's layout), one sequence of `episodes` episodes."""
+    env = make_env(TASK, seed=0, action_repeat=REPEAT, pixels=True, image_size=64)
+    act_dim = env.action_space.shape[0]
+    rng = np.random.default_rng(0)
+    rows = {"obs": [], "action": [], "reward": [], "is_first": []}
+
+    def put(obs, action, reward, first):
+        for key, value in zip(rows, (obs, action, reward, first)):
+            rows[key].append(value)
+
+    for _ in range(episodes):
+        put(env.reset()[0], np.zeros(act_dim, np.float32), 0.0, True)
+        done = False
+        while not done:
+            action = rng.uniform(-1, 1, act_dim).astype(np.float32)
+            obs, reward, term, trunc, _ = env.step(action)
+            put(obs, action, reward, False)
+            done = term or trunc
+    env.close()
+    out = {k: torch.as_tensor(np.array(v)) for k, v in rows.items()}
+    out["reward"] = out["reward"].float()
+    out["is_terminal"] = torch.zeros_like(out["is_first"])
+    return out
+
+
+def _windows(rows: dict, starts: np.ndarray) -> dict[str, torch.Tensor]:
+    index = torch.as_tensor(starts[:, None] + np.arange(WINDOW))
+    batch = {k: v[index] for k, v in rows.items()}
+    batch["is_first"][:, 0] = True  # each window starts from the zero state
+    return batch
+
+
+def test_reconstruction_and_reward_errors_fall_on_dmc_frames():
+    """walker-stand (the torso's height and angle set the reward), 2 random episodes at action
+    repeat 8 (252 frames), a small model (conv depth 8, deter 64, stoch 16), 400 updates of
+    8 windows of 16 rows (about 30 s): measured 496 -> 56 (reconstruction, half squared error
+    summed over a frame) and 3.1 -> 0.36 (reward MSE) on every window of the set."""
+    torch.manual_seed(0)
+    rows = _frames()
+    cfg = apply_overrides(load_preset("planet-debug"), [
+        "rssm.cnn_depth=8", "rssm.deter=64", "rssm.stoch=16", "rssm.hidden=64"]).rssm
+    spec = EnvSpec((3, 64, 64), "uint8", rows["action"].shape[-1])
+    model = seeding.init_weights(RSSMWorldModel(spec, cfg, 64, termination=False),
+                                 seeding.init_generator(0))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    every = _windows(rows, np.arange(0, len(rows["obs"]) - WINDOW, 4))
+
+    def errors():
+        with torch.no_grad():
+            logs = model.loss(every)[1]
+        return logs["rssm_recon"], logs["rssm_reward_mse"]
+
+    recon0, reward0 = errors()
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        loss = model.loss(_windows(rows, rng.integers(0, len(rows["obs"]) - WINDOW, 8)))[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recon, reward = errors()
+    assert recon < 0.25 * recon0, (recon0, recon)
+    assert reward < 0.4 * reward0, (reward0, reward)
