@@ -28,3 +28,23 @@ def final_returns(preset: str, tmp_path: Path, seeds=SEEDS) -> list[float]:
         assert result.env_steps == cfg.train.steps
         finals.append(result.final_eval_return)
     return finals
+
+
+def eval_histories(preset: str, tmp_path: Path, seeds=SEEDS) -> list[list[float]]:
+    """Each seed's evaluation returns in order (TensorBoard's eval/episodic_return)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mbrl_ray.distributed.driver import Driver
+
+    histories = []
+    for seed in seeds:
+        cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
+        result = Driver(cfg, tmp_path / f"{preset}-seed{seed}",
+                        printer=lambda *a, **k: None).run()
+        assert result.env_steps == cfg.train.steps
+        acc = EventAccumulator(str(result.run_dir / "tb"))
+        acc.Reload()
+        histories.append([e.value for e in acc.Scalars("eval/episodic_return")])
+        print(preset, "seed", seed, [(e.step, e.value)
+                                     for e in acc.Scalars("eval/episodic_return")])
+    return histories

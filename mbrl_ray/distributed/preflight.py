@@ -55,9 +55,13 @@ def init_ray(cfg: Config) -> None:
 def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:
     """One line on what each action costs the planner (PETS's ensemble MLP), None for agents
     that do not plan: a value that cannot finish shows here before the first step."""
+    p, m = cfg.planner, cfg.model
+    if cfg.agent.name == "planet":
+        return (f"planning: {p.name} in the RSSM's latent space, {p.population * p.iterations:,} "
+                f"imagined rollouts of {p.horizon} steps per action per env "
+                "(population x iterations)")
     if cfg.agent.name != "pets":
         return None
-    p, m = cfg.planner, cfg.model
     rollouts = p.population * m.particles * p.iterations
     gflop = planning_flops(cfg, spec.obs_dim, spec.act_dim) / 1e9
     return (f"planning: {p.name}, {rollouts:,} rollouts of {p.horizon} steps per action "

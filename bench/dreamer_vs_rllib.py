@@ -1,0 +1,177 @@
+"""Our Dreamer through our topology against RLlib's DreamerV3 (torch, the one in our Ray), side by
+side on this machine: the same DeepMind Control task through our env adapter (registered for
+RLlib), the same env-step budget, the same replayed rows per env step (RLlib's training_ratio =
+our samples_per_insert) and B x T, and comparable model sizes (parameters printed for both).
+
+Reported per run: env steps per second of training (evaluation excluded where the framework
+lets us), learner updates per second, and the evaluation return (mean of --eval-episodes
+episodes, deterministic actions) at each --eval-every env steps; one table in --out.
+
+Usage: .venv/bin/python bench/dreamer_vs_rllib.py [--steps 10000] [--eval-every 2500]
+           [--eval-episodes 5] [--ratio 64] [--seed 0] [--only ours|rllib]
+           [--out bench/results/dreamer-vs-rllib]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+TASK, REPEAT = "dmc:cartpole-swingup", 2
+B, T, H = 16, 64, 15
+
+
+def our_overrides(args) -> list[str]:
+    """Our Dreamer at RLlib's XS size (GRU 256, 32 x 32 categorical latent, 256-wide MLPs),
+    DreamerV3's learning rates, with our samples-per-insert = RLlib's training_ratio."""
+    return [
+        f"env.id={TASK}", f"env.action_repeat={REPEAT}", "env.obs=state",
+        "rssm.latent=categorical", "rssm.stoch=32", "rssm.classes=32", "rssm.deter=256",
+        "rssm.hidden=256", "rssm.mlp_hidden=256", "rssm.mlp_layers=2", f"rssm.batch_size={B}",
+        f"rssm.seq_len={T}", "rssm.lr=1e-4", "rssm.eps=1e-8", "rssm.free_nats=1.0",
+        "rssm.kl_balance=0.8", "rssm.grad_clip=1000", "rssm.explore_noise=0.0",
+        "model.termination=false", f"dreamer.horizon={H}", "dreamer.hidden=256",
+        "dreamer.layers=2", "dreamer.actor_lr=3e-5", "dreamer.critic_lr=3e-5",
+        "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",
+        f"train.samples_per_insert={args.ratio}", "train.random_steps=1024",
+        "train.pretrain_updates=0", "train.steps_per_round=250", "train.updates_per_round=20",
+        f"train.spi_error_buffer={max(20 * B * T, 4 * B * T)}",
+        f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
+        "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1", "learner.device=auto",
+    ]
+
+
+def run_ours(args, out: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mbrl_ray.agents import make_agent
+    from mbrl_ray.config import apply_overrides, load_preset
+    from mbrl_ray.distributed.driver import Driver
+    from mbrl_ray.envs import env_kwargs, env_spec
+
+    cfg = apply_overrides(load_preset("dreamer-pendulum"), our_overrides(args))
+    t0 = time.perf_counter()
+    result = Driver(cfg, out / f"ours-seed{args.seed}", printer=lambda *a, **k: None).run()
+    wall = time.perf_counter() - t0
+    acc = EventAccumulator(str(result.run_dir / "tb"))
+    acc.Reload()
+    evals = [(e.step, e.value) for e in acc.Scalars("eval/episodic_return")]
+    spi = acc.Scalars("replay/samples_per_insert")[-1].value
+    updates = spi * result.env_steps / (B * T)
+    train_s = sum(e.value for e in acc.Scalars("perf/train_s"))
+    agent = make_agent(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
+    params = sum(p.numel() for m in (agent.model, agent.behaviour.actor, agent.behaviour.critic)
+                 for p in m.parameters())
+    return {"name": "ours", "params": params, "env_steps": result.env_steps, "wall_s": wall,
+            "env_steps_per_s": result.env_steps / wall, "updates": updates,
+            "updates_per_s": updates / max(train_s, 1e-9), "evals": evals}
+
+
+def run_rllib(args, out: Path) -> dict:
+    import numpy as np
+    from ray.rllib.algorithms.dreamerv3 import DreamerV3Config
+    from ray.tune.registry import register_env
+
+    from mbrl_ray.envs import make_env
+
+    register_env("mbrl_dmc", lambda c: make_env(TASK, seed=c.get("seed", 0),
+                                                action_repeat=REPEAT))
+    config = (DreamerV3Config()
+              .environment("mbrl_dmc", env_config={"seed": args.seed})
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+              .learners(num_learners=0)
+              .training(model_size="XS", training_ratio=args.ratio, batch_size_B=B,
+                        batch_length_T=T, horizon_H=H)
+              .debugging(seed=args.seed))
+    algo = config.build_algo()
+    module = algo.get_module()
+    params = sum(p.numel() for p in module.parameters())
+    steps, evals, train_s, updates = 0, [], 0.0, 0
+    next_eval = args.eval_every
+    while steps < args.steps:
+        t0 = time.perf_counter()
+        result = algo.train()
+        train_s += time.perf_counter() - t0
+        steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+        updates = int(result["learners"]["__all_modules__"].get("num_module_steps_trained_lifetime",
+                                                                0) // (B * T))
+        if steps >= next_eval:
+            evals.append((steps, rllib_eval(module, args)))
+            next_eval += args.eval_every
+    (out / "rllib.json").write_text(json.dumps({"last_result_keys": sorted(result)}))
+    algo.stop()
+    del np
+    return {"name": "rllib DreamerV3 (XS)", "params": params, "env_steps": steps,
+            "wall_s": train_s, "env_steps_per_s": steps / train_s, "updates": updates,
+            "updates_per_s": updates / train_s, "evals": evals}
+
+
+def rllib_eval(module, args) -> float:
+    """Mean return of deterministic episodes (the actor's mode) with the RL module's dreamer
+    model, its recurrent state carried and reset per episode (fresh env seeds)."""
+    import numpy as np
+    import torch
+
+    from mbrl_ray.envs import make_env
+
+    env = make_env(TASK, seed=10_000 + args.seed, action_repeat=REPEAT)
+    returns = []
+    for _ in range(args.eval_episodes):
+        obs, _ = env.reset()
+        state = {k: v[None] for k, v in module.get_initial_state().items()}
+        is_first, done, ret = 1.0, False, 0.0
+        while not done:
+            with torch.no_grad():  # the model's own step: (B, ...) inputs, no time rank
+                action, state = module.dreamer_model.forward_inference(
+                    observations=torch.as_tensor(obs, dtype=torch.float32)[None],
+                    previous_states=state, is_first=torch.tensor([is_first]))
+            action = np.clip(action[0].numpy(), -1.0, 1.0).astype(np.float32)
+            obs, reward, term, trunc, _ = env.step(action)
+            ret += reward
+            is_first, done = 0.0, term or trunc
+        returns.append(ret)
+    env.close()
+    return float(np.mean(returns))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| run | params | env steps | env steps/s | learner updates | updates/s | "
+             "eval return (env steps: return) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        evals = ", ".join(f"{s}: {v:.1f}" for s, v in r["evals"])
+        lines.append(f"| {r['name']} | {r['params']:,} | {r['env_steps']:,} | "
+                     f"{r['env_steps_per_s']:.1f} | {r['updates']:.0f} | "
+                     f"{r['updates_per_s']:.2f} | {evals} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--eval-every", type=int, default=2500)
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--ratio", type=float, default=64.0,
+                        help="replayed rows per env step (RLlib training_ratio)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("ours", "rllib"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/dreamer-vs-rllib"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rows = []
+    for name, fn in (("ours", run_ours), ("rllib", run_rllib)):
+        if args.only in (None, name):
+            rows.append(fn(args, args.out))
+            (args.out / f"{name}-seed{args.seed}.json").write_text(json.dumps(rows[-1]))
+    text = (f"{TASK} (state), action repeat {REPEAT}, {args.steps:,} env steps, B x T = {B} x "
+            f"{T}, {args.ratio:g} replayed rows per env step, seed {args.seed}, "
+            f"{args.eval_episodes} evaluation episodes per point\n\n{table(rows)}\n")
+    (args.out / f"table-seed{args.seed}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
