@@ -94,8 +94,7 @@ def run_rllib(args, out: Path) -> dict:
         result = algo.train()
         train_s += time.perf_counter() - t0
         steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
-        updates = int(result["learners"]["__all_modules__"].get("num_module_steps_trained_lifetime",
-                                                                0) // (B * T))
+        updates = int(result.get("num_grad_updates_lifetime", 0))
         if steps >= next_eval:
             evals.append((steps, rllib_eval(module, args)))
             next_eval += args.eval_every

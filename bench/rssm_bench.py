@@ -77,8 +77,8 @@ def main() -> None:
     float_frame = 4 * int(np.prod(spec.obs_shape))
     lines.append(f"replay: {frame:,.0f} bytes per stored 3x64x64 frame row (uint8 frame "
                  f"{np.prod(spec.obs_shape):,} B + the row's fields); as float32 it would be "
-                 f"{float_frame:,} B ({float_frame / frame:.1f}x); 1M rows: {frame / 2**20:.1f} "
-                 f"GiB x 1024 = {frame * 1e6 / 2**30:.1f} GiB")
+                 f"{float_frame:,} B ({float_frame / frame:.1f}x); 1M rows: "
+                 f"{frame * 1e6 / 2**30:.1f} GiB")
     print("\n".join(lines))
 
 

@@ -16,35 +16,30 @@ def timeout_s(steps: int, seconds_per_step: float, runs: int = len(SEEDS)) -> in
     return int(runs * (steps * seconds_per_step * HEADROOM + START_S))
 
 
-def final_returns(preset: str, tmp_path: Path, seeds=SEEDS) -> list[float]:
-    """The preset's final evaluation return on each seed, through the real topology."""
+def run_seed(preset: str, seed: int, tmp_path: Path):
+    """One run of the preset on `seed` through the real topology -> its RunResult."""
     from mbrl_ray.distributed.driver import Driver
 
-    finals = []
-    for seed in seeds:
-        cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
-        result = Driver(cfg, tmp_path / f"{preset}-seed{seed}",
-                        printer=lambda *a, **k: None).run()
-        assert result.env_steps == cfg.train.steps
-        finals.append(result.final_eval_return)
-    return finals
+    cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
+    result = Driver(cfg, tmp_path / f"{preset}-seed{seed}", printer=lambda *a, **k: None).run()
+    assert result.env_steps == cfg.train.steps
+    return result
+
+
+def final_returns(preset: str, tmp_path: Path, seeds=SEEDS) -> list[float]:
+    """The preset's final evaluation return on each seed, through the real topology."""
+    return [run_seed(preset, seed, tmp_path).final_eval_return for seed in seeds]
 
 
 def eval_histories(preset: str, tmp_path: Path, seeds=SEEDS) -> list[list[float]]:
     """Each seed's evaluation returns in order (TensorBoard's eval/episodic_return)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from mbrl_ray.distributed.driver import Driver
-
     histories = []
     for seed in seeds:
-        cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
-        result = Driver(cfg, tmp_path / f"{preset}-seed{seed}",
-                        printer=lambda *a, **k: None).run()
-        assert result.env_steps == cfg.train.steps
-        acc = EventAccumulator(str(result.run_dir / "tb"))
+        acc = EventAccumulator(str(run_seed(preset, seed, tmp_path).run_dir / "tb"))
         acc.Reload()
-        histories.append([e.value for e in acc.Scalars("eval/episodic_return")])
-        print(preset, "seed", seed, [(e.step, e.value)
-                                     for e in acc.Scalars("eval/episodic_return")])
+        points = [(e.step, e.value) for e in acc.Scalars("eval/episodic_return")]
+        print(preset, "seed", seed, points)
+        histories.append([value for _, value in points])
     return histories
