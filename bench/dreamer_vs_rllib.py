@@ -95,6 +95,7 @@ def run_rllib(args, out: Path) -> dict:
         train_s += time.perf_counter() - t0
         steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
         updates = int(result.get("num_grad_updates_lifetime", 0))
+        print(f"rllib: {steps} env steps, {updates} updates, {train_s:.0f} s", flush=True)
         if steps >= next_eval:
             evals.append((steps, rllib_eval(module, args)))
             next_eval += args.eval_every
