@@ -69,7 +69,6 @@ def run_ours(args, out: Path) -> dict:
 
 
 def run_rllib(args, out: Path) -> dict:
-    import numpy as np
     from ray.rllib.algorithms.dreamerv3 import DreamerV3Config
     from ray.tune.registry import register_env
 
@@ -101,7 +100,6 @@ def run_rllib(args, out: Path) -> dict:
             next_eval += args.eval_every
     (out / "rllib.json").write_text(json.dumps({"last_result_keys": sorted(result)}))
     algo.stop()
-    del np
     return {"name": "rllib DreamerV3 (XS)", "params": params, "env_steps": steps,
             "wall_s": train_s, "env_steps_per_s": steps / train_s, "updates": updates,
             "updates_per_s": updates / train_s, "evals": evals}
