@@ -78,7 +78,11 @@ def run_rllib(args, out: Path) -> dict:
                                                 action_repeat=REPEAT))
     config = (DreamerV3Config()
               .environment("mbrl_dmc", env_config={"seed": args.seed})
-              .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+              # RLlib trains until replayed / last-sampled >= ratio: with its default
+              # fragment of 1 step that is one B x T update per env step whatever the ratio
+              # (measured: 130 updates in 130 steps at ratio 64), so sample B x T / ratio.
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=1,
+                           rollout_fragment_length=max(1, round(B * T / args.ratio)))
               .learners(num_learners=0)
               .training(model_size="XS", training_ratio=args.ratio, batch_size_B=B,
                         batch_length_T=T, horizon_H=H)
