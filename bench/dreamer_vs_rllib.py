@@ -36,7 +36,7 @@ def our_overrides(args) -> list[str]:
         "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",
         f"train.samples_per_insert={args.ratio}", "train.random_steps=1024",
         "train.pretrain_updates=0", "train.steps_per_round=250", "train.updates_per_round=20",
-        f"train.spi_error_buffer={max(20 * B * T, 4 * B * T)}",
+        f"train.spi_error_buffer={20 * B * T}",
         f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
         "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1", "learner.device=auto",
     ]

@@ -230,7 +230,6 @@ class Reward_is_action(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.rssm = self
         self.unused = nn.Linear(1, 1)
 
     def img_step(self, prev, action, generator=None):

@@ -45,22 +45,6 @@ def latent_returns(model: LatentModel, belief: Belief, actions: torch.Tensor,
     return ret.reshape(b, n)
 
 
-class _ModelSteps:
-    """RSSMWorldModel seen as a LatentModel (img_step lives on its RSSM)."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def img_step(self, prev, action, generator=None):
-        return self.model.rssm.img_step(prev, action, generator)
-
-    def reward(self, feat):
-        return self.model.reward(feat)
-
-    def continues(self, feat):
-        return self.model.continues(feat)
-
-
 class PlaNetAgent(RSSMAgent):
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
@@ -71,10 +55,10 @@ class PlaNetAgent(RSSMAgent):
         return {**super().initial_state(batch), **self.policy.initial_state(batch, self.device)}
 
     def policy_action(self, belief: Belief, state: dict, explore: bool):
-        steps, discount = _ModelSteps(self.model), self.cfg.planner.discount
+        discount = self.cfg.planner.discount
 
         def objective(actions: torch.Tensor) -> torch.Tensor:
-            return latent_returns(steps, belief, actions, discount, self.generator)
+            return latent_returns(self.model, belief, actions, discount, self.generator)
 
         action, plan = self.policy.act(objective, {"plan": state["plan"]}, self.generator)
         return action, {**state, **plan}

@@ -122,4 +122,3 @@ class RSSMAgent(Agent):
         self.model_opt.load_state_dict(state["model_opt"])
         self.updates = state["updates"]
         seeding.load_generator_state(self.generator, self.rng, state)
-

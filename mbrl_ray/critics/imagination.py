@@ -86,7 +86,7 @@ class ImaginedActorCritic:
         state, feats, log_probs = start, [start.feat], []
         for _ in range(self.cfg.horizon):
             action, log_prob = self.actor(state.feat.detach(), generator=generator)
-            state = model.rssm.img_step(state, action, generator)
+            state = model.img_step(state, action, generator)
             feats.append(state.feat)
             log_probs.append(log_prob)
         return torch.stack(feats), torch.stack(log_probs)

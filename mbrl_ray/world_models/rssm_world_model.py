@@ -35,6 +35,11 @@ class RSSMWorldModel(nn.Module):
         self.continue_head = elu_mlp(feat, 1, c.hidden, 2) if termination else None
         self.free_nats, self.kl_balance, self.kl_scale = c.free_nats, c.kl_balance, c.kl_scale
 
+    def img_step(self, prev: Belief, action: torch.Tensor,
+                 generator: torch.Generator | None = None) -> Belief:
+        """One imagined step of the prior (the RSSM's), for planning and imagination."""
+        return self.rssm.img_step(prev, action, generator)
+
     def reward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.reward_head(feat)[..., 0]
 
