@@ -181,6 +181,37 @@ def test_a_worker_filters_its_observations_as_the_learner_does():
     assert torch.allclose(torch.stack(hs, 1), post.h, atol=1e-5)
 
 
+def test_open_loop_sees_only_the_context_and_follows_the_actions():
+    """After the context rows the prediction is the prior's alone: changing later frames
+    changes nothing, changing later actions changes it; the context rows are the posterior's
+    reconstructions. The video strip is real | predicted | difference."""
+    from mbrl_ray.world_models import open_loop
+
+    c = _cfg("planet-debug", "rssm.cnn_depth=4", "rssm.cnn_layers=3").rssm
+    model = RSSMWorldModel(PIXELS, c, image_size=32)
+    batch = _batch(PIXELS, b=1, t=12)
+    obs, actions = batch["obs"][0], batch["action"][0]
+    actions[0] = 0.0  # the reset row
+    pred = open_loop.open_loop(model, obs, actions)
+    assert pred.shape == obs.shape
+    other = obs.clone()
+    other[open_loop.CONTEXT:] = 255 - other[open_loop.CONTEXT:]
+    assert torch.equal(open_loop.open_loop(model, other, actions), pred)
+    steered = actions.clone()
+    steered[open_loop.CONTEXT + 1:] *= -1
+    moved = open_loop.open_loop(model, obs, steered)
+    assert torch.equal(moved[:open_loop.CONTEXT + 1], pred[:open_loop.CONTEXT + 1])
+    assert not torch.allclose(moved[open_loop.CONTEXT + 1:], pred[open_loop.CONTEXT + 1:])
+    c = open_loop.CONTEXT
+    with torch.no_grad():
+        post, _ = model.rssm.observe(model.encoder(obs[None, :c].float() / 255 - 0.5),
+                                     actions[None, :c], batch["is_first"][:, :c], sample=False)
+        assert torch.allclose(pred[:c], model.decoder(post.feat[0]), atol=1e-5)
+    strip = open_loop.side_by_side(obs, pred)
+    assert strip.shape == (12, 32, 96, 3) and strip.dtype == torch.uint8
+    assert torch.equal(strip[..., :32, :], obs.permute(0, 2, 3, 1))
+
+
 # ---- returns, planning, imagination -----------------------------------------------------------
 def test_lambda_returns_match_a_hand_computed_example():
     rewards = torch.tensor([[1.0], [2.0], [3.0]])
@@ -297,3 +328,33 @@ def test_dreamer_learns_the_dummy_env_through_the_async_topology_across_a_resume
     acc.Reload()
     assert {"losses/rssm_kl", "losses/rssm_recon", "losses/dreamer_actor_loss",
             "losses/dreamer_critic_loss"} <= set(acc.Tags()["scalars"])
+
+
+@pytest.mark.ray
+def test_a_pixel_run_shows_open_loop_predictions_in_tensorboard(ray_session, tmp_path):
+    """planet-debug on dmc:cartpole-balance from 32x32 frames, 500 steps: each filmed
+    evaluation once the model is trained writes eval/open_loop (real | imagined | difference,
+    50 rows of the episode) to the IMAGES tab and eval/open_loop_error beside the return."""
+    import io
+
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mbrl_ray.distributed.driver import Driver
+    from mbrl_ray.world_models import open_loop
+
+    cfg = _cfg("planet-debug", "env.id=dmc:cartpole-balance", "env.obs=pixels",
+               "env.image_size=32", "env.action_repeat=8", "rssm.cnn_depth=4",
+               "workers.envs_per_worker=1", "train.steps=500", "train.random_steps=250",
+               "train.pretrain_updates=20", "train.steps_per_round=125",
+               "train.updates_per_round=20", "train.eval_every=250", "train.eval_episodes=1",
+               "train.video_every=1", "train.video_size=32")
+    result = Driver(cfg, tmp_path / "pixels", printer=lambda *a, **k: None).run()
+    acc = EventAccumulator(str(result.run_dir / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    strips = acc.Images("eval/open_loop")
+    errors = [e.value for e in acc.Scalars("eval/open_loop_error")]
+    assert strips and len(errors) == len(strips) and all(0 < e < 1 for e in errors)
+    gif = Image.open(io.BytesIO(strips[-1].encoded_image_string))
+    assert gif.size == (3 * 32, 32) and gif.n_frames == open_loop.LENGTH
+    assert len(acc.Images("eval/video")) >= len(strips)

@@ -17,6 +17,7 @@ from mbrl_ray.agents.base import Agent, cpu
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
+from mbrl_ray.world_models import open_loop
 from mbrl_ray.world_models.observation_nets import preprocess
 from mbrl_ray.world_models.rssm import Belief
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
@@ -75,6 +76,17 @@ class RSSMAgent(Agent):
         state = {**state, "h": belief.h, "s": belief.s, "stats": belief.stats,
                  "action": action.clone()}  # the returned array must not alias the state
         return action.cpu().numpy(), state
+
+    def open_loop_video(self, obs: np.ndarray, actions: np.ndarray
+                        ) -> tuple[np.ndarray, float] | None:
+        """From pixels, once trained: real | imagined | difference (world_models/open_loop)."""
+        if not (self.model.pixels and self.fitted and len(obs) > open_loop.CONTEXT):
+            return None
+        real = torch.as_tensor(obs, device=self.device)
+        predicted = open_loop.open_loop(self.model, real,
+                                        torch.as_tensor(actions, device=self.device))
+        return (open_loop.side_by_side(real, predicted).cpu().numpy(),
+                open_loop.prediction_error(real, predicted))
 
     @abstractmethod
     def policy_action(self, belief: Belief, state: dict, explore: bool

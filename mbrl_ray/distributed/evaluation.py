@@ -46,6 +46,10 @@ class Evaluations:
         if "video" in result:
             gif, size = result["video"]
             self.tb.video("eval/video", gif, size, size, step)
+        if "open_loop" in result:
+            gif, height, width, error = result["open_loop"]
+            self.tb.video("eval/open_loop", gif, height, width, step)
+            self.tb.scalars({"eval/open_loop_error": error}, step)
 
     def final(self, step: int) -> float:
         """Finish the pending evaluation, then evaluate the final weights."""

@@ -19,6 +19,7 @@ from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.telemetry import metrics
 from mbrl_ray.telemetry.video import encode_gif
+from mbrl_ray.world_models.open_loop import LENGTH as OPEN_LOOP_ROWS
 
 
 @ray.remote
@@ -105,17 +106,18 @@ class RolloutWorker:
 
     def evaluate(self, num_episodes: int, k: int, video_size: int = 0,
                  weights: tuple | None = None) -> dict:
-        """Episodes on a fresh env, the k-th evaluation's seed; nothing goes to replay. weights: (version, [ref]) to act
-        with (the driver's choice, so that a seeded run evaluates the same weights every time),
-        else the newest. video_size > 0 also films the first episode (GIF bytes, 'video')."""
+        """Episodes on a fresh env, the k-th evaluation's seed; nothing goes to replay. weights:
+        (version, [ref]) to act with (the driver's choice, so that a seeded run evaluates the
+        same weights every time), else the newest. video_size > 0 also films the first
+        episode ('video': GIF bytes, size) and, where the agent's model draws observations,
+        its open-loop prediction of that episode ('open_loop': GIF, height, width, error)."""
         if weights is not None:
             self._load(*weights)
         else:
             self.sync_weights()
         envs = EnvBatch(self.cfg.env, 1, seeding.evaluation_env_seed(self.seed, k),
                         render_size=video_size)
-        env = envs.envs[0]
-        frames = [env.render()] if video_size else None
+        film = _Film(envs, self.spec.act_dim) if video_size else None
         state = self.agent.initial_state(1)
         episodes = []
         while len(episodes) < num_episodes:
@@ -123,15 +125,15 @@ class RolloutWorker:
             self._check_actions(actions)
             finished, done = envs.step(actions)
             state = self.agent.reset_state(state, done)
-            if frames is not None and not episodes and not done[0]:
-                frames.append(env.render())
+            if film is not None and not episodes and not done[0]:
+                film.record(envs, actions[0])
             episodes += finished
         envs.close()
         out = {"returns": [e.ret for e in episodes],
                "successes": [e.success for e in episodes if e.success is not None]}
-        if frames is not None:
-            fps = env.metadata.get("render_fps", 30) / self.cfg.env.action_repeat
-            out["video"] = (encode_gif(np.stack(frames), fps), video_size)
+        if film is not None:
+            fps = envs.envs[0].metadata.get("render_fps", 30) / self.cfg.env.action_repeat
+            out.update(film.results(self.agent, fps, video_size))
         return out
 
     def _send(self, chunk: list) -> None:
@@ -155,3 +157,27 @@ class RolloutWorker:
         """Fault injection for tests: the process dies once, mid-episode, at crash_at_step."""
         if self.crash_at_step and not self.restarted and self.steps >= self.crash_at_step:
             os._exit(1)
+
+
+class _Film:
+    """The first evaluation episode: rendered frames, and the agent's observations with the
+    actions that led to them (replay's row layout) for an open-loop prediction."""
+
+    def __init__(self, envs: EnvBatch, act_dim: int) -> None:
+        self.frames = [envs.envs[0].render()]
+        self.obs = [np.array(envs.obs[0])]
+        self.actions = [np.zeros(act_dim, np.float32)]
+
+    def record(self, envs: EnvBatch, action: np.ndarray) -> None:
+        self.frames.append(envs.envs[0].render())
+        if len(self.obs) < OPEN_LOOP_ROWS:
+            self.obs.append(np.array(envs.obs[0]))
+            self.actions.append(np.asarray(action, np.float32))
+
+    def results(self, agent, fps: float, size: int) -> dict:
+        out = {"video": (encode_gif(np.stack(self.frames), fps), size)}
+        predicted = agent.open_loop_video(np.stack(self.obs), np.stack(self.actions))
+        if predicted is not None:
+            strip, error = predicted
+            out["open_loop"] = (encode_gif(strip, fps), *strip.shape[1:3], error)
+        return out
