@@ -7,7 +7,8 @@ Reads `eval/episodic_return` (and `eval/success` where the env reports it) of ev
 writes `bench/results/<name>.csv` (run, agent step, simulator step, return, success) and
 `<name>.png` (needs the `bench` extra): return over simulator steps (agent steps x action
 repeat, the unit of the papers' curves), the mean over runs with a 95% band (t interval) from
-3 runs on (below, each run's line alone), and each anchor as a labelled point.
+3 runs on (below, each run's line alone), and each anchor as a labelled point (a dashed level
+when it lies far beyond the runs' last step).
 """
 from __future__ import annotations
 
@@ -77,8 +78,13 @@ def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str
         ax.plot(steps * repeat, mean, lw=2, color="k", label=f"mean of {len(curves)} runs")
         ax.fill_between(steps * repeat, mean - half, mean + half, color="k", alpha=0.15,
                         label="95% interval")
+    last = max(s for points in curves.values() for s, _ in points) * repeat
     for label, step, value in anchors:
-        ax.scatter([step], [value], marker="*", s=140, zorder=5, label=label)
+        if step <= 1.5 * last:
+            ax.scatter([step], [value], marker="*", s=140, zorder=5, label=label)
+        else:  # far beyond this run: a level to read against, not a point to stretch the axis to
+            ax.axhline(value, ls="--", lw=1.2, color="tab:red",
+                       label=f"{label} (at {step:,.0f} simulator steps)")
     ax.set_xlabel(f"simulator steps (agent steps x action repeat {repeat})")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
