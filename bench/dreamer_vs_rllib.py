@@ -124,11 +124,12 @@ def rllib_eval(module, args) -> float:
         state = {k: v[None] for k, v in module.get_initial_state().items()}
         is_first, done, ret = 1.0, False, 0.0
         while not done:
-            with torch.no_grad():  # the model's own step: (B, ...) inputs, no time rank
+            with torch.no_grad():  # the model's own step: states (B, ...); observations
+                # (B, T=1, ...), as its env runner passes them (the encoder folds B x T)
                 action, state = module.dreamer_model.forward_inference(
-                    observations=torch.as_tensor(obs, dtype=torch.float32)[None],
+                    observations=torch.as_tensor(obs, dtype=torch.float32)[None, None],
                     previous_states=state, is_first=torch.tensor([is_first]))
-            action = np.clip(action[0].numpy(), -1.0, 1.0).astype(np.float32)
+            action = np.clip(action.reshape(-1).numpy(), -1.0, 1.0).astype(np.float32)
             obs, reward, term, trunc, _ = env.step(action)
             ret += reward
             is_first, done = 0.0, term or trunc
