@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mbrl_ray.world_models.open_loop import CONTEXT
+
 RESULTS = Path(__file__).parent / "results"
-CONTEXT = 5
 
 
 def strips(run_dir: Path) -> tuple[dict[int, bytes], list[tuple[int, float]]]:

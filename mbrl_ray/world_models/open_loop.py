@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.world_models.observation_nets import preprocess
 from mbrl_ray.world_models.rssm import Belief
 
 CONTEXT = 5   # Dreamer's: 5 observed frames, then imagination
@@ -23,9 +22,8 @@ def open_loop(model, obs: torch.Tensor, actions: torch.Tensor, context: int = CO
     the prediction needs no generator and is the same every time."""
     is_first = torch.zeros(1, context, dtype=torch.bool, device=obs.device)
     is_first[0, 0] = True
-    embeds = model.encoder(preprocess(obs[:context]))[None]
-    post, _ = model.rssm.observe(embeds, actions[None, :context].float(), is_first,
-                                 sample=False)
+    post, _ = model.observe(obs[None, :context], actions[None, :context], is_first,
+                            sample=False)
     feats = [post.feat[0]]
     belief = Belief(post.h[:, -1], post.s[:, -1], post.stats[:, -1])
     for t in range(context, len(obs)):
@@ -37,8 +35,7 @@ def open_loop(model, obs: torch.Tensor, actions: torch.Tensor, context: int = CO
 def side_by_side(real: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
     """real (T, C, H, W) uint8, predicted in the preprocessed scale -> (T, H, 3W, 3) uint8
     frames: real | predicted | (predicted - real + 1) / 2 (grey where they agree)."""
-    truth = real.float() / 255.0
-    model = (predicted + 0.5).clamp(0.0, 1.0)
+    truth, model = _unit(real), _unit_predicted(predicted)
     error = (model - truth + 1.0) / 2.0
     strip = torch.cat([truth, model, error], dim=-1)  # along the width
     return (strip.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8)
@@ -47,5 +44,15 @@ def side_by_side(real: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
 def prediction_error(real: torch.Tensor, predicted: torch.Tensor, context: int = CONTEXT
                      ) -> float:
     """Mean squared error per pixel (in [0, 1] units) of the imagined frames (after context)."""
-    truth = real[context:].float() / 255.0
-    return float(((predicted[context:] + 0.5).clamp(0.0, 1.0) - truth).pow(2).mean())
+    imagined = _unit_predicted(predicted[context:])
+    return float((imagined - _unit(real[context:])).pow(2).mean())
+
+
+def _unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames -> [0, 1]."""
+    return frames.float() / 255.0
+
+
+def _unit_predicted(frames: torch.Tensor) -> torch.Tensor:
+    """Decoded frames in the preprocessed scale ([-0.5, 0.5]) -> [0, 1], clamped."""
+    return (frames + 0.5).clamp(0.0, 1.0)

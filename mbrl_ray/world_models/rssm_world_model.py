@@ -50,10 +50,12 @@ class RSSMWorldModel(nn.Module):
         return torch.sigmoid(self.continue_head(feat)[..., 0])
 
     def observe(self, obs: torch.Tensor, actions: torch.Tensor, is_first: torch.Tensor,
-                generator: torch.Generator | None = None) -> tuple[Belief, torch.Tensor]:
-        """Posterior beliefs and prior statistics of sequences (B, T, ...)."""
+                generator: torch.Generator | None = None, sample: bool = True
+                ) -> tuple[Belief, torch.Tensor]:
+        """Posterior beliefs and prior statistics of sequences (B, T, ...); latents drawn, or
+        at their modes with sample=False."""
         return self.rssm.observe(self.encoder(preprocess(obs)), actions.float(), is_first,
-                                 generator=generator)
+                                 generator=generator, sample=sample)
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, dict[str, float], Belief]:
