@@ -9,7 +9,7 @@ episodes, deterministic actions) at each --eval-every env steps; one table in --
 
 Usage: .venv/bin/python bench/dreamer_vs_rllib.py [--steps 10000] [--eval-every 2500]
            [--eval-episodes 5] [--ratio 64] [--seed 0] [--only ours|rllib]
-           [--out bench/results/dreamer-vs-rllib]
+           [--out bench/results/dreamer-vs-rllib] [--runs bench/out/dreamer-vs-rllib]
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def our_overrides(args) -> list[str]:
     ]
 
 
-def run_ours(args, out: Path) -> dict:
+def run_ours(args) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from mbrl_ray.agents import make_agent
@@ -52,7 +52,8 @@ def run_ours(args, out: Path) -> dict:
 
     cfg = apply_overrides(load_preset("dreamer-pendulum"), our_overrides(args))
     t0 = time.perf_counter()
-    result = Driver(cfg, out / f"ours-seed{args.seed}", printer=lambda *a, **k: None).run()
+    run_dir = args.runs / f"ours-seed{args.seed}"
+    result = Driver(cfg, run_dir, printer=lambda *a, **k: None).run()
     wall = time.perf_counter() - t0
     acc = EventAccumulator(str(result.run_dir / "tb"))
     acc.Reload()
@@ -68,7 +69,7 @@ def run_ours(args, out: Path) -> dict:
             "updates_per_s": updates / max(train_s, 1e-9), "evals": evals}
 
 
-def run_rllib(args, out: Path) -> dict:
+def run_rllib(args) -> dict:
     from ray.rllib.algorithms.dreamerv3 import DreamerV3Config
     from ray.tune.registry import register_env
 
@@ -102,7 +103,6 @@ def run_rllib(args, out: Path) -> dict:
         if steps >= next_eval:
             evals.append((steps, rllib_eval(module, args)))
             next_eval += args.eval_every
-    (out / "rllib.json").write_text(json.dumps({"last_result_keys": sorted(result)}))
     algo.stop()
     return {"name": "rllib DreamerV3 (XS)", "params": params, "env_steps": steps,
             "wall_s": train_s, "env_steps_per_s": steps / train_s, "updates": updates,
@@ -159,7 +159,10 @@ def main() -> None:
                         help="replayed rows per env step (RLlib training_ratio)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=("ours", "rllib"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/dreamer-vs-rllib"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/dreamer-vs-rllib"),
+                        help="the table and per-run summaries")
+    parser.add_argument("--runs", type=Path, default=Path("bench/out/dreamer-vs-rllib"),
+                        help="our run directory (checkpoints, TensorBoard log; not committed)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     import ray
@@ -167,7 +170,7 @@ def main() -> None:
     rows = []
     for name, fn in (("ours", run_ours), ("rllib", run_rllib)):
         if args.only in (None, name):
-            rows.append(fn(args, args.out))
+            rows.append(fn(args))
             (args.out / f"{name}-seed{args.seed}.json").write_text(json.dumps(rows[-1]))
     text = (f"{TASK} (state), action repeat {REPEAT}, {args.steps:,} env steps, B x T = {B} x "
             f"{T}, {args.ratio:g} replayed rows per env step, seed {args.seed}, "
