@@ -21,14 +21,15 @@ def test_planet_balances_the_pendulum(ray_session, tmp_path):
     assert sum(max(h) >= 500.0 for h in histories) >= 2, histories
 
 
-@pytest.mark.timeout(timeout_s(6000, 0.05))
+@pytest.mark.timeout(timeout_s(8000, 0.05))
 def test_dreamer_learns_the_pendulum(ray_session, tmp_path):
     """An evaluation (mean of 2 episodes) reaches 100 (4x random play's best episode) within
-    6,000 steps on 2 of 3 seeds. Measured with the preset (about 4.5 min a seed on 2 cores):
-    seed 0: 38.5, 52.5, 72, 202, 376.5, 1000; seed 1: 15.5, 51.5, 62, 95.5, 56.5, 119; seed 2:
-    38, 78.5, 56.5, 84, 87, 96 -- the claim holds with little margin. One more run of seed 1:
-    1000 from 3,000 steps on. With 16 x 16 sequences (half the rows per step) the seeds'
-    best evaluations were 238, 74.5 and 1000. About half of all runs balance (1000) within
-    6,000 steps; the others are still rising slowly there."""
+    8,000 steps on 2 of 3 seeds. Measured with the preset at 8,000 steps (about 6.3 min a seed
+    on 2 cores; evaluations at 1k..8k): seed 0: 38.5, 52.5, 72, 202, 376.5, 147.5, 1000, 1000;
+    seed 1: 16.5, 58, 168.5, 1000, 1000, 348.5, 178, 122.5; seed 2: 42, 233.5, 1000, 1000,
+    1000, 99, 204.5, 1000 -- every seed balances, and the bar is passed by 3,000-5,000 steps.
+    The budget was 6,000, where an earlier run of the same seeds had reached only 1000, 119
+    and 96 (the async schedule makes runs differ after the first points): too little margin.
+    Dreamer falls back after balancing as PlaNet does (README, Known gaps)."""
     histories = eval_histories("dreamer-pendulum", tmp_path)
     assert sum(max(h) >= 100.0 for h in histories) >= 2, histories
