@@ -2,7 +2,9 @@
 
 1. CEM planning at PETS HalfCheetah size (5x4x200 ensemble, pop 500 x 20 particles x horizon 30
    x 5 iterations): seconds per action, FLOPs performed, achieved FLOP/s as a fraction of this
-   machine's float32 matmul peak (measured here, same thread count).
+   machine's float32 square-GEMM peak (measured here, same thread count: the larger of
+   torch.mm's and oneDNN's; the fraction of torch.mm's alone in brackets), through the
+   planning view, the same view without its oneDNN path, and the plain nn.Module.
 2. The same at the pets-pendulum preset size: ms per action.
 3. Env steps/s through the Ray topology (one rollout worker, replay inserts, weight pulls)
    relative to a plain in-process loop doing the same act-and-step work.
@@ -34,6 +36,38 @@ def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
     return gemm_gflops(1, n, n, n, repeats)
 
 
+def onednn_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
+    """Best-of float32 square GEMM throughput through oneDNN (the planner's CPU path), 0 when
+    torch has no oneDNN. On AMD CPUs MKL's torch.mm can fall short of it."""
+    from mbrl_ray.world_models.planning_ensemble import ONEDNN
+
+    if not ONEDNN:
+        return 0.0
+    torch.set_num_threads(threads)
+    a, w, b = torch.randn(n, n), torch.randn(n, n), torch.zeros(n)
+    return _best_gflops(lambda: torch.ops.mkldnn._linear_pointwise(a, w, b, "none", [], ""),
+                        2 * n ** 3, repeats)
+
+
+def _best_gflops(run, flops: float, repeats: int) -> float:
+    for _ in range(3):
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return flops / best / 1e9
+
+
+def peaks(threads: int) -> tuple[float, float]:
+    """(torch.mm square peak, the larger of it and oneDNN's), both measured now, with a line."""
+    mm, onednn = matmul_peak_gflops(threads), onednn_peak_gflops(threads)
+    print(f"float32 square GEMM peak, {threads} thread(s): torch.mm {mm:.1f} GFLOP/s, oneDNN "
+          f"{onednn:.1f} GFLOP/s")
+    return mm, max(mm, onednn)
+
+
 def gemm_gflops(batch: int, rows: int, inner: int, cols: int, repeats: int = 30) -> float:
     """Best-of float32 GEMM throughput for `batch` independent (rows x inner x cols) products,
     one torch.mm each (the planner's layout at this size)."""
@@ -44,14 +78,7 @@ def gemm_gflops(batch: int, rows: int, inner: int, cols: int, repeats: int = 30)
         for i in range(batch):
             torch.mm(a[i], b[i], out=c[i])
 
-    for _ in range(3):
-        run()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * batch * rows * inner * cols / best / 1e9
+    return _best_gflops(run, 2 * batch * rows * inner * cols, repeats)
 
 
 def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:
@@ -82,46 +109,61 @@ class _PlainModule:
         return model
 
 
-def time_both(agent: PETSAgent, obs_dim: int, actions: int) -> tuple[float, float]:
-    """(planning view, plain module) seconds per action, interleaved so both see the same noise."""
+def time_view(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1,
+              onednn: bool = True) -> float:
+    """Seconds per planning call through the planning view, its oneDNN path on or off."""
+    from mbrl_ray.world_models.planning_ensemble import ONEDNN
+
+    if agent._planning is None:  # the view is built on the first call
+        agent.act(np.zeros((envs, obs_dim), np.float32), agent.initial_state(envs))
+    agent._planning.onednn = onednn and ONEDNN
+    return time_actions(agent, obs_dim, actions, envs)
+
+
+def time_all(agent: PETSAgent, obs_dim: int, actions: int) -> tuple[float, float, float]:
+    """(planning view, the view without oneDNN, plain module) seconds per action, interleaved
+    so that all three see the same machine noise."""
     import mbrl_ray.agents.pets as pets
 
-    fast, plain = [], []
+    fast, no_onednn, plain = [], [], []
     for _ in range(actions):
-        fast.append(time_actions(agent, obs_dim, 1))
+        fast.append(time_view(agent, obs_dim, 1))
+        no_onednn.append(time_view(agent, obs_dim, 1, onednn=False))
         view, pets.PlanningEnsemble = pets.PlanningEnsemble, _PlainModule
         agent._planning = None
         plain.append(time_actions(agent, obs_dim, 1))
         pets.PlanningEnsemble = view
         agent._planning = None
-    return min(fast), min(plain)
+    return min(fast), min(no_onednn), min(plain)
 
 
 def bench_planning(threads: int, quick: bool) -> None:
-    peak = matmul_peak_gflops(threads)
-    print(f"float32 matmul peak, {threads} thread(s): {peak:.1f} GFLOP/s")
+    mm_peak, peak = peaks(threads)
     cheetah = load_preset("pets-halfcheetah")
     if quick:
         cheetah = apply_overrides(cheetah, ["planner.population=100"])
     agent = fitted_agent(cheetah, 17, 6)
-    sec, plain = time_both(agent, 17, 1 if quick else 2)
+    sec, no_onednn, plain = time_all(agent, 17, 1 if quick else 5)
     flops = planning_flops(cheetah, 17, 6)
-    achieved = flops / sec / 1e9
     rows = cheetah.planner.population * cheetah.model.particles // cheetah.model.num_elites
     shape_peak = gemm_gflops(cheetah.model.num_elites, rows, 201, 200)
-    print(f"  GEMM ceiling at the hidden layers' own shape ({cheetah.model.num_elites} x {rows} x "
+    print(f"  torch.mm at the hidden layers' own shape ({cheetah.model.num_elites} x {rows} x "
           f"201 x 200): {shape_peak:.1f} GFLOP/s = {shape_peak / peak:.2f} of peak")
-    print(f"CEM at PETS HalfCheetah size (pop {cheetah.planner.population}): "
-          f"{sec:.2f} s/action, {flops / 1e9:.0f} GFLOP/action, {achieved:.1f} GFLOP/s = "
-          f"{achieved / peak:.2f} of matmul peak (target >= 0.8); plain nn.Module path "
-          f"{plain:.2f} s/action = {flops / plain / 1e9 / peak:.2f} of peak")
+
+    def fraction(s: float) -> str:
+        return (f"{s:.2f} s/action = {flops / s / 1e9 / peak:.2f} of peak "
+                f"({flops / s / 1e9 / mm_peak:.2f} of torch.mm's)")
+
+    print(f"CEM at PETS HalfCheetah size (pop {cheetah.planner.population}, "
+          f"{flops / 1e9:.0f} GFLOP/action): planning view {fraction(sec)}; without its "
+          f"oneDNN path {fraction(no_onednn)}; plain nn.Module path {fraction(plain)}")
     pend = load_preset("pets-pendulum")
     agent = fitted_agent(pend, 4, 1)
-    sec, plain = time_both(agent, 4, 10)
+    sec, no_onednn, plain = time_all(agent, 4, 10)
     flops = planning_flops(pend, 4, 1)
-    print(f"CEM at pets-pendulum size: {1000 * sec:.1f} ms/action (plain nn.Module path "
-          f"{1000 * plain:.1f}), {flops / 1e9:.2f} GFLOP/action, "
-          f"{flops / sec / 1e9 / peak:.2f} of matmul peak")
+    print(f"CEM at pets-pendulum size: {1000 * sec:.1f} ms/action (without oneDNN "
+          f"{1000 * no_onednn:.1f}, plain nn.Module path {1000 * plain:.1f}), "
+          f"{flops / 1e9:.2f} GFLOP/action, {flops / sec / 1e9 / peak:.2f} of peak")
 
 
 def bench_topology(steps: int) -> None:

@@ -1,6 +1,7 @@
 """Every planner on the same ensemble at equal sample budget: ms per action for 1 and 8 envs
-per call, and the achieved matmul FLOP/s as a fraction of this machine's float32 matmul peak,
-measured by this script in the same run.
+per call, and the achieved matmul FLOP/s as a fraction of this machine's float32 square-GEMM
+peak (the larger of torch.mm's and oneDNN's), measured by this script in the same run; each
+planner with the planning view's oneDNN path on and off (`before`), timed alternately.
 
 Budget: the model rows each planner evaluates per action, equal for all: population x
 iterations sequences x particles x horizon for the sequence planners (RS, CEM, CEM-LST, iCEM,
@@ -22,7 +23,7 @@ import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbrl_ray.config import apply_overrides, load_preset
-from pets_bench import fitted_agent, matmul_peak_gflops, time_actions
+from pets_bench import fitted_agent, peaks, time_view
 
 PLANNERS = ("rs", "cem", "cem-lst", "icem", "mppi", "smcp", "smcp-lst")
 
@@ -50,12 +51,16 @@ def planner_config(base, name: str):
     return apply_overrides(base, overrides)
 
 
-def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, float]:
-    """(best seconds per planning call for `envs` envs, matmul FLOPs of one call)."""
-    best = time_actions(agent, obs_dim, repeats, envs)
+def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, float, float]:
+    """(best seconds per planning call for `envs` envs with the oneDNN path, without it, matmul
+    FLOPs of one call); the two paths alternate call by call."""
+    on, off = [], []
+    for _ in range(repeats):
+        on.append(time_view(agent, obs_dim, 1, envs))
+        off.append(time_view(agent, obs_dim, 1, envs, onednn=False))
     with FlopCounterMode(display=False) as counter:
         agent.act(np.zeros((envs, obs_dim), np.float32), agent.initial_state(envs))
-    return best, counter.get_total_flops()
+    return min(on), min(off), counter.get_total_flops()
 
 
 def planning_agent(cfg, obs_dim: int, act_dim: int):
@@ -72,7 +77,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="pets-pendulum size, fewer repeats")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    peak = matmul_peak_gflops(args.threads)
+    _, peak = peaks(args.threads)
     if args.quick:
         base, (obs_dim, act_dim), repeats = load_preset("pets-pendulum"), (4, 1), 3
     else:
@@ -80,19 +85,20 @@ def main() -> None:
                                                                  "planner.num_elites=10"])
         obs_dim, act_dim, repeats = 17, 6, 2
     m, p = base.model, base.planner
-    print(f"float32 matmul peak, {args.threads} thread(s): {peak:.1f} GFLOP/s. Ensemble "
+    print(f"Peak {peak:.1f} GFLOP/s. Ensemble "
           f"{m.num_elites} x {m.num_layers} x {m.hidden_size}, {m.particles} particles, horizon "
           f"{p.horizon}; budget {p.population} x {p.iterations} sequences per env "
           f"({p.population * p.iterations * m.particles * p.horizon} model rows)")
     print(f"{'planner':9s} {'envs':>4s} {'ms/call':>9s} {'ms/env':>8s} {'GFLOP/env':>10s} "
-          f"{'GFLOP/s':>8s} {'of peak':>8s}")
+          f"{'GFLOP/s':>8s} {'of peak':>8s} {'before':>7s}")
     for name in PLANNERS:
         agent = planning_agent(planner_config(base, name), obs_dim, act_dim)
         for envs in (1, 8):
-            sec, flops = time_per_action(agent, obs_dim, envs, repeats)
+            sec, before, flops = time_per_action(agent, obs_dim, envs, repeats)
             gflops = flops / sec / 1e9
             print(f"{name:9s} {envs:4d} {1000 * sec:9.1f} {1000 * sec / envs:8.1f} "
-                  f"{flops / envs / 1e9:10.2f} {gflops:8.1f} {gflops / peak:8.2f}", flush=True)
+                  f"{flops / envs / 1e9:10.2f} {gflops:8.1f} {gflops / peak:8.2f} "
+                  f"{flops / before / 1e9 / peak:7.2f}", flush=True)
 
 
 if __name__ == "__main__":
