@@ -28,6 +28,7 @@ from mbrl_ray.agents import PETSAgent  # noqa: E402
 from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
 from mbrl_ray.envs import EnvSpec  # noqa: E402
 from mbrl_ray.world_models.ensemble import planning_flops  # noqa: E402
+from mbrl_ray.world_models.planning_ensemble import ONEDNN  # noqa: E402
 
 
 def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
@@ -39,8 +40,6 @@ def matmul_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
 def onednn_peak_gflops(threads: int, n: int = 2048, repeats: int = 30) -> float:
     """Best-of float32 square GEMM throughput through oneDNN (the planner's CPU path), 0 when
     torch has no oneDNN. On AMD CPUs MKL's torch.mm can fall short of it."""
-    from mbrl_ray.world_models.planning_ensemble import ONEDNN
-
     if not ONEDNN:
         return 0.0
     torch.set_num_threads(threads)
@@ -112,8 +111,6 @@ class _PlainModule:
 def time_view(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1,
               onednn: bool = True) -> float:
     """Seconds per planning call through the planning view, its oneDNN path on or off."""
-    from mbrl_ray.world_models.planning_ensemble import ONEDNN
-
     if agent._planning is None:  # the view is built on the first call
         agent.act(np.zeros((envs, obs_dim), np.float32), agent.initial_state(envs))
     agent._planning.onednn = onednn and ONEDNN

@@ -11,6 +11,21 @@ from mbrl_ray.world_models.information import mutual_information
 pytestmark = pytest.mark.unit
 
 
+def normalised_ensemble(obs_dim: int, act_dim: int, members: int, hidden: int, layers: int,
+                        termination: bool) -> ProbabilisticEnsemble:
+    """A seeded ensemble with non-trivial input and output normalisers (what the planning view
+    folds into its layers)."""
+    torch.manual_seed(0)
+    model = ProbabilisticEnsemble(obs_dim, act_dim, members=members, hidden=hidden,
+                                  layers=layers, termination=termination)
+    with torch.no_grad():
+        model.in_norm.mean.uniform_(-1, 1)
+        model.in_norm.std.uniform_(0.5, 2)
+        model.out_norm.mean.uniform_(-1, 1)
+        model.out_norm.std.uniform_(0.5, 2)
+    return model
+
+
 def _linear_data(n=2000, seed=0):
     """s' = s + 0.1 a, reward = -|s'|, terminated when |s'_0| > 0.8."""
     rng = np.random.default_rng(seed)
@@ -148,13 +163,7 @@ def test_planning_view_matches_the_model(termination):
     """Folded normalisers, bias-in-matmul and reused buffers compute the same step."""
     from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
-    torch.manual_seed(0)
-    model = ProbabilisticEnsemble(3, 2, members=4, hidden=16, layers=3, termination=termination)
-    with torch.no_grad():
-        model.in_norm.mean.uniform_(-1, 1)
-        model.in_norm.std.uniform_(0.5, 2)
-        model.out_norm.mean.uniform_(-1, 1)
-        model.out_norm.std.uniform_(0.5, 2)
+    model = normalised_ensemble(3, 2, members=4, hidden=16, layers=3, termination=termination)
     fast = PlanningEnsemble(model)
     for rows in (5, 7, 5):  # buffers are reused and resized
         obs, act = torch.randn(4, rows, 3), torch.randn(4, rows, 2)

@@ -11,6 +11,7 @@ from mbrl_ray.envs import EnvSpec
 from mbrl_ray.world_models import ProbabilisticEnsemble
 from mbrl_ray.world_models import planning_ensemble
 from mbrl_ray.world_models.planning_ensemble import PER_MEMBER_ROWS, PlanningEnsemble
+from test_ensemble import normalised_ensemble
 
 pytestmark = [pytest.mark.unit,
               pytest.mark.skipif(not planning_ensemble.ONEDNN, reason="torch without oneDNN")]
@@ -20,13 +21,7 @@ ROWS = PER_MEMBER_ROWS + 88  # the oneDNN path serves member batches from PER_ME
 
 def _views(termination: bool) -> tuple[ProbabilisticEnsemble, PlanningEnsemble,
                                         PlanningEnsemble]:
-    torch.manual_seed(0)
-    model = ProbabilisticEnsemble(5, 2, members=3, hidden=32, layers=3, termination=termination)
-    with torch.no_grad():
-        model.in_norm.mean.uniform_(-1, 1)
-        model.in_norm.std.uniform_(0.5, 2)
-        model.out_norm.mean.uniform_(-1, 1)
-        model.out_norm.std.uniform_(0.5, 2)
+    model = normalised_ensemble(5, 2, members=3, hidden=32, layers=3, termination=termination)
     fused, plain = PlanningEnsemble(model), PlanningEnsemble(model)
     plain.onednn = False
     return model, fused, plain
