@@ -1,7 +1,7 @@
 """Slow tier: CEM-LST, SMCP-LST and MBPO presets learn InvertedPendulum-v5 through the real
 topology (SAC's own test is in test_sac.py). Random play lasts ~5-20 steps (return 5-20); the
-maximum is 1000. On 2 cores a run of CEM-LST takes about 4.5-5 min, SMCP-LST about 6-7, MBPO
-about 11-12."""
+maximum is 1000. On 2 cores a run of CEM-LST takes about 4.5-5.5 min, SMCP-LST about 6-7, MBPO
+about 11-15 (fresh-clone slow tier, 2026-12-03: 4.9-5.5, 6.9-7.2, 13.2-14.9)."""
 import pytest
 
 from slow_runs import final_returns, timeout_s
@@ -32,6 +32,8 @@ def test_lst_preset_learns_inverted_pendulum(preset, ray_session, tmp_path):
 # MBPO (10-11.5 min each): seed 1: 50, 74, 1000, 1000, 1000; seed 2: 38, 112, 88, 1000, 1000;
 # seed 0 was measured before initial weights moved to per-network generators (59, 79, 141,
 # 1000, 1000). Its bar of 200 sits below the finals it reaches from 3k-4k steps on.
+# Re-run with the bootstrapped ensemble (fresh-clone slow tier, 13.2-14.9 min each): seed 0:
+# 58, 64, 79, 102, 1000; seed 1: 42, 70, 199, 1000, 1000; seed 2: 74, 152, 1000, 1000, 1000.
 @pytest.mark.timeout(timeout_s(5000, 0.14))
 def test_mbpo_preset_learns_inverted_pendulum(ray_session, tmp_path):
     finals = final_returns("mbpo-pendulum", tmp_path)

@@ -32,6 +32,8 @@ def test_dreamer_learns_the_pendulum(ray_session, tmp_path):
     balanced at 8,000, seed 1 passed at 3,000 and balanced from 4,000, seed 2 as above.
     The budget was 6,000, where an earlier run of the same seeds had reached only 1000, 119
     and 96 (the async schedule makes runs differ after the first points): too little margin.
-    Dreamer falls back after balancing as PlaNet does (README, Known gaps)."""
+    Dreamer falls back after balancing as PlaNet does (README, Known gaps). Fresh-clone slow
+    tier (6.0-6.2 min each): seed 0 as above, seed 1 passed 100 only at 7,000 (1000 there),
+    seed 2 peaked at 90, below the bar: 2 of 3 with no seed to spare in that run."""
     histories = eval_histories("dreamer-pendulum", tmp_path)
     assert sum(max(h) >= 100.0 for h in histories) >= 2, histories
