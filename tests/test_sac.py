@@ -148,7 +148,9 @@ def test_sac_pendulum_preset_balances(ray_session, tmp_path):
     (finals 1000, 1000, 1000; 9.4-11.6 min each, part of it beside another run). At the old
     budget of 15,000 steps two seeds were at their first 1000 and runs ended at 167-267.
     Fresh-clone slow tier (7.4-7.8 min each): seeds 0, 1, 2 first balance at 12,500, 15,000
-    and 12,500; finals 598 (seed 0 dropped at the last evaluation), 1000, 1000."""
+    and 12,500; finals 598 (seed 0 dropped at the last evaluation), 1000, 1000. The second
+    fresh-clone run (7.8-8.5 min each): first balanced at 12,500, 15,000 and 10,000 and stayed
+    at 1000 to the end (finals 1000, 1000, 1000)."""
     finals = final_returns("sac-pendulum", tmp_path)
     assert sum(f >= 900 for f in finals) >= 2, finals
 
