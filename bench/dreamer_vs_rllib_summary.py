@@ -1,0 +1,150 @@
+"""Pools the per-seed results of `bench/dreamer_vs_rllib.py` (ours-seedN.json, rllib-seedN.json
+in one folder) into summary.md and curves.png: per seed, both runs' throughput and returns; over
+the seeds both ran (paired), the mean of each, the mean difference (ours - RLlib) with its 95%
+t interval, at every evaluation step, for the curve area (the mean over evaluation steps) and for
+the throughput ratio. A difference whose interval spans 0 is not resolved by these seeds.
+
+Usage: .venv/bin/python bench/dreamer_vs_rllib_summary.py [bench/results/dreamer-vs-rllib]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RANDOM_PLAY = (46.0, 31.0)  # dmc:cartpole-swingup at action repeat 2: mean, std per episode
+
+
+def load(folder: Path) -> dict[str, dict[int, dict]]:
+    """{"ours" | "rllib": {seed: the run's summary}}."""
+    runs: dict[str, dict[int, dict]] = {"ours": {}, "rllib": {}}
+    for path in sorted(folder.glob("*-seed*.json")):
+        name, seed = path.stem.rsplit("-seed", 1)
+        runs[name][int(seed)] = json.loads(path.read_text())
+    return runs
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% t half-width (nan for one value)."""
+    from scipy import stats
+
+    n = len(values)
+    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return float(values.mean()), float(half)
+
+
+def whole_run_rate(run: dict) -> float | None:
+    """Env steps per second of the whole run (start-up and evaluations included); None for
+    RLlib runs recorded before the whole run was timed (their wall_s was training only)."""
+    if run["name"].startswith("rllib") and "train_s" not in run:
+        return None
+    return run["env_steps"] / run["wall_s"]
+
+
+def training_rate(run: dict) -> float | None:
+    """RLlib's env steps per second inside `algo.train()` (None for ours, whose learner and
+    workers run side by side; older RLlib runs recorded only this time, as wall_s)."""
+    if not run["name"].startswith("rllib"):
+        return None
+    return run["env_steps"] / run.get("train_s", run["wall_s"])
+
+
+def per_seed_table(runs: dict) -> list[str]:
+    lines = ["| seed | run | env steps/s, whole run | env steps/s, training only | "
+             "learner updates | updates/s | eval return (env steps: return) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for seed in sorted(set(runs["ours"]) | set(runs["rllib"])):
+        for name in ("ours", "rllib"):
+            run = runs[name].get(seed)
+            if run is None:
+                continue
+            whole = whole_run_rate(run)
+            train = training_rate(run)
+            evals = ", ".join(f"{s}: {v:.1f}" for s, v in run["evals"])
+            lines.append(f"| {seed} | {run['name']} | {_num(whole)} | {_num(train)} | "
+                         f"{run['updates']:.0f} | {run['updates_per_s']:.2f} | {evals} |")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def paired_table(runs: dict) -> list[str]:
+    seeds = sorted(set(runs["ours"]) & set(runs["rllib"]))
+    ours = [dict(runs["ours"][s]["evals"]) for s in seeds]
+    rllib = [dict(runs["rllib"][s]["evals"]) for s in seeds]
+    steps = sorted(set.intersection(*(set(e) for e in ours + rllib)))
+    lines = [f"Paired over seeds {', '.join(map(str, seeds))} (n = {len(seeds)}); "
+             "mean ± 95% t half-width", "",
+             "| measure | ours | RLlib DreamerV3 | ours - RLlib |", "| --- | --- | --- | --- |"]
+    rows = [(f"eval return at {s:,} env steps", [o[s] for o in ours], [r[s] for r in rllib], 1)
+            for s in steps]
+    rows.append(("curve area (mean over those steps)", [np.mean([o[s] for s in steps])
+                                                        for o in ours],
+                 [np.mean([r[s] for s in steps]) for r in rllib], 1))
+    rows.append(("learner updates/s", [runs["ours"][s]["updates_per_s"] for s in seeds],
+                 [runs["rllib"][s]["updates_per_s"] for s in seeds], 3))
+    for label, a, b, digits in rows:
+        a, b = np.array(a), np.array(b)
+        lines.append(f"| {label} | {_pm(a, digits)} | {_pm(b, digits)} | "
+                     f"{_pm(a - b, digits, sign=True)} |")
+    timed = [s for s in seeds if whole_run_rate(runs["rllib"][s]) is not None]
+    if timed:
+        ratio = np.array([whole_run_rate(runs["ours"][s]) / whole_run_rate(runs["rllib"][s])
+                          for s in timed])
+        mean, half = interval(ratio)
+        lines.append(f"| env steps/s ratio ours / RLlib, whole run (seeds "
+                     f"{', '.join(map(str, timed))}) | | | {mean:.3f} ± {half:.3f} |")
+    return lines
+
+
+def _pm(values: np.ndarray, digits: int, sign: bool = False) -> str:
+    mean, half = interval(values)
+    return f"{mean:{'+' if sign else ''}.{digits}f} ± {half:.{digits}f}"
+
+
+def plot(runs: dict, path: Path) -> None:
+    """Mean evaluation return over seeds with a 95% t band, per framework, beside random play."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, colour in (("ours", "#1f77b4"), ("rllib", "#d62728")):
+        curves = [dict(r["evals"]) for r in runs[name].values()]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        table = np.array([[c[s] for s in steps] for c in curves])
+        stats = [interval(col) for col in table.T]
+        mean, half = np.array([m for m, _ in stats]), np.nan_to_num([h for _, h in stats])
+        label = f"{next(iter(runs[name].values()))['name']} ({len(curves)} seeds)"
+        ax.plot(steps, mean, color=colour, lw=2, marker="o", ms=4, label=label)
+        ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.2)
+        for row in table:  # each seed, thin: three seeds make a wide band
+            ax.plot(steps, row, color=colour, lw=0.7, alpha=0.5)
+    ax.axhline(RANDOM_PLAY[0], color="grey", ls="--", lw=1, label="random play (mean)")
+    ax.set_xlabel("env steps (action repeat 2)")
+    ax.set_ylabel("evaluation return (5 episodes)")
+    ax.set_title("dmc:cartpole-swingup from states: mean and 95% t band over seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/dreamer-vs-rllib")
+    runs = load(folder)
+    text = "\n".join(per_seed_table(runs) + [""] + paired_table(runs)) + "\n"
+    (folder / "summary.md").write_text(text)
+    plot(runs, folder / "curves.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

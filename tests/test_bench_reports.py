@@ -1,0 +1,85 @@
+"""The reports that pool benches' per-seed results: which runs are paired, what is averaged,
+and which timings are comparable."""
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _module(name: str):
+    sys.path.insert(0, str(BENCH))  # lst_frozen_pool imports lst_figure3 as its script would
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+pool = _module("lst_frozen_pool")
+summary = _module("dreamer_vs_rllib_summary")
+
+
+def _episodes(folder: Path, lst_minus_mpc: list[float]) -> None:
+    folder.mkdir()
+    with open(folder / "episodes.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["stage", "rule", "episode", "return", "steps", "ess", "gap"])
+        for i, d in enumerate(lst_minus_mpc):
+            w.writerow([2000, "SMCP-MPC", i, 100.0 + i, 100, "", ""])
+            w.writerow([2000, "SMCP-LST", i, 100.0 + i + d, 100, 0.5, 0.4])
+
+
+def _cells(table: str, start: str) -> list[str]:
+    line = next(x for x in table.splitlines() if x.startswith(start))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_frozen_pool_pairs_episodes_by_index_and_pools_only_confirmatory_seeds(tmp_path):
+    _episodes(tmp_path / "s0", [100.0] * 4)  # the discovery seed: left out of the pooled rows
+    _episodes(tmp_path / "s1", [10.0, 10.0, 10.0, 10.0])
+    _episodes(tmp_path / "s2", [30.0, 30.0, 30.0, 30.0])
+    data = pool.load([f"{s}={tmp_path / f's{s}'}" for s in range(3)])
+    table = pool.table(data, confirm=[1, 2])
+    assert _cells(table, "| 2000 | SMCP-LST - SMCP-MPC | 0 |")[3:5] == ["4", "+100.0"]
+    fixed = _cells(table, "| 2000 | SMCP-LST - SMCP-MPC | 1, 2: fixed effects")
+    assert fixed[3:5] == ["8", "+20.0"]  # 4 + 4 episodes, not seed 0's
+    random = _cells(table, "| 2000 | SMCP-LST - SMCP-MPC | 1, 2: random effects")
+    lo, hi = (float(x) for x in random[5].split(","))
+    # two seed means 10 and 30: t(0.975, 1) * 10 / sqrt(2) * sqrt(2) = 127.06 either side
+    assert random[4] == "+20.0" and lo == pytest.approx(20 - 127.06, abs=0.1)
+    assert hi == pytest.approx(20 + 127.06, abs=0.1)
+
+
+def _run(folder: Path, name: str, seed: int, evals, wall: float, train: float | None) -> None:
+    run = {"name": "ours" if name == "ours" else "rllib DreamerV3 (XS)", "params": 1,
+           "env_steps": 1000, "wall_s": wall, "updates": 50, "updates_per_s": 0.5,
+           "evals": [[s, v] for s, v in evals]}
+    if train is not None:
+        run["train_s"] = train
+    (folder / f"{name}-seed{seed}.json").write_text(json.dumps(run))
+
+
+def test_dreamer_summary_compares_whole_runs_only_where_both_were_timed_whole(tmp_path):
+    _run(tmp_path, "ours", 0, [(500, 50.0), (1000, 90.0)], wall=100.0, train=None)
+    _run(tmp_path, "rllib", 0, [(500, 40.0), (1000, 60.0)], wall=50.0, train=None)  # old: train
+    _run(tmp_path, "ours", 1, [(500, 70.0), (1000, 110.0)], wall=100.0, train=None)
+    _run(tmp_path, "rllib", 1, [(500, 40.0), (1000, 80.0)], wall=125.0, train=100.0)
+    runs = summary.load(tmp_path)
+    table = "\n".join(summary.paired_table(runs))
+    assert _cells(table, "| eval return at 1,000")[1:4] == ["100.0 ± 127.1", "70.0 ± 127.1",
+                                                            "+30.0 ± 0.0"]
+    assert _cells(table, "| curve area")[3] == "+25.0 ± 63.5"  # seed diffs 20 and 30
+    ratio = _cells(table, "| env steps/s ratio")  # seed 1 only: 10 / 8
+    assert "(seeds 1)" in ratio[0] and ratio[3].startswith("1.250")
+    per_seed = "\n".join(summary.per_seed_table(runs))
+    assert _cells(per_seed, "| 0 | rllib")[2:4] == ["—", "20.00"]  # old run: training only
+    assert _cells(per_seed, "| 1 | rllib")[2:4] == ["8.00", "10.00"]
