@@ -126,6 +126,7 @@ def plot(runs: dict, path: Path) -> None:
         ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.2)
         for row in table:  # each seed, thin: three seeds make a wide band
             ax.plot(steps, row, color=colour, lw=0.7, alpha=0.5)
+    ax.set_ylim(bottom=0)  # DMC rewards lie in [0, 1]: a t band of few seeds can pass below
     ax.axhline(RANDOM_PLAY[0], color="grey", ls="--", lw=1, label="random play (mean)")
     ax.set_xlabel("env steps (action repeat 2)")
     ax.set_ylabel("evaluation return (5 episodes)")
