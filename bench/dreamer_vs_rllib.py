@@ -107,8 +107,7 @@ def run_rllib(args) -> dict:
     algo.stop()
     wall = time.perf_counter() - t_start
     return {"name": "rllib DreamerV3 (XS)", "params": params, "env_steps": steps,
-            "wall_s": wall, "train_s": train_s, "env_steps_per_s": steps / wall,
-            "train_env_steps_per_s": steps / train_s, "updates": updates,
+            "wall_s": wall, "train_s": train_s, "env_steps_per_s": steps / wall, "updates": updates,
             "updates_per_s": updates / train_s, "evals": evals}
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from lst_figure3 import t_half_width  # bench/ is the script's sys.path[0]
 
 RANDOM_PLAY = (46.0, 31.0)  # dmc:cartpole-swingup at action repeat 2: mean, std per episode
 
@@ -28,11 +29,7 @@ def load(folder: Path) -> dict[str, dict[int, dict]]:
 
 def interval(values: np.ndarray) -> tuple[float, float]:
     """Mean and 95% t half-width (nan for one value)."""
-    from scipy import stats
-
-    n = len(values)
-    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
-    return float(values.mean()), float(half)
+    return float(values.mean()), float(t_half_width(values))
 
 
 def whole_run_rate(run: dict) -> float | None:

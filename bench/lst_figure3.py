@@ -107,6 +107,16 @@ def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, draws: int 
     return float(lo), float(hi)
 
 
+def t_half_width(values: np.ndarray) -> np.ndarray:
+    """95% t half-width of the mean over axis 0 (nan for fewer than two values)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return np.full(np.shape(values)[1:], np.nan)
+    return stats.t.ppf(0.975, n - 1) * np.std(values, axis=0, ddof=1) / np.sqrt(n)
+
+
 def sign_flip_p(diff: np.ndarray, rng: np.random.Generator, draws: int = 10_000) -> float:
     """Two-sided p-value of a paired mean difference under random sign flips."""
     flips = rng.choice([-1.0, 1.0], (draws, len(diff)))
@@ -158,13 +168,8 @@ def table(curves: dict, envs, methods) -> str:
 
 def band(runs: list, grid: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Mean over runs held on the grid and the 95% t half-width (0 for one run)."""
-    from scipy import stats
-
     table_ = np.array([[held(r, s) for s in grid] for r in runs])
-    n = len(table_)
-    half = (stats.t.ppf(0.975, n - 1) * table_.std(0, ddof=1) / np.sqrt(n) if n > 1
-            else np.zeros(len(grid)))
-    return table_.mean(0), half
+    return table_.mean(0), np.nan_to_num(t_half_width(table_))
 
 
 def plot(curves: dict, envs, methods, path: Path) -> None:

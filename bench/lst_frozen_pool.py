@@ -17,7 +17,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import bootstrap_interval, sign_flip_p  # bench/ is the script's sys.path[0]
+from lst_figure3 import bootstrap_interval, sign_flip_p, t_half_width  # bench/ is the script's sys.path[0]
 
 
 def load(runs: list[str]) -> dict[int, list[dict]]:
@@ -38,13 +38,6 @@ def paired(rows: list[dict], stage: int, lst: str, mpc: str) -> np.ndarray | Non
                  if r["stage"] == stage and r["rule"] == rule} for rule in (lst, mpc)}
     episodes = sorted(set(by[lst]) & set(by[mpc]))
     return np.array([by[lst][e] - by[mpc][e] for e in episodes]) if episodes else None
-
-
-def t_interval(values: np.ndarray) -> tuple[float, float]:
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
 
 
 def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
@@ -72,7 +65,8 @@ def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
                          f"{pooled.mean():+.1f} | {lo:+.1f}, {hi:+.1f} | "
                          f"{sign_flip_p(pooled, rng):.3f} |")
             means = np.array([diffs[s].mean() for s in held])
-            lo, hi = t_interval(means)
+            half = float(t_half_width(means))
+            lo, hi = means.mean() - half, means.mean() + half
             lines.append(f"| {stage} | {lst} - {mpc} | {names}: random effects (t over seeds) | "
                          f"{len(pooled)} | {means.mean():+.1f} | {lo:+.1f}, {hi:+.1f} | |")
     return "\n".join(lines)
