@@ -21,11 +21,14 @@ mbrl_ray/config/validate.py, checked by config validation).
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 LEARNER = 0
 REPLAY = 500
@@ -83,5 +86,21 @@ def generator_state(generator: torch.Generator, rng: np.random.Generator) -> dic
 
 def load_generator_state(generator: torch.Generator, rng: np.random.Generator,
                          state: dict) -> None:
-    generator.set_state(state["generator"])
+    """Restore both generators of `generator_state` (torch's as `load_torch_generator` does;
+    numpy's stream continues exactly on any device)."""
+    load_torch_generator(generator, state["generator"])
     rng.bit_generator.state = state["rng"]
+
+
+def load_torch_generator(generator: torch.Generator, saved: torch.Tensor) -> None:
+    """Restore a torch generator's saved state. One saved on another device kind (a GPU
+    learner's checkpoint resumed on CPU, or back) has another layout and cannot continue
+    here: the generator restarts from a seed drawn from that state, the same for the same
+    checkpoint."""
+    here = generator.get_state().numel()
+    if saved.numel() == here:
+        generator.set_state(saved)
+        return
+    generator.manual_seed(int(np.random.default_rng(saved.tolist()).integers(2 ** 63)))
+    log.warning("a generator state saved on another device kind (%d bytes, %d here) "
+                "restarted from a seed drawn from it", saved.numel(), here)

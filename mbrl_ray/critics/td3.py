@@ -13,7 +13,7 @@ import copy
 import torch
 
 from mbrl_ray.critics.nets import DeterministicActor, QEnsemble
-from mbrl_ray.seeding import init_generator, init_weights
+from mbrl_ray.seeding import init_generator, init_weights, load_torch_generator
 
 
 class TD3Critics:
@@ -100,7 +100,7 @@ class TD3Critics:
         for name in ("actor", "q", "actor_target", "q_target", "q_opt", "actor_opt"):
             getattr(self, name).load_state_dict(state[name])
         self.critic_steps = state["critic_steps"]
-        self.generator.set_state(state["generator"])
+        load_torch_generator(self.generator, state["generator"])
 
 
 @torch.no_grad()
