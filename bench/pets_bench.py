@@ -80,9 +80,9 @@ def gemm_gflops(batch: int, rows: int, inner: int, cols: int, repeats: int = 30)
     return _best_gflops(run, 2 * batch * rows * inner * cols, repeats)
 
 
-def fitted_agent(cfg, obs_dim: int, act_dim: int) -> PETSAgent:
+def fitted_agent(cfg, obs_dim: int, act_dim: int, device: str = "cpu") -> PETSAgent:
     """An agent whose planning model is the (random-init) ensemble's elites: timing only."""
-    agent = PETSAgent(EnvSpec.state(obs_dim, act_dim), cfg, "cpu", seed=0)
+    agent = PETSAgent(EnvSpec.state(obs_dim, act_dim), cfg, device, seed=0)
     agent.plan_model = agent.model.select(list(range(cfg.model.num_elites)))
     return agent
 

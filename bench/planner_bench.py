@@ -10,19 +10,22 @@ SMCP and SMCP-LST run that many particles (population x iterations x particles) 
 horizon, one row each per step. FLOPs are every matmul of one planning call (the ensemble, the
 LST density, SMCP's SAC proposal and value), counted by torch's FlopCounterMode on a separate
 call. Size: the PETS HalfCheetah model (5 x 4 x 200, 20 particles, TS-inf, horizon 30) with
-100 sequences x 5 iterations (1/5 of the paper's CEM population: CPU time); --quick uses the
-pets-pendulum preset.
+100 sequences x 5 iterations (1/5 of the paper's CEM population: CPU time); --paper keeps the
+paper's 500 x 5 (with 50 elites); --quick uses the pets-pendulum preset. --device cuda plans on
+the GPU against its float32 GEMM peak; the oneDNN path is CPU-only, so `before` is then blank.
 
-Usage: .venv/bin/python bench/planner_bench.py [--quick]
+Usage: .venv/bin/python bench/planner_bench.py [--quick | --paper] [--device cuda]
 """
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
+import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbrl_ray.config import apply_overrides, load_preset
+from dcmpc_bench import peak_gflops
 from pets_bench import fitted_agent, peaks, time_view
 
 PLANNERS = ("rs", "cem", "cem-lst", "icem", "mppi", "smcp", "smcp-lst")
@@ -52,20 +55,22 @@ def planner_config(base, name: str):
 
 
 def time_per_action(agent, obs_dim: int, envs: int, repeats: int) -> tuple[float, float, float]:
-    """(best seconds per planning call for `envs` envs with the oneDNN path, without it, matmul
-    FLOPs of one call); the two paths alternate call by call."""
+    """(best seconds per planning call for `envs` envs with the oneDNN path, without it (nan off
+    CPU), matmul FLOPs of one call); the two paths alternate call by call."""
+    cpu = agent.device.type == "cpu"
     on, off = [], []
     for _ in range(repeats):
         on.append(time_view(agent, obs_dim, 1, envs))
-        off.append(time_view(agent, obs_dim, 1, envs, onednn=False))
+        if cpu:
+            off.append(time_view(agent, obs_dim, 1, envs, onednn=False))
     with FlopCounterMode(display=False) as counter:
         agent.act(np.zeros((envs, obs_dim), np.float32), agent.initial_state(envs))
-    return min(on), min(off), counter.get_total_flops()
+    return min(on), min(off, default=float("nan")), counter.get_total_flops()
 
 
-def planning_agent(cfg, obs_dim: int, act_dim: int):
+def planning_agent(cfg, obs_dim: int, act_dim: int, device: str = "cpu"):
     """A timing-only agent: random-init elites, and SMCP's SAC proposal marked usable."""
-    agent = fitted_agent(cfg, obs_dim, act_dim)
+    agent = fitted_agent(cfg, obs_dim, act_dim, device)
     if agent.sac is not None:
         agent.sac.fitted = True
     return agent
@@ -74,12 +79,23 @@ def planning_agent(cfg, obs_dim: int, act_dim: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="pets-pendulum size, fewer repeats")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="pets-pendulum size, fewer repeats")
+    size.add_argument("--paper", action="store_true", help="the paper's CEM 500 x 5, 50 elites")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    _, peak = peaks(args.threads)
+    torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        _, peak = peaks(args.threads)
+    else:
+        peak = peak_gflops(torch.device(args.device))
+        print(f"float32 square GEMM peak on {torch.cuda.get_device_name(args.device)}: "
+              f"{peak:.1f} GFLOP/s")
     if args.quick:
         base, (obs_dim, act_dim), repeats = load_preset("pets-pendulum"), (4, 1), 3
+    elif args.paper:
+        base, (obs_dim, act_dim), repeats = load_preset("pets-halfcheetah"), (17, 6), 3
     else:
         base = apply_overrides(load_preset("pets-halfcheetah"), ["planner.population=100",
                                                                  "planner.num_elites=10"])
@@ -92,7 +108,7 @@ def main() -> None:
     print(f"{'planner':9s} {'envs':>4s} {'ms/call':>9s} {'ms/env':>8s} {'GFLOP/env':>10s} "
           f"{'GFLOP/s':>8s} {'of peak':>8s} {'before':>7s}")
     for name in PLANNERS:
-        agent = planning_agent(planner_config(base, name), obs_dim, act_dim)
+        agent = planning_agent(planner_config(base, name), obs_dim, act_dim, args.device)
         for envs in (1, 8):
             sec, before, flops = time_per_action(agent, obs_dim, envs, repeats)
             gflops = flops / sec / 1e9
