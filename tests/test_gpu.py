@@ -86,26 +86,21 @@ def _act_twice(agent, obs: np.ndarray) -> np.ndarray:
     return actions
 
 
-@pytest.fixture(scope="module")
-def cuda():
-    return torch.device("cuda")
-
-
 @pytest.mark.parametrize("case", CASES)
-def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case, cuda):
+def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case):
     preset, overrides = CASES[case]
     cfg = apply_overrides(load_preset(preset), overrides + ["learner.device=cuda",
                                                             "workers.device=cuda"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     store = _replay(cfg, spec)
-    learner = make_agent(spec, cfg, cuda, seed=0)
+    learner = make_agent(spec, cfg, "cuda", seed=0)
     check_finite(_train(learner, store), f"{case} loss on cuda")
 
     weights = learner.inference_weights()
     assert weights is not None
     assert {t.device.type for t in _tensors(weights)} == {"cpu"}, "workers load CPU weights"
 
-    worker = make_agent(spec, cfg, cuda, seed=1, trainable=False)
+    worker = make_agent(spec, cfg, "cuda", seed=1, trainable=False)
     worker.load_inference_weights(weights)
     obs = np.stack([store.data["obs"][0], store.data["obs"][1]])
     actions = _act_twice(worker, obs)
