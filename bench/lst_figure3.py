@@ -12,12 +12,13 @@ random steps (--random-steps) and evaluation episodes per point (--eval-episodes
 5, a SAC critic's terminal value); --size paper takes the PETS sizes of the paper's experiment
 (bootstrapped 5 x 4x200 members, CEM 500 x 50 elites x 5 iterations, 20 TS-inf particles,
 horizon 30, no critic; SMCP with 2,500 particles, a number not checked against Piche et al.,
-who are not among our seeds), a cluster job. Reacher and HalfCheetah
+who are not among our seeds), a cluster job; --size mid keeps the paper's structure at sizes
+2 cores can run (MID below), the CPU cut. Reacher and HalfCheetah
 never terminate, so their models learn no termination head. The full CPU grid takes hours on 2
 cores; --envs / --methods / --seeds / --steps cut it down.
 
 Usage: .venv/bin/python bench/lst_figure3.py [--envs InvertedPendulum-v5] [--seeds 10]
-       [--steps 5000] [--eval-every 500] [--eval-episodes 10] [--size cpu|paper]
+       [--steps 5000] [--eval-every 500] [--eval-episodes 10] [--size cpu|mid|paper]
        [--out bench/results/figure3]
        .venv/bin/python bench/lst_figure3.py --from-csv A/curves.csv B/curves.csv --out C
        (redraws the table and plot of several partial grids together)
@@ -47,6 +48,16 @@ PAPER = ["model.hidden_size=200", "model.num_layers=4", "model.ensemble_size=5",
          "planner.iterations=5", "planner.horizon=30", "planner.discount=1.0",
          "planner.value_weight=0"]
 PAPER_SMCP = ["planner.population=2500", "planner.horizon=30"]
+# The paper's structure at sizes 2 CPU cores can run (the CPU cut): bootstrapped members, no
+# terminal value, TS-inf with one particle per member (every candidate is scored by all five,
+# where the CPU presets' 2 particles see two), 5 x 3x128 members, CEM 100 x 10 elites x 5
+# iterations over horizon 10: 25,000 model rows per action, 1/60 of the paper's 1.5 million.
+MID = ["model.hidden_size=128", "model.num_layers=3", "model.ensemble_size=5",
+       "model.num_elites=5", "model.particles=5", "model.propagation=ts_inf",
+       "model.bootstrap=true", "planner.population=100", "planner.num_elites=10",
+       "planner.iterations=5", "planner.horizon=10", "planner.discount=1.0",
+       "planner.value_weight=0"]
+MID_SMCP = ["planner.population=500", "planner.horizon=10"]
 
 
 def overrides(method: str, env: str, seed: int, args) -> list[str]:
@@ -57,8 +68,9 @@ def overrides(method: str, env: str, seed: int, args) -> list[str]:
            f"train.random_steps={args.random_steps}", f"train.checkpoint_every={args.steps}"]
     if env in NEVER_TERMINATE and method != "SAC":
         out.append("model.termination=false")
-    if args.size == "paper" and method != "SAC":
-        out += PAPER + (PAPER_SMCP if method.startswith("SMCP") else [])
+    if args.size != "cpu" and method != "SAC":
+        base, smcp = (PAPER, PAPER_SMCP) if args.size == "paper" else (MID, MID_SMCP)
+        out += base + (smcp if method.startswith("SMCP") else [])
     return out
 
 
@@ -213,7 +225,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--random-steps", type=int, default=250, help="the same for every arm")
-    ap.add_argument("--size", choices=("cpu", "paper"), default="cpu")
+    ap.add_argument("--size", choices=("cpu", "mid", "paper"), default="cpu")
     ap.add_argument("--address", default="local",
                     help="Ray address: local (a private instance) or auto (the cluster of a "
                          "`ray job submit`)")

@@ -71,7 +71,7 @@ def test_figure_is_drawn_with_matplotlib(tmp_path):
     assert Image.open(tmp_path / "figure3.png").size[0] > 0
 
 
-@pytest.mark.parametrize("size", ["cpu", "paper"])
+@pytest.mark.parametrize("size", ["cpu", "mid", "paper"])
 def test_every_arm_gets_the_same_random_steps_and_evaluations_and_a_valid_config(size):
     from argparse import Namespace
 
@@ -86,3 +86,6 @@ def test_every_arm_gets_the_same_random_steps_and_evaluations_and_a_valid_config
             if size == "paper" and method != "SAC":
                 assert (cfg.model.hidden_size, cfg.model.particles, cfg.planner.horizon,
                         cfg.planner.value_weight) == (200, 20, 30, 0.0)
+            if size == "mid" and method != "SAC":  # every candidate scored by every member
+                assert cfg.model.particles % cfg.model.ensemble_size == 0
+                assert (cfg.model.bootstrap, cfg.planner.value_weight) == (True, 0.0)
