@@ -40,23 +40,21 @@ NEVER_TERMINATE = {"Reacher-v5", "HalfCheetah-v5"}
 COLOURS = {"CEM-MPC": "#1f77b4", "CEM-LST": "#7fb3e0", "SMCP-MPC": "#d62728",
            "SMCP-LST": "#f2958f", "SAC": "#2ca02c"}
 PAIRS = (("CEM-LST", "CEM-MPC"), ("SMCP-LST", "SMCP-MPC"))
-# The paper's experiment at the PETS sizes (model and CEM as handful-of-trials); SMCP's particle
-# count is an assumption (Piche et al. are not among our seeds); no terminal value.
-PAPER = ["model.hidden_size=200", "model.num_layers=4", "model.ensemble_size=5",
-         "model.num_elites=5", "model.particles=20", "model.propagation=ts_inf",
-         "model.bootstrap=true", "planner.population=500", "planner.num_elites=50",
-         "planner.iterations=5", "planner.horizon=30", "planner.discount=1.0",
-         "planner.value_weight=0"]
+# The paper's experiment: bootstrapped members, TS-inf, CEM with 5 iterations, undiscounted, no
+# terminal value; PAPER adds its PETS sizes (model and CEM as handful-of-trials). SMCP's particle
+# count is an assumption (Piche et al. are not among our seeds).
+STRUCTURE = ["model.ensemble_size=5", "model.num_elites=5", "model.propagation=ts_inf",
+             "model.bootstrap=true", "planner.iterations=5", "planner.discount=1.0",
+             "planner.value_weight=0"]
+PAPER = STRUCTURE + ["model.hidden_size=200", "model.num_layers=4", "model.particles=20",
+                     "planner.population=500", "planner.num_elites=50", "planner.horizon=30"]
 PAPER_SMCP = ["planner.population=2500", "planner.horizon=30"]
-# The paper's structure at sizes 2 CPU cores can run (the CPU cut): bootstrapped members, no
-# terminal value, TS-inf with one particle per member (every candidate is scored by all five,
-# where the CPU presets' 2 particles see two), 5 x 3x128 members, CEM 100 x 10 elites x 5
-# iterations over horizon 10: 25,000 model rows per action, 1/60 of the paper's 1.5 million.
-MID = ["model.hidden_size=128", "model.num_layers=3", "model.ensemble_size=5",
-       "model.num_elites=5", "model.particles=5", "model.propagation=ts_inf",
-       "model.bootstrap=true", "planner.population=100", "planner.num_elites=10",
-       "planner.iterations=5", "planner.horizon=10", "planner.discount=1.0",
-       "planner.value_weight=0"]
+# The same structure at sizes 2 CPU cores can run (the CPU cut): one particle per member (every
+# candidate is scored by all five, where the CPU presets' 2 particles see two), 5 x 3x128
+# members, CEM 100 x 10 elites over horizon 10: 25,000 model rows per action, 1/60 of the
+# paper's 1.5 million.
+MID = STRUCTURE + ["model.hidden_size=128", "model.num_layers=3", "model.particles=5",
+                   "planner.population=100", "planner.num_elites=10", "planner.horizon=10"]
 MID_SMCP = ["planner.population=500", "planner.horizon=10"]
 
 
