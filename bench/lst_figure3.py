@@ -29,6 +29,7 @@ import argparse
 import csv
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,13 @@ def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, draws: int 
     return float(lo), float(hi)
 
 
+def data_rng(values: np.ndarray) -> np.random.Generator:
+    """A generator seeded by the values it will resample: a row's bootstrap interval and p-value
+    are a function of its data alone, the same in every table that shows it, and unmoved by the
+    rows (or seeds) drawn before it."""
+    return np.random.default_rng(zlib.crc32(np.asarray(values, np.float64).tobytes()))
+
+
 def t_half_width(values: np.ndarray) -> np.ndarray:
     """95% t half-width of the mean over axis 0 (nan for fewer than two values)."""
     from scipy import stats
@@ -141,15 +149,14 @@ def summaries(curves: dict, env: str, method: str) -> dict[int, tuple[float, flo
             for seed, c in curves.get((method, env), {}).items()}
 
 
-def _cell(values: np.ndarray, rng) -> str:
-    lo, hi = bootstrap_interval(values, rng)
+def _cell(values: np.ndarray) -> str:
+    lo, hi = bootstrap_interval(values, data_rng(values))
     return f"{values.mean():.0f} [{lo:.0f}, {hi:.0f}]"
 
 
 def table(curves: dict, envs, methods) -> str:
     """Per method and env: final return and curve area, mean [95% bootstrap interval] over
-    seeds (n); then each LST arm against its MPC arm on the seeds both ran."""
-    rng = np.random.default_rng(0)
+    seeds (n); then each LST arm against its MPC arm on the seeds both ran, for both measures."""
     lines = ["| method | " + " | ".join(f"{e} final | {e} curve area" for e in envs) + " |",
              "| --- |" + " --- | --- |" * len(envs)]
     for m in methods:
@@ -158,22 +165,31 @@ def table(curves: dict, envs, methods) -> str:
             runs = summaries(curves, e, m)
             final = np.array([f for f, _ in runs.values()])
             area = np.array([a for _, a in runs.values()])
-            cells += ([_cell(final, rng) + f" (n={len(final)})", _cell(area, rng)] if len(final)
-                      else ["", ""])
+            cells += ([_cell(final) + f" (n={len(final)})",
+                       _cell(area)] if len(final) else ["", ""])
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "| paired, curve area | env | seeds | mean difference [95% CI] | p (sign flip) |",
-              "| --- | --- | --- | --- | --- |"]
+    return "\n".join(lines + [""] + paired_rows(curves, envs))
+
+
+def paired_rows(curves: dict, envs) -> list[str]:
+    """LST - MPC per env and measure on the paired seeds: mean [95% CI], sign-flip p, and on
+    how many seeds LST is below."""
+    lines = ["| paired | env | measure | seeds | mean difference [95% CI] | p (sign flip) | "
+             "LST below |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for lst, mpc in PAIRS:
         for e in envs:
             a, b = summaries(curves, e, lst), summaries(curves, e, mpc)
             seeds = sorted(set(a) & set(b))
-            if not seeds:
-                continue
-            diff = np.array([a[s][1] - b[s][1] for s in seeds])
-            lo, hi = bootstrap_interval(diff, rng)
-            lines.append(f"| {lst} - {mpc} | {e} | {len(seeds)} | {diff.mean():+.0f} "
-                         f"[{lo:+.0f}, {hi:+.0f}] | {sign_flip_p(diff, rng):.3f} |")
-    return "\n".join(lines)
+            for i, measure in ((1, "curve area"), (0, "final")):
+                if not seeds:
+                    continue
+                diff = np.array([a[s][i] - b[s][i] for s in seeds])
+                rng = data_rng(diff)
+                lo, hi = bootstrap_interval(diff, rng)
+                lines.append(f"| {lst} - {mpc} | {e} | {measure} | {len(seeds)} | "
+                             f"{diff.mean():+.1f} [{lo:+.1f}, {hi:+.1f}] | "
+                             f"{sign_flip_p(diff, rng):.3f} | {int((diff < 0).sum())} |")
+    return lines
 
 
 def band(runs: list, grid: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lst_figure3 import bootstrap_interval, sign_flip_p  # bench/ is the script's sys.path[0]
+from lst_figure3 import bootstrap_interval, data_rng, sign_flip_p  # bench/ is the script's sys.path[0]
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import apply_overrides, load_preset
@@ -100,8 +100,9 @@ def episode(cfg, agent, shadow, index: int) -> dict:
             "gap": np.mean(gap) if gap else np.nan}
 
 
-def paired_stats(diff: np.ndarray, rng: np.random.Generator):
+def paired_stats(diff: np.ndarray):
     """Mean difference, its 95% bootstrap interval, and a two-sided sign-flip p-value."""
+    rng = data_rng(diff)
     lo, hi = bootstrap_interval(diff, rng)
     return float(diff.mean()), lo, hi, sign_flip_p(diff, rng)
 
@@ -123,7 +124,6 @@ def evaluate(preset: str, stages: dict[int, Path], rules: list[str], episodes: i
 
 
 def table(rows: list[dict], rules: list[str]) -> str:
-    rng = np.random.default_rng(0)
     lines = ["| stage | rule | mean return | LST - MPC (95% CI) | p (sign flip) | ESS / N | "
              "mean abs(a_LST - a_MPC) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for stage in sorted({r["stage"] for r in rows}):
@@ -135,7 +135,7 @@ def table(rows: list[dict], rules: list[str]) -> str:
             mpc = rule.replace("LST", "MPC")
             if rule.endswith("LST") and by.get(mpc):
                 base = np.array([r["return"] for r in by[mpc]])
-                mean, lo, hi, p = paired_stats(ret - base, rng)
+                mean, lo, hi, p = paired_stats(ret - base)
                 cells[1:] = [f"{mean:+.1f} ({lo:+.1f}, {hi:+.1f})", f"{p:.3f}",
                              f"{np.mean([r['ess'] for r in by[rule]]):.3f}",
                              f"{np.mean([r['gap'] for r in by[rule]]):.3f}"]
@@ -153,8 +153,25 @@ def main() -> None:
     ap.add_argument("--rules", nargs="+", choices=list(RULES),
                     help="exactly these rules (default: the CEM pair, with --smcp all four)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/lst-frozen-pendulum"))
+    ap.add_argument("--from-csv", type=Path,
+                    help="redraw the table from an earlier episodes.csv into --out/table.md, no runs")
     args = ap.parse_args()
+    if args.from_csv:
+        rows, rules = read_episodes(args.from_csv)
+    else:
+        rows, rules = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = table(rows, rules)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+
+
+def run(args) -> tuple[list[dict], list[str]]:
+    """Train, freeze, evaluate; episodes.csv written to --out (refusing to replace one)."""
     rules = args.rules or (list(RULES) if args.smcp else ["CEM-MPC", "CEM-LST"])
+    if (args.out / "episodes.csv").exists():
+        raise SystemExit(f"--out {args.out}: holds an episodes.csv from an earlier run; "
+                         "choose a new folder (or --from-csv to redraw its table)")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         stages = train_stages(args.preset, sorted(args.stages), args.seed, Path(work))
@@ -163,9 +180,17 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    text = table(rows, rules)
-    (args.out / "table.md").write_text(text + "\n")
-    print(text)
+    return rows, rules
+
+
+def read_episodes(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows of an episodes.csv (numbers parsed) and its rules in RULES order."""
+    with open(path, newline="") as f:
+        rows = [{**r, "stage": int(r["stage"]), "episode": int(r["episode"]),
+                 **{k: float(r[k]) if r[k] else np.nan for k in ("return", "ess", "gap")}}
+                for r in csv.DictReader(f)]
+    present = {r["rule"] for r in rows}
+    return rows, [rule for rule in RULES if rule in present]
 
 
 if __name__ == "__main__":

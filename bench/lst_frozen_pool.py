@@ -17,7 +17,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import bootstrap_interval, sign_flip_p, t_half_width  # bench/ is the script's sys.path[0]
+from lst_figure3 import bootstrap_interval, data_rng, sign_flip_p, t_half_width  # bench/ is the script's sys.path[0]
 
 
 def load(runs: list[str]) -> dict[int, list[dict]]:
@@ -41,7 +41,6 @@ def paired(rows: list[dict], stage: int, lst: str, mpc: str) -> np.ndarray | Non
 
 
 def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
-    rng = np.random.default_rng(0)
     lines = ["| stage | LST - MPC | training seed(s) | episodes | mean difference | 95% CI | "
              "p (sign flip) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     rules = {r["rule"] for rows in data.values() for r in rows}
@@ -52,6 +51,7 @@ def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
             diffs = {s: d for s, rows in data.items()
                      if (d := paired(rows, stage, lst, mpc)) is not None}
             for seed, d in sorted(diffs.items()):
+                rng = data_rng(d)
                 lo, hi = bootstrap_interval(d, rng)
                 lines.append(f"| {stage} | {lst} - {mpc} | {seed} | {len(d)} | {d.mean():+.1f} | "
                              f"{lo:+.1f}, {hi:+.1f} | {sign_flip_p(d, rng):.3f} |")
@@ -59,6 +59,7 @@ def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
             if len(held) < 2:
                 continue
             pooled = np.concatenate([diffs[s] for s in held])
+            rng = data_rng(pooled)
             lo, hi = bootstrap_interval(pooled, rng)
             names = ", ".join(map(str, held))
             lines.append(f"| {stage} | {lst} - {mpc} | {names}: fixed effects | {len(pooled)} | "

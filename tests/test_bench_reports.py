@@ -83,3 +83,26 @@ def test_dreamer_summary_compares_whole_runs_only_where_both_were_timed_whole(tm
     per_seed = "\n".join(summary.per_seed_table(runs))
     assert _cells(per_seed, "| 0 | rllib")[2:4] == ["—", "20.00"]  # old run: training only
     assert _cells(per_seed, "| 1 | rllib")[2:4] == ["8.00", "10.00"]
+
+
+frozen = _module("lst_frozen")
+
+
+def test_frozen_table_redrawn_from_csv_matches_the_pooled_row_of_the_same_episodes(tmp_path):
+    """One row's interval is a function of its episodes only: lst_frozen's table and the pooled
+    report show the same numbers for the same training seed."""
+    _episodes(tmp_path / "s0", [5.0, -3.0, 12.0, 0.5, 7.0])
+    rows, rules = frozen.read_episodes(tmp_path / "s0" / "episodes.csv")
+    assert rules == ["SMCP-MPC", "SMCP-LST"]
+    own = _cells(frozen.table(rows, rules), "| 2000 | SMCP-LST |")
+    pooled = _cells(pool.table(pool.load([f"0={tmp_path / 's0'}"]), confirm=[]), "| 2000 |")
+    assert own[3] == f"{pooled[4]} ({pooled[5]})" and own[4] == pooled[6]
+
+
+def test_frozen_refuses_to_replace_an_earlier_runs_episodes(tmp_path, monkeypatch):
+    _episodes(tmp_path / "old", [1.0, 2.0])
+    before = (tmp_path / "old" / "episodes.csv").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["lst_frozen.py", "--out", str(tmp_path / "old")])
+    with pytest.raises(SystemExit, match="episodes.csv from an earlier run"):
+        frozen.main()
+    assert (tmp_path / "old" / "episodes.csv").read_bytes() == before

@@ -57,10 +57,24 @@ def test_lst_arms_are_compared_with_their_mpc_arm_on_paired_seeds(tmp_path):
     _write(tmp_path / "curves.csv", rows, env="InvertedPendulum-v5")
     table = fig3.table(fig3.read_curves([tmp_path / "curves.csv"]), ["InvertedPendulum-v5"],
                        ["CEM-MPC", "CEM-LST"])
-    line = next(x for x in table.splitlines() if x.startswith("| CEM-LST - CEM-MPC"))
-    cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1:4] == ["InvertedPendulum-v5", "6", "+50 [+50, +50]"]
-    assert abs(float(cells[4]) - 2 / 64) < 0.01
+    for measure in ("curve area", "final"):
+        line = next(x for x in table.splitlines()
+                    if x.startswith(f"| CEM-LST - CEM-MPC | InvertedPendulum-v5 | {measure} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[3:5] == ["6", "+50.0 [+50.0, +50.0]"]
+        assert abs(float(cells[5]) - 2 / 64) < 0.01 and cells[6] == "0"  # LST below on none
+
+
+def test_a_rows_interval_does_not_depend_on_the_rows_drawn_before_it(tmp_path):
+    """Adding a method (rows drawn earlier) leaves another method's intervals as they were."""
+    rows = [("CEM-MPC", s, step, float((s * 37) % 11) * step / 100) for s in range(6)
+            for step in (1000, 2000)]
+    _write(tmp_path / "a.csv", rows)
+    _write(tmp_path / "b.csv", rows + [("CEM-LST", s, 1000, float(s)) for s in range(6)])
+    line = lambda f: next(x for x in fig3.table(fig3.read_curves([tmp_path / f]), ["Reacher-v5"],
+                                                ["CEM-LST", "CEM-MPC"]).splitlines()
+                          if x.startswith("| CEM-MPC |"))
+    assert line("a.csv") == line("b.csv")
 
 
 def test_figure_is_drawn_with_matplotlib(tmp_path):
