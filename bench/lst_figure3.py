@@ -64,7 +64,8 @@ def overrides(method: str, env: str, seed: int, args) -> list[str]:
     across arms, and the paper's sizes when asked."""
     out = [f"env.id={env}", f"train.steps={args.steps}", f"train.seed={seed}",
            f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
-           f"train.random_steps={args.random_steps}", f"train.checkpoint_every={args.steps}"]
+           f"train.random_steps={args.random_steps}", f"train.checkpoint_every={args.steps}",
+           f"train.eval_wait={str(args.eval_wait).lower()}"]
     if env in NEVER_TERMINATE and method != "SAC":
         out.append("model.termination=false")
     if args.size != "cpu" and method != "SAC":
@@ -239,6 +240,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--random-steps", type=int, default=250, help="the same for every arm")
+    ap.add_argument("--eval-wait", action="store_true",
+                    help="training waits for each evaluation: every run evaluated at exactly the "
+                         "asked steps (slower); default: beside training, a busy evaluator skips")
     ap.add_argument("--size", choices=("cpu", "mid", "paper"), default="cpu")
     ap.add_argument("--address", default="local",
                     help="Ray address: local (a private instance) or auto (the cluster of a "

@@ -2,7 +2,7 @@
 # The LST paper's Figure 3 at the paper's sizes as one Ray job (bench/lst_figure3.py): 5 methods
 # x 3 envs x 10 paired seeds, 10 evaluation episodes per point; runs go out as Ray tasks placed
 # by SPREAD, --parallel at a time (each holds its preset's worker and learner CPUs).
-#   RAY_ADDRESS=http://127.0.0.1:8265 bash jobs/lst-figure3.sh [--parallel 8] [--envs ...]
+#   RAY_ADDRESS=http://127.0.0.1:8265 bash jobs/lst-figure3.sh [--parallel 8] [--envs ...] [--eval-wait]
 # Results (curves.csv, table.md, figure3.png) land in RUN_ROOT/<id> on the head.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -124,6 +124,19 @@ def test_async_run_holds_samples_per_insert(ray_session, tmp_path):
     assert limiter["inserts"] == 1200  # the final checkpoint keeps the limiter's count
 
 
+EXACT_EVALS = ["train.schedule=async", "train.steps=400", "train.random_steps=100",
+               "train.steps_per_round=10", "train.eval_every=100", "train.eval_episodes=40"]
+
+
+def test_eval_wait_evaluates_every_due_point(ray_session, tmp_path):
+    """Forty evaluation episodes take longer than 100 collected steps: beside training, a point
+    falls due while one runs and is skipped or late (seen: 100, 210, 300, 400); with
+    train.eval_wait every point is evaluated when due."""
+    result, _ = _run(tmp_path, "exact", EXACT_EVALS + ["train.eval_wait=true"])
+    steps = [s for s, _ in _scalars(result.run_dir, "eval/episodic_return")]
+    assert steps == [100, 200, 300, 400]
+
+
 def test_resume_continues_counters_and_replay(ray_session, tmp_path):
     first, _ = _run(tmp_path, "run", ["train.steps=600"])
     saved = ckpt.latest(first.run_dir)

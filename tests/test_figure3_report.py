@@ -91,12 +91,14 @@ def test_every_arm_gets_the_same_random_steps_and_evaluations_and_a_valid_config
 
     from mbrl_ray.config import apply_overrides, load_preset, validate
 
-    args = Namespace(steps=5000, eval_every=500, eval_episodes=10, random_steps=250, size=size)
+    args = Namespace(steps=5000, eval_every=500, eval_episodes=10, random_steps=250, size=size,
+                     eval_wait=size == "mid")
     for method, preset in fig3.METHODS.items():
         for env in fig3.ENVS:
             cfg = validate(apply_overrides(load_preset(preset),
                                            fig3.overrides(method, env, 3, args)))
             assert (cfg.train.random_steps, cfg.train.eval_episodes, cfg.train.seed) == (250, 10, 3)
+            assert cfg.train.eval_wait == (size == "mid")
             if size == "paper" and method != "SAC":
                 assert (cfg.model.hidden_size, cfg.model.particles, cfg.planner.horizon,
                         cfg.planner.value_weight) == (200, 20, 30, 0.0)

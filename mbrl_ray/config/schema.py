@@ -267,6 +267,9 @@ class TrainConfig:
                                "episode start (its first observation)")
     eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end")
     eval_episodes: int = doc(1, "episodes per evaluation")
+    eval_wait: bool = doc(False, "training waits for each evaluation, so every due point is "
+                          "evaluated (exact curves, slower); false: evaluations run beside "
+                          "training and a point due while one runs is skipped")
     video_every: int = doc(0, "record one evaluation episode as a TensorBoard video every K "
                            "evaluations (eval/video); 0: never")
     video_size: int = doc(128, "side of the evaluation video's frames")

@@ -236,6 +236,8 @@ class Driver:
         # The last step's evaluation is the final one (evals.final): never twice.
         if self.next_eval <= step < self.cfg.train.steps and not self.evals.busy:
             self.evals.start(step)
+            if self.cfg.train.eval_wait:
+                self.evals.poll(block=True)
             self.counters["evals"] = self.evals.count
             self.next_eval = self._next_multiple(self.cfg.train.eval_every)
         if step >= self.next_ckpt and step < self.cfg.train.steps:

@@ -1,5 +1,6 @@
 """Evaluations of a run on the evaluator actor, beside training: one in flight at a time, each
-with the weights published when it started, its results logged at the step it started."""
+with the weights published when it started, its results logged at the step it started (with
+train.eval_wait the driver waits for each, so none is skipped)."""
 from __future__ import annotations
 
 import numpy as np
