@@ -181,9 +181,7 @@ def paired_rows(curves: dict, envs) -> list[str]:
         for e in envs:
             a, b = summaries(curves, e, lst), summaries(curves, e, mpc)
             seeds = sorted(set(a) & set(b))
-            for i, measure in ((1, "curve area"), (0, "final")):
-                if not seeds:
-                    continue
+            for i, measure in ((1, "curve area"), (0, "final")) if seeds else ():
                 diff = np.array([a[s][i] - b[s][i] for s in seeds])
                 rng = data_rng(diff)
                 lo, hi = bootstrap_interval(diff, rng)

@@ -13,10 +13,12 @@ candidate count) is logged per step.
 
 Reports per stage: mean return of each rule, the paired difference LST - MPC with a 95%
 bootstrap confidence interval over episodes, a sign-flip permutation p-value, the mean ESS
-fraction and the mean |a_LST - a_MPC|. Writes episodes.csv and table.md to --out.
+fraction and the mean |a_LST - a_MPC|. Writes episodes.csv and table.md to --out (a folder
+holding an earlier run's episodes.csv is refused, not replaced).
 
 Usage: .venv/bin/python bench/lst_frozen.py [--stages 500 1000 2000] [--episodes 20]
-       [--smcp | --rules SMCP-MPC SMCP-LST] [--out bench/results/lst-frozen-pendulum]
+       [--smcp | --rules SMCP-MPC SMCP-LST] --out NEW_DIR
+       .venv/bin/python bench/lst_frozen.py --from-csv DIR/episodes.csv --out DIR   (redraw)
 """
 from __future__ import annotations
 
