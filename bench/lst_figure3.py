@@ -126,6 +126,14 @@ def data_rng(values: np.ndarray) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(np.asarray(values, np.float64).tobytes()))
 
 
+def paired_stats(diff: np.ndarray) -> tuple[float, float, float, float]:
+    """Mean difference, its 95% bootstrap interval and a two-sided sign-flip p-value, drawn from
+    the difference's own generator."""
+    rng = data_rng(diff)
+    lo, hi = bootstrap_interval(diff, rng)
+    return float(diff.mean()), lo, hi, sign_flip_p(diff, rng)
+
+
 def t_half_width(values: np.ndarray) -> np.ndarray:
     """95% t half-width of the mean over axis 0 (nan for fewer than two values)."""
     from scipy import stats
@@ -183,11 +191,10 @@ def paired_rows(curves: dict, envs) -> list[str]:
             seeds = sorted(set(a) & set(b))
             for i, measure in ((1, "curve area"), (0, "final")) if seeds else ():
                 diff = np.array([a[s][i] - b[s][i] for s in seeds])
-                rng = data_rng(diff)
-                lo, hi = bootstrap_interval(diff, rng)
+                mean, lo, hi, p = paired_stats(diff)
                 lines.append(f"| {lst} - {mpc} | {e} | {measure} | {len(seeds)} | "
-                             f"{diff.mean():+.1f} [{lo:+.1f}, {hi:+.1f}] | "
-                             f"{sign_flip_p(diff, rng):.3f} | {int((diff < 0).sum())} |")
+                             f"{mean:+.1f} [{lo:+.1f}, {hi:+.1f}] | {p:.3f} | "
+                             f"{int((diff < 0).sum())} |")
     return lines
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lst_figure3 import bootstrap_interval, data_rng, sign_flip_p  # bench/ is the script's sys.path[0]
+from lst_figure3 import paired_stats  # bench/ is the script's sys.path[0]
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import apply_overrides, load_preset
@@ -100,13 +100,6 @@ def episode(cfg, agent, shadow, index: int) -> dict:
     env.close()
     return {"return": ret, "steps": steps, "ess": np.mean(ess) if ess else np.nan,
             "gap": np.mean(gap) if gap else np.nan}
-
-
-def paired_stats(diff: np.ndarray):
-    """Mean difference, its 95% bootstrap interval, and a two-sided sign-flip p-value."""
-    rng = data_rng(diff)
-    lo, hi = bootstrap_interval(diff, rng)
-    return float(diff.mean()), lo, hi, sign_flip_p(diff, rng)
 
 
 def evaluate(preset: str, stages: dict[int, Path], rules: list[str], episodes: int):

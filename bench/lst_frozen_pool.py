@@ -17,7 +17,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import bootstrap_interval, data_rng, sign_flip_p, t_half_width  # bench/ is the script's sys.path[0]
+from lst_figure3 import paired_stats, t_half_width  # bench/ is the script's sys.path[0]
 
 
 def load(runs: list[str]) -> dict[int, list[dict]]:
@@ -51,20 +51,17 @@ def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
             diffs = {s: d for s, rows in data.items()
                      if (d := paired(rows, stage, lst, mpc)) is not None}
             for seed, d in sorted(diffs.items()):
-                rng = data_rng(d)
-                lo, hi = bootstrap_interval(d, rng)
-                lines.append(f"| {stage} | {lst} - {mpc} | {seed} | {len(d)} | {d.mean():+.1f} | "
-                             f"{lo:+.1f}, {hi:+.1f} | {sign_flip_p(d, rng):.3f} |")
+                mean, lo, hi, p = paired_stats(d)
+                lines.append(f"| {stage} | {lst} - {mpc} | {seed} | {len(d)} | {mean:+.1f} | "
+                             f"{lo:+.1f}, {hi:+.1f} | {p:.3f} |")
             held = [s for s in confirm if s in diffs]
             if len(held) < 2:
                 continue
             pooled = np.concatenate([diffs[s] for s in held])
-            rng = data_rng(pooled)
-            lo, hi = bootstrap_interval(pooled, rng)
+            mean, lo, hi, p = paired_stats(pooled)
             names = ", ".join(map(str, held))
             lines.append(f"| {stage} | {lst} - {mpc} | {names}: fixed effects | {len(pooled)} | "
-                         f"{pooled.mean():+.1f} | {lo:+.1f}, {hi:+.1f} | "
-                         f"{sign_flip_p(pooled, rng):.3f} |")
+                         f"{mean:+.1f} | {lo:+.1f}, {hi:+.1f} | {p:.3f} |")
             means = np.array([diffs[s].mean() for s in held])
             half = float(t_half_width(means))
             lo, hi = means.mean() - half, means.mean() + half
