@@ -1,9 +1,9 @@
 """The LST paper's Figure 3: early-training learning curves of CEM-MPC, CEM-LST, SMCP-MPC,
 SMCP-LST and SAC on InvertedPendulum-v5, Reacher-v5 and HalfCheetah-v5, paired seeds (every
 method runs the same seeds), each run through the real topology (local Ray). Writes curves.csv,
-table.md (final return and curve area, mean with a 95% bootstrap interval over seeds; each LST
-arm against its MPC arm: the paired difference of curve areas with its interval and a
-sign-flip test) and figure3.png (matplotlib, the `bench` extra: mean and 95% band) to --out.
+table.md (final return and curve area, the time-average of a run's curve, mean with a 95%
+bootstrap interval over seeds; each LST arm against its MPC arm: the paired difference of
+curve areas with its interval and a sign-flip test) and figure3.png (matplotlib, the `bench` extra: mean and 95% band) to --out.
 
 Method = preset with env.id swapped: CEM-MPC pets-pendulum, CEM-LST cem-lst-pendulum,
 SMCP-MPC smcp-pendulum, SMCP-LST smcp-lst-pendulum, SAC sac-pendulum. Every arm gets the same
@@ -97,15 +97,23 @@ def run(method: str, env: str, seed: int, args):
     return [(e.step, e.value) for e in events.Scalars("eval/episodic_return")]
 
 
-def held(curve, step: int) -> float:
-    """The return of the latest evaluation at or before `step` (evaluations run asynchronously,
-    so seeds are evaluated at slightly different steps); the first one before any."""
-    before = [v for s, v in curve if s <= step]
-    return before[-1] if before else curve[0][1]
+def at(curve, steps) -> np.ndarray:
+    """The curve at `steps`: linear between evaluations (asynchronous evaluations land on
+    slightly different steps per seed), flat before the first and after the last."""
+    x, y = np.array(curve, dtype=np.float64).T
+    return np.interp(steps, x, y)
+
+
+def area(curve) -> float:
+    """Curve area: the time-average of the curve over its run, from step 0 to its last (final)
+    evaluation, trapezoids between evaluations. A function of this run alone: it does not
+    move when other methods' runs, evaluated at other steps, share the csv."""
+    x, y = np.array([(0, curve[0][1])] + list(curve), dtype=np.float64).T
+    return float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / x[-1])
 
 
 def env_grid(curves: dict, env: str) -> list[int]:
-    """Every step at which any run on `env` was evaluated: the common x axis of its panel."""
+    """Every step at which any run on `env` was evaluated: the x axis of its panel."""
     return sorted({s for (_, e), runs in curves.items() if e == env
                    for r in runs.values() for s, _ in r})
 
@@ -151,10 +159,8 @@ def sign_flip_p(diff: np.ndarray, rng: np.random.Generator, draws: int = 10_000)
 
 
 def summaries(curves: dict, env: str, method: str) -> dict[int, tuple[float, float]]:
-    """{seed: (final return, curve area)} of one cell; the area is the mean of the curve held
-    on the env's common grid of evaluation steps."""
-    grid = env_grid(curves, env)
-    return {seed: (c[-1][1], float(np.mean([held(c, s) for s in grid])))
+    """{seed: (final return, curve area)} of one cell."""
+    return {seed: (c[-1][1], area(c))
             for seed, c in curves.get((method, env), {}).items()}
 
 
@@ -199,8 +205,8 @@ def paired_rows(curves: dict, envs) -> list[str]:
 
 
 def band(runs: list, grid: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over runs held on the grid and the 95% t half-width (0 for one run)."""
-    table_ = np.array([[held(r, s) for s in grid] for r in runs])
+    """Mean over runs on the grid and the 95% t half-width (0 for one run)."""
+    table_ = np.array([at(r, grid) for r in runs])
     return table_.mean(0), np.nan_to_num(t_half_width(table_))
 
 

@@ -1,5 +1,5 @@
 """The Figure-3 bench's report: asynchronous evaluations land on different steps per seed, so
-curves are held between evaluations and averaged on one grid."""
+a run's curve area is the time-average of its own curve, whatever steps other runs hit."""
 import csv
 import importlib.util
 from pathlib import Path
@@ -15,12 +15,11 @@ fig3 = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(fig3)
 
 
-def test_held_reads_the_latest_evaluation_not_the_final_one():
+def test_curve_area_is_the_time_average_of_the_interpolated_curve():
     curve = [(500, 10.0), (1000, 200.0), (2250, 50.0), (3000, 1000.0)]
-    assert fig3.held(curve, 400) == 10.0
-    assert fig3.held(curve, 2000) == 200.0  # before: the final 1000 filled the gap
-    assert fig3.held(curve, 2500) == 50.0
-    assert fig3.held(curve, 3000) == 1000.0
+    # 0-500 flat at 10, then trapezoids: 5000 + 52500 + 156250 + 393750 over 3000 steps
+    assert fig3.area(curve) == pytest.approx(607500 / 3000)
+    assert list(fig3.at(curve, [250, 750, 3500])) == [10.0, 105.0, 1000.0]
 
 
 def _write(path, rows, env="Reacher-v5"):
@@ -30,7 +29,7 @@ def _write(path, rows, env="Reacher-v5"):
         w.writerows((m, env, s, step, v) for m, s, step, v in rows)
 
 
-def test_report_from_csv_averages_on_the_common_grid(tmp_path):
+def test_report_from_csv_gives_each_run_its_own_area(tmp_path):
     rows = [("CEM-MPC", 0, 1000, 100.0), ("CEM-MPC", 0, 2000, 300.0),
             ("CEM-MPC", 1, 1000, 200.0), ("CEM-MPC", 1, 2250, 500.0),
             ("SAC", 0, 1000, 5.0), ("SAC", 0, 2000, 7.0)]
@@ -39,9 +38,9 @@ def test_report_from_csv_averages_on_the_common_grid(tmp_path):
     assert sorted(curves) == [("CEM-MPC", "Reacher-v5"), ("SAC", "Reacher-v5")]
     fig3.report(curves, tmp_path)
     table = (tmp_path / "table.md").read_text()
-    # finals 300 and 500; grid 1000/2000/2250: seed 0 holds 100, 300, 300 (233), seed 1 200,
-    # 200, 500 (300); the bootstrap interval of two values spans them
-    assert "| CEM-MPC | 400 [300, 500] (n=2) | 267 [233, 300] |" in table
+    # finals 300 and 500; areas (100 * 1000 + 200 * 1000) / 2000 = 150 and
+    # (200 * 1000 + 350 * 1250) / 2250 = 283; the bootstrap interval of two values spans them
+    assert "| CEM-MPC | 400 [300, 500] (n=2) | 217 [150, 283] |" in table
     assert "| SAC | 7 [7, 7] (n=1) | 6 [6, 6] |" in table
 
 
@@ -65,12 +64,14 @@ def test_lst_arms_are_compared_with_their_mpc_arm_on_paired_seeds(tmp_path):
         assert abs(float(cells[5]) - 2 / 64) < 0.01 and cells[6] == "0"  # LST below on none
 
 
-def test_a_rows_interval_does_not_depend_on_the_rows_drawn_before_it(tmp_path):
-    """Adding a method (rows drawn earlier) leaves another method's intervals as they were."""
+def test_a_rows_cells_do_not_depend_on_the_other_methods_in_the_csv(tmp_path):
+    """Adding a method (drawn earlier, evaluated at other steps) leaves another method's areas
+    and intervals as they were."""
     rows = [("CEM-MPC", s, step, float((s * 37) % 11) * step / 100) for s in range(6)
             for step in (1000, 2000)]
     _write(tmp_path / "a.csv", rows)
-    _write(tmp_path / "b.csv", rows + [("CEM-LST", s, 1000, float(s)) for s in range(6)])
+    _write(tmp_path / "b.csv", rows + [("CEM-LST", s, step, float(s)) for s in range(6)
+                                       for step in (250, 1250, 2000)])
     line = lambda f: next(x for x in fig3.table(fig3.read_curves([tmp_path / f]), ["Reacher-v5"],
                                                 ["CEM-LST", "CEM-MPC"]).splitlines()
                           if x.startswith("| CEM-MPC |"))
