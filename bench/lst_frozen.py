@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from lst_figure3 import paired_stats  # bench/ is the script's sys.path[0]
+from lst_frozen_pool import parse_episodes
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import apply_overrides, load_preset
@@ -180,10 +181,7 @@ def run(args) -> tuple[list[dict], list[str]]:
 
 def read_episodes(path: Path) -> tuple[list[dict], list[str]]:
     """Rows of an episodes.csv (numbers parsed) and its rules in RULES order."""
-    with open(path, newline="") as f:
-        rows = [{**r, "stage": int(r["stage"]), "episode": int(r["episode"]),
-                 **{k: float(r[k]) if r[k] else np.nan for k in ("return", "ess", "gap")}}
-                for r in csv.DictReader(f)]
+    rows = parse_episodes(path)
     present = {r["rule"] for r in rows}
     return rows, [rule for rule in RULES if rule in present]
 

@@ -20,15 +20,22 @@ import numpy as np
 from lst_figure3 import paired_stats, t_half_width  # bench/ is the script's sys.path[0]
 
 
+def parse_episodes(path: Path) -> list[dict]:
+    """Rows of an episodes.csv (lst_frozen's output), numbers parsed; an empty ESS or action
+    gap (the MPC rule's rows) reads as nan."""
+    with open(path, newline="") as f:
+        return [{**r, "stage": int(r["stage"]), "episode": int(r["episode"]),
+                 **{k: float(r[k]) if r[k] else np.nan for k in ("return", "ess", "gap")}}
+                for r in csv.DictReader(f)]
+
+
 def load(runs: list[str]) -> dict[int, list[dict]]:
     """{training seed: rows of its episodes.csv (a folder's, or the .csv named)}."""
     out = {}
     for item in runs:
         seed, where = item.split("=", 1)
         path = Path(where) if where.endswith(".csv") else Path(where) / "episodes.csv"
-        with open(path, newline="") as f:
-            out[int(seed)] = [{**r, "stage": int(r["stage"]), "episode": int(r["episode"]),
-                               "return": float(r["return"])} for r in csv.DictReader(f)]
+        out[int(seed)] = parse_episodes(path)
     return out
 
 
