@@ -210,6 +210,15 @@ def band(runs: list, grid: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return table_.mean(0), np.nan_to_num(t_half_width(table_))
 
 
+def y_limits(curves: dict, env: str, band_edges: list[float]) -> tuple[float, float]:
+    """The bands' extent, clipped to the returns seen (with few seeds a t band passes the data
+    by far; one seed's 1,000 need not flatten twenty seeds' means), plus a 5% margin."""
+    seen = [v for (_, e), runs in curves.items() if e == env for r in runs.values() for _, v in r]
+    lo, hi = max(min(seen), min(band_edges)), min(max(seen), max(band_edges))
+    margin = 0.05 * ((hi - lo) or 1.0)
+    return lo - margin, hi + margin
+
+
 def plot(curves: dict, envs, methods, path: Path) -> None:
     """One panel per env: each method's mean evaluation return over seeds with a 95% band."""
     import matplotlib
@@ -218,11 +227,7 @@ def plot(curves: dict, envs, methods, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
     for ax, env in zip(axes[0], envs):
-        grid = env_grid(curves, env)
-        seen = [v for (_, e), runs in curves.items() if e == env
-                for r in runs.values() for _, v in r]
-        margin = 0.05 * ((max(seen) - min(seen)) or 1.0)
-        ax.set_ylim(min(seen) - margin, max(seen) + margin)  # few seeds: bands pass the data
+        grid, edges = env_grid(curves, env), []
         for m in methods:
             runs = list(curves.get((m, env), {}).values())
             if not runs:
@@ -230,6 +235,8 @@ def plot(curves: dict, envs, methods, path: Path) -> None:
             mean, half = band(runs, grid)
             ax.plot(grid, mean, color=COLOURS[m], lw=2, label=f"{m} ({len(runs)} seeds)")
             ax.fill_between(grid, mean - half, mean + half, color=COLOURS[m], alpha=0.2)
+            edges += [(mean - half).min(), (mean + half).max()]
+        ax.set_ylim(*y_limits(curves, env, edges))
         ax.set_title(env, fontsize=10)
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation return")

@@ -106,3 +106,11 @@ def test_every_arm_gets_the_same_random_steps_and_evaluations_and_a_valid_config
             if size == "mid" and method != "SAC":  # every candidate scored by every member
                 assert cfg.model.particles % cfg.model.ensemble_size == 0
                 assert (cfg.model.bootstrap, cfg.planner.value_weight) == (True, 0.0)
+
+
+def test_y_limits_follow_the_bands_clipped_to_the_data():
+    curves = {("CEM-MPC", "E"): {0: [(500, 40.0), (3000, 1000.0)], 1: [(500, 60.0), (3000, 100.0)]}}
+    lo, hi = fig3.y_limits(curves, "E", [45.0, 200.0])  # narrow bands: one seed's 1,000 ignored
+    assert (lo, hi) == pytest.approx((45.0 - 7.75, 200.0 + 7.75))
+    lo, hi = fig3.y_limits(curves, "E", [-5000.0, 5000.0])  # a wide t band: the data's range
+    assert (lo, hi) == pytest.approx((40.0 - 48.0, 1000.0 + 48.0))
