@@ -3,7 +3,8 @@ SMCP-LST and SAC on InvertedPendulum-v5, Reacher-v5 and HalfCheetah-v5, paired s
 method runs the same seeds), each run through the real topology (local Ray). Writes curves.csv,
 table.md (final return and curve area, the time-average of a run's curve, mean with a 95%
 bootstrap interval over seeds; each LST arm against its MPC arm: the paired difference of
-curve areas with its interval and a sign-flip test) and figure3.png (matplotlib, the `bench` extra: mean and 95% band) to --out.
+curve areas with its interval and a sign-flip test) and figure3.png (matplotlib, the `bench`
+extra: mean and 95% band) to --out.
 
 Method = preset with env.id swapped: CEM-MPC pets-pendulum, CEM-LST cem-lst-pendulum,
 SMCP-MPC smcp-pendulum, SMCP-LST smcp-lst-pendulum, SAC sac-pendulum. Every arm gets the same
