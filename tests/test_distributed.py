@@ -89,6 +89,9 @@ def test_metaworld_run_logs_success_and_evaluation_videos(ray_session, tmp_path)
 
     from PIL import Image
 
+    from mbrl_ray.envs import make_env
+    from mbrl_ray.telemetry.video import shown_frames
+
     result, _ = _run(tmp_path, "mw", [
         "env.id=metaworld:reach", "env.max_episode_steps=100", "train.steps=400",
         "train.eval_every=200", "train.eval_episodes=1", "train.video_every=1",
@@ -101,9 +104,11 @@ def test_metaworld_run_logs_success_and_evaluation_videos(ray_session, tmp_path)
     assert acc.Scalars("charts/success")
     videos = acc.Images("eval/video")
     assert len(videos) == len(success)
-    gif = Image.open(io.BytesIO(videos[-1].encoded_image_string))
-    assert gif.format == "GIF" and gif.size == (48, 48)
-    assert gif.n_frames == 100  # one frame per step of the 100-step episode
+    gif = videos[-1].encoded_image_string
+    image = Image.open(io.BytesIO(gif))
+    assert image.format == "GIF" and image.size == (48, 48)
+    fps = make_env("metaworld:reach").metadata["render_fps"]
+    assert shown_frames(gif, fps) == 100  # one frame per step of the 100-step episode
 
 
 def test_async_run_holds_samples_per_insert(ray_session, tmp_path):
