@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageSequence
 
 MIN_FRAME_MS = 20  # browsers play shorter GIF frame delays at 100 ms
 
@@ -18,12 +18,8 @@ def frame_ms(fps: float) -> int:
 def shown_frames(gif: bytes, fps: float) -> int:
     """How many frames a GIF from encode_gif plays: Pillow merges identical consecutive
     frames into one with their delays summed, so this counts delays, not stored frames."""
-    image = Image.open(io.BytesIO(gif))
-    total = 0
-    for index in range(image.n_frames):
-        image.seek(index)
-        total += image.info["duration"]
-    return round(total / frame_ms(fps))
+    frames = ImageSequence.Iterator(Image.open(io.BytesIO(gif)))
+    return round(sum(frame.info["duration"] for frame in frames) / frame_ms(fps))
 
 
 def encode_gif(frames: np.ndarray, fps: float) -> bytes:
