@@ -79,7 +79,8 @@ def table(data: dict[int, list[dict]], confirm: list[int]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", nargs="+", required=True, help="SEED=FOLDER (its episodes.csv) or SEED=FILE.csv")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="SEED=FOLDER (its episodes.csv) or SEED=FILE.csv")
     ap.add_argument("--confirm", type=int, nargs="*", default=[],
                     help="training seeds pooled for the confirmatory test")
     ap.add_argument("--out", type=Path)

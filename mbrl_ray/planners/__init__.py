@@ -36,5 +36,6 @@ def _planner(p, act_dim: int) -> Planner | SMCPlanner:
     raise ValueError(f"planner.name={p.name!r}: no such planner")
 
 
-__all__ = ["CEMLSTPlanner", "CEMPlanner", "SMCPlanner", "ICEMPlanner", "MPPIPlanner", "RandomShootingPlanner", "Objective",
-           "Planner", "colored_noise", "make_planner", "shift"]
+__all__ = ["CEMLSTPlanner", "CEMPlanner", "SMCPlanner", "ICEMPlanner", "MPPIPlanner",
+           "RandomShootingPlanner", "Objective", "Planner", "colored_noise", "make_planner",
+           "shift"]
