@@ -10,8 +10,9 @@ value V(s) so that the weights look beyond the horizon; alpha is SAC's temperatu
 use the soft value E_pi[min Q(s, a) - alpha log pi(a | s)]; the agent passes min Q at the policy's
 mean action, whose lower variance SMCP needs, see SACAgent.proposal.) An ended particle keeps
 paying -log pi with no reward or value, as in an absorbing state. Particles are resampled
-(multinomial or systematic) after every step. SMCP-MPC acts with the first action of a surviving particle; SMCP-LST samples it from
-the LST posterior over all first actions given the survivors' first next states.
+(multinomial or systematic) after every step. SMCP-MPC acts with the first action of a
+surviving particle; SMCP-LST samples it from the LST posterior over all first actions given the
+survivors' first next states.
 
 SMCP-LST iterates Algorithm 1 of the LST paper over K sweeps: sweep 1 draws the first actions
 from the proposal (p^0 = pi); sweep k > 1 draws them from a Gaussian fitted to the previous
