@@ -272,9 +272,13 @@ def main() -> None:
     ap.add_argument("--from-csv", type=Path, nargs="+",
                     help="redraw table.md and figure3.png from earlier curves.csv files, no runs")
     args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.from_csv:
+        args.out.mkdir(parents=True, exist_ok=True)
         return report(read_curves(args.from_csv), args.out)
+    if (args.out / "curves.csv").exists():  # hours of runs: a re-run must not truncate them
+        raise SystemExit(f"--out {args.out}: holds a curves.csv from an earlier run; choose a "
+                         "new folder (merge the two with --from-csv)")
+    args.out.mkdir(parents=True, exist_ok=True)
     import ray
 
     local = args.address == "local"
@@ -282,8 +286,9 @@ def main() -> None:
              **({"num_cpus": 2 * max(1, args.parallel), "include_dashboard": False,
                  "_temp_dir": tempfile.mkdtemp(prefix="mbrl-fig3-")} if local else {}))
     # seed-major: a cut still holds whole pairs
-    grid = [(m, e, s) for e in args.envs for s in range(args.first_seed, args.first_seed + args.seeds)
-            for m in args.methods]
+    grid = [(m, e, s) for e in args.envs
+            for s in range(args.first_seed, args.first_seed + args.seeds) for m in args.methods]
+    check_parallel_fits(grid, args)
     curves: dict = {}
     with open(args.out / "curves.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -298,6 +303,20 @@ def main() -> None:
     report(curves, args.out)
 
 
+def check_parallel_fits(grid: list[tuple], args) -> None:
+    """Exit before any run starts when --parallel runs' actors cannot all fit in the cluster:
+    runs that each hold part of what they need would wait on each other forever."""
+    if args.parallel <= 1 or not grid:
+        return
+    import ray
+
+    need = args.parallel * max(run_cpus(*key, args) for key in grid)
+    have = ray.cluster_resources().get("CPU", 0)
+    if need > have:
+        raise SystemExit(f"--parallel {args.parallel} needs {need:g} CPUs for its runs' actors; "
+                         f"the Ray cluster has {have:g}")
+
+
 def runs(grid: list[tuple], args):
     """Yield ((method, env, seed), curve) as runs finish: one after another in this process
     (--parallel 1), or as Ray tasks, at most --parallel at a time, each placed on a node by
@@ -310,11 +329,6 @@ def runs(grid: list[tuple], args):
         return
     import ray
 
-    need = args.parallel * max(run_cpus(*key, args) for key in grid)
-    have = ray.cluster_resources().get("CPU", 0)
-    if need > have:  # runs that each hold part of what they need would wait on each other
-        raise SystemExit(f"--parallel {args.parallel} needs {need:g} CPUs for its runs' actors; "
-                         f"the Ray cluster has {have:g}")
     remote_run = ray.remote(num_cpus=0, max_retries=0)(run)
     pending, queue = {}, list(grid)
     while queue or pending:

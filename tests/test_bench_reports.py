@@ -106,3 +106,29 @@ def test_frozen_refuses_to_replace_an_earlier_runs_episodes(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="episodes.csv from an earlier run"):
         frozen.main()
     assert (tmp_path / "old" / "episodes.csv").read_bytes() == before
+
+
+figure3 = _module("lst_figure3")
+dreamer = _module("dreamer_vs_rllib")
+
+
+def test_figure3_refuses_to_truncate_an_earlier_runs_curves(tmp_path, monkeypatch):
+    out = tmp_path / "cut"
+    out.mkdir()
+    (out / "curves.csv").write_text("method,env,seed,env_step,eval_return\nSAC,R,0,500,1.0\n")
+    before = (out / "curves.csv").read_bytes()
+    # --seeds 0: were the refusal gone, the run would end at once with the file truncated
+    monkeypatch.setattr(sys, "argv", ["lst_figure3.py", "--out", str(out), "--seeds", "0"])
+    with pytest.raises(SystemExit, match="curves.csv from an earlier run"):
+        figure3.main()
+    assert (out / "curves.csv").read_bytes() == before
+
+
+def test_dreamer_bench_refuses_to_replace_a_measured_seed(tmp_path, monkeypatch):
+    _run(tmp_path, "rllib", 3, [(500, 40.0)], wall=50.0, train=40.0)
+    before = (tmp_path / "rllib-seed3.json").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["dreamer_vs_rllib.py", "--seed", "3", "--out",
+                                      str(tmp_path)])
+    with pytest.raises(SystemExit, match="rllib-seed3.json already measured"):
+        dreamer.main()
+    assert (tmp_path / "rllib-seed3.json").read_bytes() == before
