@@ -166,10 +166,10 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("bench/out/dreamer-vs-rllib"),
                         help="our run directory (checkpoints, TensorBoard log; not committed)")
     args = parser.parse_args()
-    sides = [(name, fn) for name, fn in (("ours", run_ours), ("rllib", run_rllib))
+    sides = [(args.out / f"{name}-seed{args.seed}.json", fn)
+             for name, fn in (("ours", run_ours), ("rllib", run_rllib))
              if args.only in (None, name)]
-    held = [str(args.out / f"{name}-seed{args.seed}.json") for name, _ in sides
-            if (args.out / f"{name}-seed{args.seed}.json").exists()]
+    held = [str(path) for path, _ in sides if path.exists()]
     if held:  # a measured run is not replaced by a re-run
         raise SystemExit(f"--seed {args.seed}: {', '.join(held)} already measured; choose "
                          "another --seed or --out")
@@ -177,9 +177,9 @@ def main() -> None:
     import ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rows = []
-    for name, fn in sides:
+    for path, fn in sides:
         rows.append(fn(args))
-        (args.out / f"{name}-seed{args.seed}.json").write_text(json.dumps(rows[-1]))
+        path.write_text(json.dumps(rows[-1]))
     text = (f"{TASK} (state), action repeat {REPEAT}, {args.steps:,} env steps, B x T = {B} x "
             f"{T}, {args.ratio:g} replayed rows per env step, seed {args.seed}, "
             f"{args.eval_episodes} evaluation episodes per point\n\n{table(rows)}\n")

@@ -14,14 +14,19 @@ pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_workers_spread_over_nodes_and_survive_a_lost_node(tmp_path):
+def _scenario(script: str, arg: Path, timeout: int) -> dict:
+    """Run tests/<script> in a process of its own (it starts its own simulated cluster beside
+    the session's Ray) and return the JSON line it prints last."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "multinode_scenario.py"),
-                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
-                          timeout=600, cwd=ROOT)
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / script), str(arg)],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_workers_spread_over_nodes_and_survive_a_lost_node(tmp_path):
+    out = _scenario("multinode_scenario.py", tmp_path / "run", timeout=600)
     start, end = out["worker_nodes"]["start"], out["worker_nodes"]["end"]
     assert len(set(start)) == 3, "three workers, three nodes: SPREAD puts one on each"
     assert out["removed"]["node"] in start and out["removed"]["node"] not in out["alive_nodes"]
@@ -34,13 +39,7 @@ def test_figure3_job_runs_its_runs_as_ray_tasks_on_a_cluster(tmp_path):
     """The path jobs/lst-figure3.sh takes (--address of a cluster, --parallel N), at a tiny size:
     a --parallel the cluster cannot hold is refused before anything is written; two runs at a
     time complete as Ray tasks and land in one curves.csv and table."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "figure3_cluster_scenario.py"),
-                           str(tmp_path)], capture_output=True, text=True, env=env,
-                          timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _scenario("figure3_cluster_scenario.py", tmp_path, timeout=900)
     assert out["too_many"]["rc"] != 0
     assert "--parallel 3 needs 6 CPUs" in out["too_many"]["stderr"]
     assert not (tmp_path / "too-many" / "curves.csv").exists()
