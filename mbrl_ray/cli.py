@@ -8,10 +8,11 @@ from pathlib import Path
 
 from mbrl_ray.config import (Config, ConfigError, apply_overrides, iter_fields, list_presets,
                              load_preset, validate, check_machine)
-from mbrl_ray.run_dir import check_new_run_dir, load_run_config
+from mbrl_ray.run_dir import check_new_run_dir, check_writable, load_run_config
 
 EXIT_FAILED = 1  # the run started and stopped on a fault (a non-finite value, ...)
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def _keys_help() -> str:
@@ -67,16 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.
-        from mbrl_ray.distributed.driver import Driver, RunStopped
+        from mbrl_ray.distributed.driver import Driver, RunInterrupted, RunStopped
         try:
             result = Driver(cfg, run_dir, resume=args.command == "resume",
                             printer=_printer).run()
         except RunStopped as err:
             print(f"mbrl-ray: {err}", file=sys.stderr)
             return EXIT_FAILED
+        except RunInterrupted as err:
+            print(f"mbrl-ray: {err.message}", file=sys.stderr)
+            return err.exit_code
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before the run's actors started: nothing to save yet
+        print("mbrl-ray: interrupted before training started; nothing was trained",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"done: {result.env_steps} env steps, final evaluation return "
           f"{result.final_eval_return:.1f}")
     print(f"TensorBoard logs: {result.run_dir / 'tb'}  (tensorboard --logdir {result.run_dir / 'tb'})")
@@ -89,10 +97,12 @@ def _checked_input(args: argparse.Namespace) -> tuple[Config, Path]:
         cfg = check_machine(validate(build_config(args)))
         run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_new_run_dir(run_dir)
+        check_writable(run_dir)
         return cfg, run_dir
     cfg = load_run_config(args.run_dir)
     if args.steps is not None:
         cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
+    check_writable(args.run_dir)
     return check_machine(validate(cfg)), args.run_dir
 
 

@@ -56,18 +56,26 @@ def test_first_nonfinite_names_the_entry():
         check_finite({"v": float("inf")}, "loss")
 
 
+COUNTERS = {"env_steps": 100, "rounds": 1, "evals": 0, "resumes": 0, "worker_restarts": 0,
+            "learner_restarts": 0, "replay": {"steps": 100}}
+
+
+def _checkpoint(run_dir, step=100, agent=None, extra=None):
+    """A committed checkpoint as the driver writes one (through ckpt.commit)."""
+    path = ckpt.new_checkpoint_dir(run_dir, step)
+    np.savez(path / "replay.npz", obs=np.arange(1000.0))
+    torch.save({"agent": {"w": torch.ones(2)} if agent is None else agent, "version": 1,
+                **(extra or {})}, path / "learner.pt")
+    return ckpt.commit(path, {**COUNTERS, "env_steps": step})
+
+
 @pytest.mark.unit
 def test_a_checkpoint_with_code_in_it_is_refused(tmp_path):
     """learner.pt loads with weights_only=True: a pickled object (which could run code) makes
     the checkpoint unusable instead of being executed."""
-    path = tmp_path / "step_000000100"
-    path.mkdir()
-    np.savez(path / "replay.npz", obs=np.zeros(3))
-    torch.save({"agent": {"w": torch.ones(2)}, "version": 1, "x": Exploit()}, path / "learner.pt")
-    (path / "counters.json").write_text(json.dumps({"env_steps": 100, "replay": {}}))
+    path = _checkpoint(tmp_path, extra={"x": Exploit()})
     assert "does not load" in ckpt.problem(path)
-    torch.save({"agent": {"w": torch.ones(2)}, "version": 1}, path / "learner.pt")
-    assert ckpt.problem(path) is None
+    assert ckpt.problem(_checkpoint(tmp_path, step=200)) is None
 
 
 class Exploit:
@@ -77,13 +85,7 @@ class Exploit:
 
 @pytest.mark.unit
 def test_checkpoint_problems_name_the_broken_file(tmp_path):
-    path = tmp_path / "run" / "checkpoints" / "step_000000100"
-    path.mkdir(parents=True)
-    np.savez(path / "replay.npz", obs=np.zeros(1000))
-    torch.save({"agent": {"w": torch.ones(2)}, "version": 1}, path / "learner.pt")
-    (path / "counters.json").write_text(json.dumps({"env_steps": 100, "replay": {}, "files": {
-        "replay.npz": (path / "replay.npz").stat().st_size,
-        "learner.pt": (path / "learner.pt").stat().st_size}}))
+    path = _checkpoint(tmp_path / "run")
     assert ckpt.problem(path) is None
     os.truncate(path / "replay.npz", 500)
     assert f"{path / 'replay.npz'} is truncated" in ckpt.problem(path)
@@ -92,6 +94,100 @@ def test_checkpoint_problems_name_the_broken_file(tmp_path):
     warnings = []
     assert ckpt.choose(tmp_path / "run", warnings.append) is None
     assert "step_000000100 is broken" in warnings[0]
+
+
+def _flip_a_byte(file, at):
+    data = bytearray(file.read_bytes())
+    data[at] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.unit
+def test_bytes_flipped_at_the_same_size_are_found(tmp_path):
+    """Issue 45 (3): a replay.npz with flipped bytes passed the size check and crashed every
+    resume with BadZipFile. The commit's SHA-256 finds it; an older checkpoint (sizes only)
+    has its archive's CRCs read."""
+    path = _checkpoint(tmp_path)
+    _flip_a_byte(path / "replay.npz", 200)  # inside the array's data, not the zip headers
+    assert ckpt.problem(path) == (f"{path / 'replay.npz'} is corrupt: its SHA-256 differs "
+                                  "from the one written at commit")
+    counters = ckpt.read_counters(path)
+    counters["files"] = {name: entry["bytes"] for name, entry in counters["files"].items()}
+    (path / "counters.json").write_text(json.dumps(counters))
+    assert ckpt.problem(path) == f"{path / 'replay.npz'} is corrupt: bad CRC in obs.npy"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("key, value, words", [
+    ("replay", None, "replay is None, not a mapping with steps >= 0"),
+    ("replay", {"steps": -1}, "replay is {'steps': -1}"),
+    ("env_steps", "100", "env_steps is '100', not a count >= 0"),
+    ("evals", True, "evals is True"),
+    ("files", {"learner.pt": 1}, "not an entry for each of learner.pt, replay.npz"),
+])
+def test_counters_are_checked_against_their_schema(tmp_path, key, value, words):
+    path = _checkpoint(tmp_path)
+    counters = {**ckpt.read_counters(path), key: value}
+    (path / "counters.json").write_text(json.dumps(counters))
+    found = ckpt.problem(path)
+    assert found.startswith(f"{path / 'counters.json'} is not valid: ") and words in found
+
+
+@pytest.mark.unit
+def test_a_learner_state_holding_nan_is_refused(tmp_path):
+    path = _checkpoint(tmp_path, agent={"model": {"w": torch.tensor([1.0, float("nan")])}})
+    assert ckpt.problem(path) == f"{path / 'learner.pt'} holds a non-finite value in model.w"
+
+
+@pytest.mark.unit
+def test_commits_and_set_asides_never_collide(tmp_path):
+    """Issue 45 (1): a second commit at the same step renamed the first to `.replaced`, and
+    a third found that name taken (Errno 39) and wedged every later resume. Now each commit
+    takes a fresh name and each set-aside a free one, however often the same step recurs."""
+    first = _checkpoint(tmp_path, step=600)
+    (first.with_suffix(".tmp")).mkdir()  # a dead writer's leftover of the same step
+    second = _checkpoint(tmp_path, step=600)
+    third = _checkpoint(tmp_path, step=600)
+    assert [first.name, second.name, third.name] == [
+        "step_000000600", "step_000000600_r1", "step_000000600_r2"]
+    assert ckpt.committed(tmp_path) == [second, third]  # KEEP = 2 newest, in commit order
+    for _ in range(2):  # the newest broken twice over: each set aside under its own name
+        ckpt.set_aside_broken(tmp_path, second)
+        assert ckpt.committed(tmp_path) == [second]
+        newest = _checkpoint(tmp_path, step=600)
+    newest.with_suffix(".broken").mkdir()  # its aside name already taken
+    ckpt.set_aside_broken(tmp_path, second)
+    assert sorted(p.name for p in ckpt.checkpoint_root(tmp_path).iterdir()) == [
+        "step_000000600_r1", "step_000000600_r2.broken", "step_000000600_r3.broken",
+        "step_000000600_r4.broken", "step_000000600_r4.broken-2"]
+    ordered = [_checkpoint(tmp_path, step=s).name for s in (900, 1000)]
+    assert [p.name for p in ckpt.committed(tmp_path)] == ordered
+
+
+@pytest.mark.unit
+def test_a_run_dir_has_one_writer_and_a_dead_one_holds_nothing(tmp_path):
+    """Issue 45 (2): a second train/resume was accepted while a run was live. The lock is
+    refused naming the holder, and a holder killed with SIGKILL leaves no stale lock."""
+    from mbrl_ray.config import ConfigError
+    from mbrl_ray.run_dir import RunDirLock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from mbrl_ray.run_dir import RunDirLock; "
+        f"lock = RunDirLock(Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"is in use by pid {holder.pid} on host "):
+            RunDirLock(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = RunDirLock(tmp_path)
+    with pytest.raises(ConfigError, match=rf"in use by pid {os.getpid()} "):
+        RunDirLock(tmp_path)
+    lock.release()
+    assert (tmp_path / ".lock").read_text() == ""  # no holder named once released
+    RunDirLock(tmp_path).release()
 
 
 # ---- whole runs on the session's Ray ---------------------------------------------------------
@@ -142,6 +238,77 @@ def test_a_resume_without_any_usable_checkpoint_changes_nothing(ray_session, tmp
     err = capsys.readouterr().err
     assert "no usable checkpoint" in err and "counters.json is unreadable" in err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.ray
+def test_a_finished_run_resumed_twice_stays_resumable(ray_session, tmp_path, capsys):
+    """Issue 45 (1): `train --steps 600; resume; resume` failed the second resume with Errno 39
+    and every resume after it. Each resume now commits under a fresh name, and keeps the
+    earlier attempts' result.json beside the new one."""
+    run = tmp_path / "run"
+    assert main(["train", "debug", "--steps", "600", "--run-dir", str(run)]) == 0
+    for _ in range(3):
+        assert main(["resume", str(run)]) == 0, capsys.readouterr().err
+    assert [p.name for p in ckpt.committed(run)] == ["step_000000600_r2", "step_000000600_r3"]
+    assert not list(ckpt.checkpoint_root(run).glob("*.tmp"))
+    assert sorted(p.name for p in run.glob("result*.json")) == [
+        "result-1.json", "result-2.json", "result-3.json", "result.json"]
+
+
+def _cli(*args) -> subprocess.Popen:
+    """mbrl-ray in a process of its own (its own local Ray), output kept in pipes."""
+    env = {**os.environ}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen([sys.executable, "-m", "mbrl_ray.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_step(process: subprocess.Popen, step: int) -> None:
+    """Read the progress lines until one reports `step` or more env steps."""
+    for line in process.stdout:
+        if line.startswith("[") and int(line[1:].split("/")[0]) >= step:
+            return
+    raise AssertionError(f"run ended before env step {step}: {process.wait()}, "
+                         f"{process.stderr.read()}")
+
+
+@pytest.mark.ray
+def test_stop_signals_checkpoint_and_leave_a_result(ray_session, tmp_path, capsys):
+    """Issue 45 (2, 4): while a run is live a second writer is refused, naming the holder;
+    SIGINT, then (on the resumed run) SIGTERM, each checkpoint at the step reached, write
+    result.json saying how the run stopped, print one line and exit 130 / 143; the run then
+    resumes to its budget with every TensorBoard point once."""
+    import signal
+
+    run = tmp_path / "run"
+    process = _cli("train", "debug", "--steps", "1200", "train.checkpoint_every=100000",
+                   "--run-dir", run)
+    stopped_at = []
+    for signum, word, code in ((signal.SIGINT, "interrupted", 130),
+                               (signal.SIGTERM, "terminated", 143)):
+        _wait_for_step(process, (stopped_at or [0])[-1] + 400)
+        assert main(["resume", str(run)]) == 2
+        assert f"is in use by pid {process.pid} on host" in capsys.readouterr().err
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == code, err
+        saved = ckpt.latest(run)
+        step = ckpt.read_counters(saved)["env_steps"]
+        stopped_at.append(step)
+        assert err.strip().splitlines()[-1] == (
+            f"mbrl-ray: run {word} by {signal.Signals(signum).name} at env step {step}: "
+            f"checkpoint {saved} saved now; continue with `mbrl-ray resume {run}`")
+        assert "Traceback" not in err
+        result = json.loads((run / "result.json").read_text())
+        assert result["stopped"] == word and result["env_steps"] == step
+        process = _cli("resume", run) if word == "interrupted" else None
+    assert stopped_at[0] >= 400 and stopped_at[1] >= stopped_at[0] + 400
+    assert main(["resume", str(run)]) == 0
+    steps = _all_steps(run)
+    for tag, seen in steps.items():
+        assert len(seen) == len(set(seen)) and seen == sorted(seen), (tag, seen)
+    assert steps["eval/episodic_return"][-1] == 1200
+    assert json.loads((run / "result.json").read_text())["stopped"] is None
 
 
 @pytest.mark.ray

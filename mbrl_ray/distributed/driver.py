@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ from mbrl_ray.distributed.evaluation import Evaluations
 from mbrl_ray.distributed.preflight import describe_planning, init_ray, preflight
 from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.finite import NonFiniteError
-from mbrl_ray.run_dir import check_new_run_dir, save_config
+from mbrl_ray.distributed.stop_signals import (RunInterrupted, StopSignals,
+                                               raising_on_stop_signals)
+from mbrl_ray.run_dir import RunDirLock, check_new_run_dir, save_config
 from mbrl_ray.telemetry import Progress, TBLogger
 
 MAX_WORKER_RETRIES = 20  # calls re-sent to one failing worker before the run gives up
 RETRY_WAIT_S = 0.5
+STOP_CHECKPOINT_S = 60  # what a stop signal's checkpoint may take before the run exits without
 
 
 def checkpoint_interval(cfg: Config) -> int:
@@ -35,7 +39,28 @@ def checkpoint_interval(cfg: Config) -> int:
 
 
 class RunStopped(RuntimeError):
-    """The run stopped on a fault it cannot go on from; the message says why and what is saved."""
+    """The run stopped on a fault it cannot go on from; the message says why and what is saved.
+    learner_failed: the learner kept dying, also when started from the newest checkpoint."""
+
+    def __init__(self, message: str, learner_failed: bool = False) -> None:
+        super().__init__(message)
+        self.learner_failed = learner_failed
+
+
+def _free_name(folder: Path, pattern: str) -> Path:
+    k = 1
+    while (folder / pattern.format(k)).exists():
+        k += 1
+    return folder / pattern.format(k)
+
+
+def actor_error_cause(err: Exception) -> str:
+    """The last `SomeError: text` line of an actor's error (Ray wraps the actor's traceback in
+    its own text), else the error's type."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)
+              and not line.startswith(("ray.exceptions.", "ActorDiedError", "RayActorError"))]
+    return causes[-1][:300] if causes else type(err).__name__
 
 
 @dataclass
@@ -60,8 +85,24 @@ class Driver:
         self.faults = faults or {}
         self.counters = {"env_steps": 0, "rounds": 0, "evals": 0, "resumes": 0,
                          "worker_restarts": 0, "learner_restarts": 0, "replay": None}
+        if resume and not self.run_dir.is_dir():
+            raise ConfigError(f"run dir {str(self.run_dir)!r} does not exist: nothing to resume")
+        self.lock = RunDirLock(self.run_dir)  # before reading: no other writer from here on
+        try:
+            self._open(resume)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.last_return: float | None = None
+        self.checkpoint_due = False
+        self.next_eval = self._next_multiple(self.cfg.train.eval_every)
+        self.next_ckpt = self._next_multiple(checkpoint_interval(self.cfg))
+
+    def _open(self, resume: bool) -> None:
+        """A new run's empty dir, or a resumed run's counters from its newest usable checkpoint
+        (nothing renamed or written yet)."""
         if not resume:
-            check_new_run_dir(self.run_dir)
+            check_new_run_dir(self.run_dir)  # again, under the lock: a run may have begun
         self.saved = ckpt.choose(self.run_dir, self._warn) if resume else None
         if resume and self.saved is None:
             raise ConfigError(f"run dir {str(self.run_dir)!r} has no usable checkpoint to "
@@ -73,10 +114,6 @@ class Driver:
             # Steps counted while their chunk still waited at the limiter never reached the
             # replay (async): the resumed run counts from what the replay holds.
             self.counters["env_steps"] = self.counters["replay"]["steps"]
-        self.last_return: float | None = None
-        self.checkpoint_due = False
-        self.next_eval = self._next_multiple(self.cfg.train.eval_every)
-        self.next_ckpt = self._next_multiple(checkpoint_interval(self.cfg))
 
     def _warn(self, message: str) -> None:
         self.printer(message, flush=True)
@@ -89,22 +126,41 @@ class Driver:
     # ---- the run ------------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Train to the step budget. Raises RunStopped (after writing result.json) when a
-        non-finite value or a learner that keeps dying stops the run."""
+        non-finite value or a learner that keeps dying stops the run, and RunInterrupted (after
+        a checkpoint and result.json) on SIGINT or SIGTERM. The run dir's lock goes with it."""
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> RunResult:
         if self.resume:
             ckpt.set_aside_broken(self.run_dir, self.saved)
+        for leftover in ckpt.remove_leftovers(self.run_dir):
+            self._warn(f"warning: removed {leftover}, a checkpoint a stopped run never finished")
         save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
         topology.check_resources(self.cfg)
+        with raising_on_stop_signals() as signals:  # after ray.init, which sets its own
+            return self._run_actors(signals)
+
+    def _run_actors(self, signals: StopSignals) -> RunResult:
+        self.learner_start = self.saved  # the checkpoint the learner (re)started from
         self.topo = topology.build(self.cfg, self.spec, self.counters["resumes"], self.saved,
                                    self.counters["replay"],
                                    self.faults.get("crash_worker_at_step", 0))
-        nodes, final, stopped = {}, None, None
+        nodes, final, stopped, interrupt = {}, None, None, None
         try:  # however the run ends, its actors go with it
             nodes["start"] = self._worker_nodes()
             final = self._train_and_evaluate()
             nodes["end"] = self._worker_nodes()
         except (NonFiniteError, RunStopped) as err:
             stopped = self._stop_message(err)
+        except KeyboardInterrupt:
+            interrupt = signals.interrupted()
+            stopped = interrupt.word
+            interrupt.message = self._interrupted_message(interrupt)
+            final = self.evals.last if hasattr(self, "evals") else None
         finally:
             for actor in self.topo.all_actors():
                 ray.kill(actor)
@@ -112,15 +168,35 @@ class Driver:
         result = RunResult(self.run_dir, self.counters["env_steps"], final,
                            self.counters["worker_restarts"], self.counters["learner_restarts"])
         self._write_result(result, nodes, stopped)
+        if interrupt is not None:
+            raise interrupt
         if stopped:
             raise RunStopped(stopped)
         return result
 
+    def _interrupted_message(self, err: RunInterrupted) -> str:
+        """Checkpoint now (bounded in time) and say what is saved."""
+        try:
+            if self.cfg.train.schedule == "async":  # the learner's round must be able to end
+                ray.get(self.topo.replay.release_limiter.remote(), timeout=STOP_CHECKPOINT_S)
+            saved = self.checkpoint(pause_inserts=True, timeout=STOP_CHECKPOINT_S)
+            when = f"checkpoint {saved} saved now"
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError, RunStopped) as fault:
+            saved = ckpt.latest(self.run_dir)
+            when = (f"no checkpoint now ({type(fault).__name__}); the last good one is "
+                    f"{saved or 'none'}")
+        return (f"run {err.word} by {err} at env step {self.counters['env_steps']}: {when}"
+                + (f"; continue with `mbrl-ray resume {self.run_dir}`" if saved else ""))
+
     def _stop_message(self, err: Exception) -> str:
         cause = getattr(err, "cause", None) or err  # an actor's error arrives wrapped by Ray
         saved = ckpt.latest(self.run_dir)
-        return (f"run stopped at env step {self.counters['env_steps']}: {cause}. "
-                f"The last good checkpoint is {saved or 'none (nothing was saved)'}"
+        where = f"The last good checkpoint is {saved or 'none (nothing was saved)'}"
+        if saved and getattr(err, "learner_failed", False):
+            return (f"run stopped at env step {self.counters['env_steps']}: {cause}. {where}, "
+                    "but the learner failed starting from it: resuming would fail the same "
+                    "way until the cause is fixed")
+        return (f"run stopped at env step {self.counters['env_steps']}: {cause}. {where}"
                 + (f"; continue from it with `mbrl-ray resume {self.run_dir}`" if saved else ""))
 
     def _write_result(self, result: RunResult, nodes: dict, stopped: str | None) -> None:
@@ -132,7 +208,10 @@ class Driver:
                 "worker_restarts": result.worker_restarts,
                 "learner_restarts": result.learner_restarts, "worker_nodes": nodes,
                 "stopped": stopped}
-        (self.run_dir / "result.json").write_text(json.dumps(body, allow_nan=False))
+        path = self.run_dir / "result.json"
+        if path.exists():  # an earlier attempt's result (a resumed run's) is kept beside
+            path.rename(_free_name(self.run_dir, "result-{}.json"))
+        path.write_text(json.dumps(body, allow_nan=False))
 
     def _worker_nodes(self) -> list[str | None]:
         """Ray node id of every rollout worker, in worker order (where placement put them);
@@ -251,28 +330,33 @@ class Driver:
         self.progress.report(self.counters["env_steps"], self.last_return, self.evals.last)
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def checkpoint(self, pause_inserts: bool) -> Path:
+    def checkpoint(self, pause_inserts: bool, timeout: float | None = None) -> Path:
         """Learner, replay and counters in one folder, committed atomically. pause_inserts
         (async): inserts wait meanwhile, so both are saved at the same insert count (the
-        learner is between rounds when this is called)."""
+        learner is between rounds when this is called). timeout: seconds each save may take
+        (GetTimeoutError past it, and nothing is committed)."""
         self.checkpoint_due = False
         path = ckpt.new_checkpoint_dir(self.run_dir, self.counters["env_steps"])
         replay = self.topo.replay
         try:
             if pause_inserts:
-                ray.get(replay.pause.remote(True))
+                ray.get(replay.pause.remote(True), timeout=timeout)
             learner_done = self.topo.learner.save.remote(str(path / "learner.pt"))
-            self.counters["replay"] = ray.get(replay.save.remote(str(path / "replay.npz")))
+            self.counters["replay"] = ray.get(replay.save.remote(str(path / "replay.npz")),
+                                              timeout=timeout)
             try:
-                ray.get(learner_done)
+                ray.get(learner_done, timeout=timeout)
             except ray.exceptions.RayActorError as err:
                 # The learner died: bring it back; this checkpoint is taken without it.
                 self.restart_learner(err)
                 shutil.rmtree(path, ignore_errors=True)
                 return ckpt.latest(self.run_dir)
+        except ray.exceptions.GetTimeoutError:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         finally:
             if pause_inserts:
-                ray.get(replay.pause.remote(False))
+                ray.get(replay.pause.remote(False), timeout=timeout)
         return ckpt.commit(path, self.counters)
 
     # ---- the learner --------------------------------------------------------------------------
@@ -289,12 +373,14 @@ class Driver:
         first); replay, parameter server and workers go on. Gives up after
         learner.max_restarts."""
         if self.counters["learner_restarts"] >= self.cfg.learner.max_restarts:
+            # Still the checkpoint it last started from: a resume would start it the same way.
+            same_start = self.learner_start == ckpt.latest(self.run_dir)
             raise RunStopped(f"the learner died {self.counters['learner_restarts'] + 1} times "
-                             f"(learner.max_restarts={self.cfg.learner.max_restarts}); last: "
-                             f"{type(err).__name__}")
+                             f"(learner.max_restarts={self.cfg.learner.max_restarts}); last "
+                             f"cause: {actor_error_cause(err)}", learner_failed=same_start)
         self.counters["learner_restarts"] += 1
         ray.kill(self.topo.learner)
-        saved = ckpt.latest(self.run_dir)
+        saved = self.learner_start = ckpt.latest(self.run_dir)
         self.topo.learner = topology.start_learner(self.cfg, self.spec, self.topo.names, saved)
         self.printer(f"the learner died ({type(err).__name__}); restarted from "
                      f"{saved or 'its initial state (no checkpoint yet)'}; the run goes on",
