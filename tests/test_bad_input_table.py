@@ -87,6 +87,21 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["dcmpc.horizon=5000"], ["dcmpc.horizon=5000", "exceeds"]),
     (["dcmpc.rho=1.5"], ["dcmpc.rho=1.5", "[0, 1]"]),
     (["agent.name=dcmpc", "planner.name=smcp"], ["agent.name='dcmpc'", "planner.name='smcp'"]),
+    # Issue 45 (5): each of these ran into Ray, a traceback, a wrong message or out of memory.
+    (["ray.address=foo"], ["ray.address='foo'", "not a Ray address", "HOST:PORT"]),
+    (["ray.address=127.0.0.1:1"], ["ray.address='127.0.0.1:1'", "cannot be reached"]),
+    (["ray.address=127.0.0.1:99999"], ["ray.address='127.0.0.1:99999'", "not a Ray address"]),
+    (["workers.num=10000"], ["workers.num x workers.num_cpus", "= 5000.5 CPUs", "local Ray has"]),
+    (["ray.num_cpus=1", "workers.num_cpus=1"], ["= 1.5 CPUs", "local Ray has 1 (ray.num_cpus)"]),
+    (["model.hidden_size=1000000"], ["model.hidden_size=1000000", "exceeds 16,384"]),
+    (["rssm.deter=100000"], ["rssm.deter=100000", "exceeds 16,384"]),
+    (["sac.num_layers=1000"], ["sac.num_layers=1000", "exceeds 64"]),
+    (["dcmpc.fsq_levels=[1000,1000,1000]"], ["dcmpc.fsq_levels=[1000, 1000, 1000]",
+                                              "1,000,000,000 codes", "65,536"]),
+    (["env.id=dmc:"], ["env.id='dmc:'", "'dmc:<domain>-<task>'"]),
+    (["env.id=a b"], ["env.id='a b'", "Gymnasium id"]),
+    (["=5"], ["override '=5' has no key"]),
+    (["model.lr=[1"], ["model.lr='[1'", "cannot be read"]),
 ]
 
 
@@ -121,6 +136,14 @@ def test_bad_train_input(args, words, tmp_path):
 def test_unknown_preset(tmp_path):
     _check(["train", "no-such-preset", "--run-dir", str(tmp_path / "r")],
            ["unknown preset", "'no-such-preset'", "debug"], tmp_path)
+
+
+def test_run_dir_that_cannot_be_written(tmp_path):
+    """Issue 45 (5): a read-only --run-dir ran into an OSError traceback. /proc takes no file,
+    even from root (for whom permission bits do not hold)."""
+    _check(["train", "debug", "--run-dir", "/proc/mbrl-ray-run"],
+           ["run dir '/proc/mbrl-ray-run' is not writable", "choose another --run-dir"],
+           tmp_path)
 
 
 def test_run_dir_that_is_a_file(tmp_path):

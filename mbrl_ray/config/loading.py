@@ -65,9 +65,38 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
-        key, text = item.split("=", 1)
-        set_key(cfg, key.strip(), yaml.safe_load(text) if text.strip() else "")
+        key, text = (part.strip() for part in item.split("=", 1))
+        if not key:
+            raise ConfigError(f"override {item!r} has no key before '='; expected key.sub=value")
+        set_key(cfg, key, _parse_value(cfg, key, text))
     return cfg
+
+
+def _parse_value(cfg: Config, key: str, text: str) -> Any:
+    """A YAML scalar or list; for a string key the text as typed (`env.id=dmc:` is the string
+    'dmc:', not YAML's mapping {'dmc': None}), unquoted if quoted."""
+    if not text:
+        return ""
+    if _leaf_type(cfg, key) is str and not text.startswith(("'", '"')):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"{key}={text!r} cannot be read as a value (YAML): quote it or "
+                          "fix its brackets") from None
+
+
+def _leaf_type(cfg: Config, dotted: str) -> Any:
+    """The schema type of a dotted key, None for a key the schema lacks (set_key names it)."""
+    node = cfg
+    *path, leaf = dotted.split(".")
+    for part in path:
+        node = getattr(node, part, None)
+        if not _is_section(node):
+            return None
+    if leaf not in {f.name for f in dataclasses.fields(node)}:
+        return None
+    return get_type_hints(type(node)).get(leaf)
 
 
 def set_key(cfg: Config, dotted: str, value: Any) -> None:

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 from pathlib import Path
 
+from mbrl_ray.config.loading import ConfigError
+
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the driver sees
+RAY_ADDRESS = re.compile(r"^(ray://)?(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})$")
+CONNECT_TIMEOUT_S = 5.0  # a Ray head that does not answer in this time is taken as unreachable
 
 
 def local_gpu_count() -> int:
@@ -19,3 +25,28 @@ def local_gpu_count() -> int:
 def is_local_run(address: str) -> bool:
     """No cluster to join: neither ray.address nor RAY_ADDRESS (set by `ray job submit`)."""
     return not (address or os.environ.get("RAY_ADDRESS"))
+
+
+def local_cpu_count() -> int:
+    """CPUs this process may run on (its affinity: what a container or taskset grants)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def check_ray_address(address: str) -> None:
+    """ray.address is empty, 'auto', 'local', HOST:PORT or ray://HOST:PORT, and a given host
+    and port answer a TCP connection within CONNECT_TIMEOUT_S (Ray itself would retry for
+    minutes)."""
+    if address in ("", "auto", "local"):
+        return
+    match = RAY_ADDRESS.match(address)
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise ConfigError(f"ray.address={address!r} is not a Ray address; allowed: empty (a "
+                          "local Ray), auto, local, HOST:PORT (the head's GCS, e.g. "
+                          "10.0.0.1:6379) or ray://HOST:PORT (Ray Client)")
+    host, port = match.group(2).strip("[]"), int(match.group(3))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        why = err.strerror or type(err).__name__  # a time-out has no strerror
+        raise ConfigError(f"ray.address={address!r} cannot be reached ({why}); is a Ray head "
+                          "running there (`ray start --head`)?") from None

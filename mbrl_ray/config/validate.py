@@ -7,7 +7,8 @@ import re
 import sys
 
 from mbrl_ray.config.loading import ConfigError, iter_fields
-from mbrl_ray.config.machine import is_local_run, local_gpu_count
+from mbrl_ray.config.machine import (check_ray_address, is_local_run, local_cpu_count,
+                                     local_gpu_count)
 from mbrl_ray.config.schema import Config
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
@@ -62,8 +63,21 @@ UPPER = {
     "env.image_size": 1024, "train.video_size": 1024,
     "dcmpc.latent_dim": 65_536, "dcmpc.horizon": 1000, "dcmpc.num_q": 100,
     "rssm.cnn_layers": 8, "rssm.seq_len": 100_000, "dreamer.horizon": 1000,
+    # Widths and depths: DreamerV3's largest (400M) uses 8,192 wide layers; 16,384 x 16,384 is
+    # already 1 GiB a layer. Batches: a million rows a step is far beyond any paper.
+    **dict.fromkeys(("model.hidden_size", "sac.hidden_size", "dcmpc.encoder_hidden",
+                     "dcmpc.hidden_size", "rssm.deter", "rssm.hidden", "rssm.mlp_hidden",
+                     "dreamer.hidden"), 16_384),
+    **dict.fromkeys(("model.num_layers", "sac.num_layers", "dcmpc.num_layers",
+                     "rssm.mlp_layers", "dreamer.layers"), 64),
+    "rssm.stoch": 4096, "rssm.classes": 4096, "rssm.cnn_depth": 1024,
+    **dict.fromkeys(("model.batch_size", "sac.batch_size", "dcmpc.batch_size",
+                     "rssm.batch_size"), 1_000_000),
 }
+MAX_CODEBOOK = 2**16  # FSQ's largest codebook in its paper; the planner holds one row each
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
+# Gymnasium's id grammar ([namespace/]name[-vN]); a suite's id is 'suite:task'.
+ENV_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+(?:-v\d+)?$|^[\w.-]+:.+$")
 
 
 def validate(cfg: Config) -> Config:
@@ -74,7 +88,16 @@ def validate(cfg: Config) -> Config:
         _check_value(key, value, choices)
     _check_relations(cfg)
     _check_device_names(cfg)
+    _check_env_id(cfg.env.id)
     return cfg
+
+
+def _check_env_id(env_id: str) -> None:
+    """The id's form only (whether it names a registered env is checked where the simulators
+    load: envs.check_env_spec)."""
+    if not ENV_ID.match(env_id):
+        raise ConfigError(f"env.id={env_id!r} is neither a Gymnasium id (Name-vN), "
+                          "'dmc:<domain>-<task>', 'metaworld:<task>' nor 'dummy'")
 
 
 def _check_value(key: str, value, choices) -> None:
@@ -145,6 +168,10 @@ def _check_dcmpc(cfg: Config) -> None:
     if not c.fsq_levels or any(level < 2 for level in c.fsq_levels):
         raise ConfigError(f"dcmpc.fsq_levels={c.fsq_levels!r}: give one or more levels, each "
                           ">= 2 (the paper: [5, 3])")
+    codebook = math.prod(c.fsq_levels)
+    if codebook > MAX_CODEBOOK:
+        raise ConfigError(f"dcmpc.fsq_levels={c.fsq_levels!r} make a codebook of {codebook:,} "
+                          f"codes per slot, above {MAX_CODEBOOK:,} (the paper: [5, 3], 15 codes)")
     if c.num_q < 2:
         raise ConfigError(f"dcmpc.num_q={c.num_q!r}: the targets take the min of 2 Q networks "
                           "drawn at random; use at least 2 (the paper: 5)")
@@ -193,6 +220,7 @@ def _check_device_names(cfg: Config) -> None:
 def check_machine(cfg: Config) -> Config:
     """A local run's devices exist on this machine (a cluster's GPUs are checked once Ray is
     up: topology.check_resources)."""
+    check_ray_address(cfg.ray.address)
     if not is_local_run(cfg.ray.address):
         return cfg
     gpus = local_gpu_count()
@@ -205,4 +233,18 @@ def check_machine(cfg: Config) -> Config:
     if cfg.learner.num_gpus > gpus:
         raise ConfigError(f"learner.num_gpus={cfg.learner.num_gpus:g} but this machine has "
                           f"{gpus} CUDA GPU(s) (a local run); set learner.num_gpus=0")
+    _check_local_cpus(cfg)
     return cfg
+
+
+def _check_local_cpus(cfg: Config) -> None:
+    """The actors' CPUs fit the local Ray this run starts (ray.num_cpus, else this machine's
+    CPUs), so that the answer comes before Ray starts. An autoscaling wait is the cluster's."""
+    w, lr = cfg.workers, cfg.learner
+    need = w.num * w.num_cpus + lr.num_cpus
+    have = cfg.ray.num_cpus or local_cpu_count()
+    if need > have and not cfg.ray.resource_wait_s:
+        raise ConfigError(f"workers.num x workers.num_cpus + learner.num_cpus = {need:g} CPUs, "
+                          f"but the local Ray has {have} ("
+                          + ("ray.num_cpus" if cfg.ray.num_cpus else "this machine's CPUs")
+                          + "); lower them, or join a cluster with ray.address")
