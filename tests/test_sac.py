@@ -155,6 +155,7 @@ def test_sac_pendulum_preset_balances(ray_session, tmp_path):
     assert sum(f >= 900 for f in finals) >= 2, finals
 
 
+@pytest.mark.unit
 def test_q_ensemble_members_are_independent_and_min_of_two_is_a_pair_min():
     """The batched Q ensemble: (E, N) values; a loss on one member moves only that member;
     min_of_two is the min of two distinct members' values."""
