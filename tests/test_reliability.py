@@ -312,6 +312,34 @@ def test_stop_signals_checkpoint_and_leave_a_result(ray_session, tmp_path, capsy
 
 
 @pytest.mark.ray
+def test_a_driver_killed_twice_before_a_checkpoint_resumes_twice(ray_session, tmp_path):
+    """Issue 45 (1): SIGKILL the driver after its first checkpoint, then the resumed driver
+    before its next one; the run resumes (twice: to its budget, then once more at the end) with
+    no lock, name or leftover .tmp in the way, and every TensorBoard point once."""
+    import signal
+
+    run = tmp_path / "run"
+    process = _cli("train", "debug", "--steps", "1200", "train.checkpoint_every=400",
+                   "--run-dir", run)
+    _wait_for_step(process, 600)  # step_000000400 is committed
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process = _cli("resume", run)
+    _wait_for_step(process, 600)  # past the resume point, before the checkpoint at 800
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert [p.name for p in ckpt.committed(run)] == ["step_000000400"]
+    for _ in range(2):
+        assert main(["resume", str(run)]) == 0
+    assert not list(ckpt.checkpoint_root(run).glob("*.tmp"))
+    assert ckpt.read_counters(ckpt.latest(run))["env_steps"] == 1200
+    steps = _all_steps(run)
+    for tag, seen in steps.items():
+        assert len(seen) == len(set(seen)) and seen == sorted(seen), (tag, seen)
+    assert steps["eval/episodic_return"][-1] == 1200
+
+
+@pytest.mark.ray
 def test_the_final_evaluation_runs_once(ray_session, tmp_path):
     result, _ = _debug_run(tmp_path, "run")  # eval_every=600 of 1200 steps
     counters = ckpt.read_counters(ckpt.latest(result.run_dir))
