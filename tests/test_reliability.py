@@ -140,6 +140,34 @@ def test_a_learner_state_holding_nan_is_refused(tmp_path):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("override, words", [
+    ("model.hidden_size=32", ["size mismatch", "[3, 4, 32]", "[3, 4, 64]"]),
+    ("model.num_layers=3", ["Unexpected key(s)", "body.2"]),
+    ("model.ensemble_size=5", ["size mismatch"]),
+])
+def test_a_learner_state_of_another_config_is_refused(tmp_path, override, words):
+    """Issue 45 (3): weights of another shape passed the check and killed the learner 4 times.
+    The resume loads them into an agent its own config builds, as the learner would."""
+    from mbrl_ray.agents import make_agent
+    from mbrl_ray.distributed.preflight import learner_state_loader
+    from mbrl_ray.envs import env_spec
+
+    cfg = load_preset("debug")
+    spec = env_spec(cfg.env.id)
+    load = learner_state_loader(cfg, spec)
+    own = make_agent(spec, cfg, torch.device("cpu"), seed=1).state_dict()
+    assert ckpt.problem(_checkpoint(tmp_path, step=100, agent=own), load) is None
+    other = make_agent(spec, apply_overrides(cfg, [override, "model.num_elites=3"]),
+                       torch.device("cpu"), seed=1).state_dict()
+    path = _checkpoint(tmp_path, step=200, agent=other)
+    found = ckpt.problem(path, load)
+    assert found.startswith(f"{path / 'learner.pt'} does not fit the run's config ("), found
+    for word in words:
+        assert word in found, found
+    assert ckpt.problem(path) is None  # without a loader: bytes and finiteness only
+
+
+@pytest.mark.unit
 def test_commits_and_set_asides_never_collide(tmp_path):
     """Issue 45 (1): a second commit at the same step renamed the first to `.replaced`, and
     a third found that name taken (Errno 39) and wedged every later resume. Now each commit
@@ -337,6 +365,59 @@ def test_a_driver_killed_twice_before_a_checkpoint_resumes_twice(ray_session, tm
     for tag, seen in steps.items():
         assert len(seen) == len(set(seen)) and seen == sorted(seen), (tag, seen)
     assert steps["eval/episodic_return"][-1] == 1200
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 160 KiB tmpfs: room for a debug run's config and TensorBoard file, not for its first
+    checkpoint. Needs root (CI and the dev machines run as root); skipped elsewhere."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@pytest.mark.ray
+def test_a_full_disk_stops_the_run_with_one_line_and_a_result(ray_session, small_disk, capsys):
+    """Issue 45 (4): a full disk ended a run with `basic_ios::clear: iostream error` and a .tmp
+    left behind. Now: exit 1, one line naming the cause and the last good checkpoint, no .tmp,
+    result.json written."""
+    run = small_disk / "run"
+    code = main(["train", "debug", "train.checkpoint_every=200", "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("mbrl-ray: run stopped at env step 200: ") and "Traceback" not in err
+    assert ("No space left on device" in line or "iostream error" in line), line
+    assert "The last good checkpoint is none (nothing was saved)" in line
+    assert list(ckpt.checkpoint_root(run).iterdir()) == []
+    assert json.loads((run / "result.json").read_text())["stopped"] == line.removeprefix(
+        "mbrl-ray: ")
+
+
+@pytest.mark.ray
+def test_an_actors_death_is_told_by_its_cause(ray_session):
+    """Issue 45 (4): "the learner died 4 times ... ActorDiedError" hid the cause. The stop
+    message carries the actor's own exception line, read from Ray's real error."""
+    import ray
+
+    from mbrl_ray.distributed.driver import actor_error_cause
+
+    @ray.remote(num_cpus=0, max_restarts=0)
+    class Doomed:
+        def __init__(self):
+            raise MemoryError("can't allocate 12 TB") from ValueError("inner")
+
+        def ping(self):
+            return 1
+
+    with pytest.raises(ray.exceptions.RayActorError) as died:
+        ray.get(Doomed.remote().ping.remote(), timeout=120)
+    assert actor_error_cause(died.value) == "MemoryError: can't allocate 12 TB"
 
 
 @pytest.mark.ray

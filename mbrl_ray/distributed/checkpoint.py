@@ -16,6 +16,7 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 KEEP = 2  # newest checkpoints kept on disk
 FILES = ("learner.pt", "replay.npz")  # beside counters.json
@@ -117,10 +118,11 @@ def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def problem(path: Path) -> str | None:
+def problem(path: Path, load: Callable[[dict], None] | None = None) -> str | None:
     """What is wrong with a committed checkpoint (naming the file), or None when every file
     is there with the bytes written at commit, the archive's CRCs hold and the learner state
-    loads and is finite."""
+    loads, is finite and (given `load`, which loads it into an agent the run's config built)
+    fits that agent: every tensor there, in its shape."""
     try:
         counters = read_counters(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -132,7 +134,7 @@ def problem(path: Path) -> str | None:
         found = _file_problem(path / name, written)
         if found:
             return found
-    return _learner_problem(path / "learner.pt")
+    return _learner_problem(path / "learner.pt", load)
 
 
 def _file_problem(file: Path, written) -> str | None:
@@ -157,7 +159,7 @@ def _file_problem(file: Path, written) -> str | None:
     return None
 
 
-def _learner_problem(file: Path) -> str | None:
+def _learner_problem(file: Path, load: Callable[[dict], None] | None) -> str | None:
     import torch  # heavy: only when a resume checks its checkpoint
 
     from mbrl_ray.finite import first_nonfinite
@@ -170,6 +172,13 @@ def _learner_problem(file: Path) -> str | None:
     bad = first_nonfinite(state["agent"])
     if bad is not None:
         return f"{file} holds a non-finite value in {bad}"
+    if load is None:
+        return None
+    try:
+        load(state["agent"])
+    except Exception as err:  # noqa: BLE001 - any refusal is the finding
+        text = " ".join(str(err).split())
+        return f"{file} does not fit the run's config ({type(err).__name__}: {text[:300]})"
     return None
 
 

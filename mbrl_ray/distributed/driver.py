@@ -19,7 +19,8 @@ from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
 from mbrl_ray.distributed.evaluation import Evaluations
-from mbrl_ray.distributed.preflight import describe_planning, init_ray, preflight
+from mbrl_ray.distributed.preflight import (describe_planning, init_ray,
+                                            learner_state_loader, preflight)
 from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.distributed.stop_signals import (RunInterrupted, StopSignals,
@@ -103,7 +104,12 @@ class Driver:
         (nothing renamed or written yet)."""
         if not resume:
             check_new_run_dir(self.run_dir)  # again, under the lock: a run may have begun
-        self.saved = ckpt.choose(self.run_dir, self._warn) if resume else None
+        if resume:
+            load = learner_state_loader(self.cfg, self.spec)
+            self.saved = ckpt.choose(self.run_dir, self._warn,
+                                     check=lambda path: ckpt.problem(path, load))
+        else:
+            self.saved = None
         if resume and self.saved is None:
             raise ConfigError(f"run dir {str(self.run_dir)!r} has no usable checkpoint to "
                               "resume from")
@@ -156,6 +162,10 @@ class Driver:
             nodes["end"] = self._worker_nodes()
         except (NonFiniteError, RunStopped) as err:
             stopped = self._stop_message(err)
+        except (ray.exceptions.OutOfMemoryError, OSError) as err:
+            # Memory or disk ran out (an actor's OSError arrives as a RayTaskError that is
+            # also an OSError): one line with the cause, not a traceback.
+            stopped = self._stop_message(err)
         except KeyboardInterrupt:
             interrupt = signals.interrupted()
             stopped = interrupt.word
@@ -190,6 +200,8 @@ class Driver:
 
     def _stop_message(self, err: Exception) -> str:
         cause = getattr(err, "cause", None) or err  # an actor's error arrives wrapped by Ray
+        if isinstance(err, ray.exceptions.OutOfMemoryError):
+            cause = f"out of memory: {actor_error_cause(err)}"
         saved = ckpt.latest(self.run_dir)
         where = f"The last good checkpoint is {saved or 'none (nothing was saved)'}"
         if saved and getattr(err, "learner_failed", False):
@@ -334,9 +346,20 @@ class Driver:
         """Learner, replay and counters in one folder, committed atomically. pause_inserts
         (async): inserts wait meanwhile, so both are saved at the same insert count (the
         learner is between rounds when this is called). timeout: seconds each save may take
-        (GetTimeoutError past it, and nothing is committed)."""
+        (GetTimeoutError past it). Whatever stops a checkpoint midway (a time-out, a full disk,
+        a signal) leaves no .tmp behind."""
         self.checkpoint_due = False
         path = ckpt.new_checkpoint_dir(self.run_dir, self.counters["env_steps"])
+        try:
+            saved = self._save_into(path, pause_inserts, timeout)
+            return ckpt.commit(path, self.counters) if saved else ckpt.latest(self.run_dir)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def _save_into(self, path: Path, pause_inserts: bool, timeout: float | None) -> bool:
+        """Learner and replay files into `path`; False when the learner died meanwhile (it is
+        restarted, and this checkpoint is not taken)."""
         replay = self.topo.replay
         try:
             if pause_inserts:
@@ -347,17 +370,13 @@ class Driver:
             try:
                 ray.get(learner_done, timeout=timeout)
             except ray.exceptions.RayActorError as err:
-                # The learner died: bring it back; this checkpoint is taken without it.
                 self.restart_learner(err)
                 shutil.rmtree(path, ignore_errors=True)
-                return ckpt.latest(self.run_dir)
-        except ray.exceptions.GetTimeoutError:
-            shutil.rmtree(path, ignore_errors=True)
-            raise
+                return False
         finally:
             if pause_inserts:
                 ray.get(replay.pause.remote(False), timeout=timeout)
-        return ckpt.commit(path, self.counters)
+        return True
 
     # ---- the learner --------------------------------------------------------------------------
     def learner_result(self, call):

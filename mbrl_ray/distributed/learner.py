@@ -2,6 +2,9 @@
 Holds no algorithm: what to sample and how to train are the agent's (agents/base.py)."""
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import time
 from collections import deque
 
@@ -19,6 +22,7 @@ from mbrl_ray.telemetry import metrics
 
 PREFETCH = 2  # sample requests kept in flight while the agent trains on the current ones
 BATCHES_PER_REQUEST = 4  # batches fetched per request: one Ray round trip for several updates
+FULL_DISK_BYTES = 1 << 20  # free space below this after a failed save: the disk is full
 
 
 @ray.remote
@@ -99,4 +103,13 @@ class Learner:
         """Write the agent's state; refused when any of it is non-finite."""
         state = self.agent.state_dict()
         check_finite(state, "learner state (not checkpointed)")
-        torch.save({"agent": state, "version": self.version}, path)
+        try:
+            torch.save({"agent": state, "version": self.version}, path)
+        except RuntimeError as err:
+            # torch's writer reports a full disk as "unexpected pos" or "iostream error": say
+            # what happened, as the OSError every other writer raises.
+            free = shutil.disk_usage(os.path.dirname(path)).free
+            if free < FULL_DISK_BYTES:
+                raise OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free)",
+                              path) from err
+            raise

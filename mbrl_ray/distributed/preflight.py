@@ -26,6 +26,17 @@ def preflight(cfg: Config) -> EnvSpec:
     return spec
 
 
+def learner_state_loader(cfg: Config, spec: EnvSpec):
+    """load(state): loads a checkpoint's learner state into an agent this config builds (on
+    CPU, built once), raising as the learner would on a tensor missing, extra or of another
+    shape; a resume checks its checkpoint with it before any actor starts."""
+    import torch
+
+    from mbrl_ray.agents import make_agent
+    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    return agent.load_state_dict
+
+
 def check_batch(cfg: Config, batch: BatchSpec) -> None:
     """The replay can hold what one batch needs, and the async limiter can grant it."""
     t = cfg.train
