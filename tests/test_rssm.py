@@ -42,6 +42,7 @@ def _batch(spec, b=4, t=7, seed=0, first_at=()):
 
 
 # ---- shapes -----------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("spec", [STATE, PIXELS], ids=["mlp", "conv"])
 @pytest.mark.parametrize("latent", ["gaussian", "categorical"])
 def test_shapes_through_a_sequence(spec, latent):
@@ -67,6 +68,7 @@ def _gaussian_stats(mean, std, min_std=0.1):
     return torch.cat([torch.as_tensor(mean), raw.expand_as(torch.as_tensor(mean))], -1)
 
 
+@pytest.mark.unit
 def test_gaussian_kl_matches_the_closed_form():
     lat = GaussianLatent(3)
     post, prior = _gaussian_stats([0.5, -1.0, 0.0], 0.4), _gaussian_stats([0.0, 0.0, 1.0], 1.1)
@@ -75,6 +77,7 @@ def test_gaussian_kl_matches_the_closed_form():
     assert lat.kl(post, prior).item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.unit
 def test_free_nats_stop_the_gradient_below_them_and_pass_it_above():
     rssm = RSSM(act_dim=1, embed_dim=1, stoch=3)
     prior = _gaussian_stats([0.0, 0.0, 0.0], 1.0)
@@ -89,6 +92,7 @@ def test_free_nats_stop_the_gradient_below_them_and_pass_it_above():
     assert term.item() == pytest.approx(4.5, rel=1e-4) and far.grad[0].item() > 0
 
 
+@pytest.mark.unit
 def test_kl_balancing_splits_the_gradient_between_prior_and_posterior():
     rssm = RSSM(act_dim=1, embed_dim=1, stoch=3)
     grads = {}
@@ -103,6 +107,7 @@ def test_kl_balancing_splits_the_gradient_between_prior_and_posterior():
     assert torch.allclose(grads[0.8][0], 0.2 * grads[0.0][0], atol=1e-6)
 
 
+@pytest.mark.unit
 def test_categorical_latent_draws_one_hots_in_proportion_and_passes_gradients():
     lat = CategoricalLatent(variables=2, classes=4)
     logits = torch.tensor([[2.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0]], requires_grad=True)
@@ -116,6 +121,113 @@ def test_categorical_latent_draws_one_hots_in_proportion_and_passes_gradients():
     assert lat.kl(logits, logits).abs().max() < 1e-6
 
 
+FREE_NATS = 1.0
+GRAD_ATOL = 1e-6  # float32 gradients of terms of order 1 vs float64 closed forms
+KL_REL = 1e-5  # float32 KL sums of a few terms vs float64
+# Four steps x two dims, (mean, std) of posterior and prior: steps 0 and 2 lie within the free
+# nats (KL 0.09, 0.25), steps 1 and 3 beyond them (KL 2.7, 2.4); their mean (1.34) is above
+# too, so clamping the mean instead of each step passes gradient to every step (term 1.34, not
+# 1.76).
+POST = [((0.3, -0.2), (0.9, 1.1)), ((2.0, -1.0), (0.5, 0.7)),
+        ((0.5, 0.4), (0.8, 1.0)), ((-1.2, 0.9), (0.6, 1.3))]
+PRIOR = [((0.0, 0.0), (1.0, 1.0)), ((0.5, 0.5), (1.2, 0.9)),
+         ((0.0, 0.0), (1.0, 1.0)), ((0.3, -0.2), (0.8, 1.1))]
+
+
+def _stats(rows: list, min_std: float = 0.1) -> torch.Tensor:
+    """(steps, 2 x dims) Gaussian statistics (mean, softplus^-1(std - min_std)) of rows of
+    (means, stds)."""
+    return torch.tensor([[*m, *(math.log(math.expm1(s - min_std)) for s in sd)]
+                         for m, sd in rows])
+
+
+def _softplus_std(raw: float, min_std: float = 0.1) -> tuple[float, float]:
+    """std = softplus(raw) + min_std and d std / d raw = sigmoid(raw), in float64."""
+    return math.log1p(math.exp(raw)) + min_std, 1.0 / (1.0 + math.exp(-raw))
+
+
+def _kl_and_grads(post: list[float], prior: list[float]) -> tuple[float, list, list]:
+    """KL(post || prior) of one step's diagonal Gaussians and its gradients w.r.t. both
+    statistics rows (means, raw stds), from the closed form's derivatives."""
+    dims = len(post) // 2
+    kl, g_post, g_prior = 0.0, [0.0] * (2 * dims), [0.0] * (2 * dims)
+    for d in range(dims):
+        m1, m2 = post[d], prior[d]
+        (s1, ds1), (s2, ds2) = _softplus_std(post[dims + d]), _softplus_std(prior[dims + d])
+        kl += math.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
+        g_post[d], g_prior[d] = (m1 - m2) / s2 ** 2, -(m1 - m2) / s2 ** 2
+        g_post[dims + d] = (-1 / s1 + s1 / s2 ** 2) * ds1
+        g_prior[dims + d] = (1 / s2 - (s1 ** 2 + (m1 - m2) ** 2) / s2 ** 3) * ds2
+    return kl, g_post, g_prior
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("balance, scale, dyn, rep", [(0.0, 1.0, 1.0, 1.0),
+                                                      (5 / 6, 0.6, 0.5, 0.1)],
+                         ids=["plain", "dreamerv3-balance"])
+def test_free_nats_clamp_each_step_and_kl_balancing_weights_each_side(balance, scale, dyn, rep):
+    """The KL term is mean_t max(KL_t, free nats) (not max(mean_t KL_t, free nats)): steps
+    within the free nats get no gradient, the others 1/T of theirs. Balanced, the prior's
+    gradient (the posterior held fixed: DreamerV3's dynamics term) is scaled by dyn and the
+    posterior's (the prior held fixed: the representation term) by rep; kl_scale 0.6 x
+    balance 5/6 is DreamerV3's 0.5 dyn + 0.1 rep."""
+    post, prior = _stats(POST).requires_grad_(True), _stats(PRIOR).requires_grad_(True)
+    term, kl = RSSM(act_dim=1, embed_dim=1, stoch=2).kl_loss(post, prior, FREE_NATS, balance)
+    (scale * term).backward()
+    rows = [_kl_and_grads(p, q) for p, q in zip(post.double().tolist(), prior.double().tolist())]
+    kls = [k for k, _, _ in rows]
+    assert min(kls) < FREE_NATS < sum(kls) / len(kls) < max(kls)  # the case described above
+    assert term.item() == pytest.approx(sum(max(k, FREE_NATS) for k in kls) / 4, rel=KL_REL)
+    assert kl.item() == pytest.approx(sum(kls) / 4, rel=KL_REL)
+    beyond = [float(k > FREE_NATS) for k in kls]
+    want_post = torch.tensor([[rep * b / 4 * g for g in gp] for b, (_, gp, _) in zip(beyond, rows)])
+    want_prior = torch.tensor([[dyn * b / 4 * g for g in gq]
+                               for b, (_, _, gq) in zip(beyond, rows)])
+    assert torch.allclose(post.grad.double(), want_post.double(), atol=GRAD_ATOL)
+    assert torch.allclose(prior.grad.double(), want_prior.double(), atol=GRAD_ATOL)
+
+
+def _mixed_probs(logits: list[float], classes: int, mix: float = 0.01) -> list[list[float]]:
+    """Per variable: (1 - mix) softmax(logits) + mix / classes, in float64."""
+    out = []
+    for v in range(len(logits) // classes):
+        row = logits[v * classes:(v + 1) * classes]
+        top = max(row)
+        exps = [math.exp(x - top) for x in row]
+        out.append([(1 - mix) * e / sum(exps) + mix / classes for e in exps])
+    return out
+
+
+@pytest.mark.unit
+def test_unimix_mixes_one_percent_uniform_into_every_categorical():
+    """DreamerV3's unimix: probabilities 0.99 softmax + 0.01 / classes, so no class falls
+    below 0.0025 of 4 even where the softmax gives it e^-30."""
+    lat = CategoricalLatent(variables=2, classes=4)
+    logits = torch.tensor([[30.0, 0.0, 0.0, 0.0, -5.0, 0.0, 5.0, 1.0]])
+    expected = torch.tensor(_mixed_probs(logits[0].tolist(), 4), dtype=torch.float64)
+    assert torch.allclose(lat.probs(logits)[0].double(), expected, atol=1e-7)
+    assert lat.probs(logits).min().item() == pytest.approx(0.01 / 4, rel=1e-5)
+
+
+@pytest.mark.unit
+def test_categorical_kl_matches_a_hand_computed_kl_away_from_identity():
+    """KL(post || prior) = sum over variables and classes of p log(p / q), both with unimix,
+    on distinct, some near-one-hot, distributions (not the identity case, where every wrong
+    formula gives 0 too)."""
+    lat = CategoricalLatent(variables=3, classes=4)
+    g = torch.Generator().manual_seed(0)
+    post, prior = 3 * torch.randn(5, 12, generator=g), 3 * torch.randn(5, 12, generator=g)
+    post[0, :4] = torch.tensor([12.0, 0.0, -3.0, 1.0])  # near one-hot: unimix decides its KL
+    expected = []
+    for p_row, q_row in zip(post.tolist(), prior.tolist()):
+        p, q = _mixed_probs(p_row, 4), _mixed_probs(q_row, 4)
+        expected.append(sum(pk * math.log(pk / qk) for pv, qv in zip(p, q)
+                            for pk, qk in zip(pv, qv)))
+    assert min(expected) > 0.5  # far from the identity
+    assert lat.kl(post, prior).tolist() == pytest.approx(expected, rel=KL_REL)
+
+
+@pytest.mark.unit
 def test_posterior_learns_to_equal_the_prior_when_observations_carry_no_information():
     """Trained with zero free nats, a posterior that reads a constant observation gains
     nothing over the prior, so the KL goes to ~0; with informative observations (i.i.d.,
@@ -141,6 +253,7 @@ def test_posterior_learns_to_equal_the_prior_when_observations_carry_no_informat
 
 
 # ---- resets and filtering ---------------------------------------------------------------------
+@pytest.mark.unit
 def test_the_state_resets_where_is_first():
     model = RSSMWorldModel(STATE, _cfg().rssm)
     batch = _batch(STATE, b=3, t=9, first_at=[5])
@@ -156,6 +269,33 @@ def test_the_state_resets_where_is_first():
     assert not torch.allclose(carried.h[:, 5], tail.h[:, 0], atol=1e-3)
 
 
+@pytest.mark.unit
+def test_a_reset_mid_sequence_restarts_exactly_as_at_the_first_row():
+    """Row 5 is marked is_first and holds row 0's observation, with a different non-zero
+    action and a different state carried into it; rows 0 and 5 must both equal one filtering
+    step from the zero state with a zero action (the state a worker restarts from), and a start
+    belief passed in is forgotten at row 0, which is marked is_first too."""
+    model = RSSMWorldModel(STATE, _cfg().rssm)
+    batch = _batch(STATE, b=3, t=9, first_at=[5])
+    batch["obs"][:, 5] = batch["obs"][:, 0]
+    assert (batch["action"][:, 0] != batch["action"][:, 5]).all()  # zeroed only by the reset
+    g = torch.Generator().manual_seed(1)
+    dims = (model.rssm.deter, model.rssm.latent.size, model.rssm.latent.stats_dim)
+    start = Belief(*(torch.randn(3, d, generator=g) for d in dims))
+    with torch.no_grad():
+        embed = model.encoder(batch["obs"])
+        post, prior = model.rssm.observe(embed, batch["action"], batch["is_first"], start=start,
+                                         sample=False)
+        fresh, fresh_prior = model.rssm.obs_step(model.rssm.initial(3), torch.zeros(3, 2),
+                                                 embed[:, 0], sample=False)
+    for row in (0, 5):
+        assert torch.allclose(post.h[:, row], fresh.h, atol=1e-6), row
+        assert torch.allclose(post.stats[:, row], fresh.stats, atol=1e-6), row
+        assert torch.allclose(prior[:, row], fresh_prior, atol=1e-6), row
+    assert not torch.allclose(post.h[:, 4], fresh.h, atol=1e-3)  # row 5 had state to forget
+
+
+@pytest.mark.unit
 def test_a_worker_filters_its_observations_as_the_learner_does():
     """Acting step by step (with the contract's reset at an episode's end) draws the same
     beliefs as the learner's observe over the rows that the same steps write to replay."""
@@ -181,6 +321,7 @@ def test_a_worker_filters_its_observations_as_the_learner_does():
     assert torch.allclose(torch.stack(hs, 1), post.h, atol=1e-5)
 
 
+@pytest.mark.unit
 def test_open_loop_sees_only_the_context_and_follows_the_actions():
     """After the context rows the prediction is the prior's alone: changing later frames
     changes nothing, changing later actions changes it; the context rows are the posterior's
@@ -213,6 +354,7 @@ def test_open_loop_sees_only_the_context_and_follows_the_actions():
 
 
 # ---- returns, planning, imagination -----------------------------------------------------------
+@pytest.mark.unit
 def test_lambda_returns_match_a_hand_computed_example():
     rewards = torch.tensor([[1.0], [2.0], [3.0]])
     values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])
@@ -246,6 +388,7 @@ class TwoPeaks(nn.Module):
         return torch.ones(feat.shape[:-1])
 
 
+@pytest.mark.unit
 def test_latent_cem_finds_the_better_of_two_actions():
     cfg = _cfg("planet-debug", "planner.horizon=1", "planner.population=200",
                "planner.num_elites=20", "planner.iterations=6").planner
@@ -273,6 +416,7 @@ class Reward_is_action(nn.Module):
         return torch.ones(feat.shape[:-1])
 
 
+@pytest.mark.unit
 def test_the_actor_climbs_the_imagined_reward_through_the_dynamics():
     cfg = _cfg("dreamer-debug", "dreamer.horizon=3", "dreamer.actor_lr=0.01").dreamer
     ac = ImaginedActorCritic(feat_dim=4, act_dim=2, cfg=cfg, device=torch.device("cpu"))
@@ -288,6 +432,7 @@ def test_the_actor_climbs_the_imagined_reward_through_the_dynamics():
 
 
 # ---- agents -----------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("preset", ["planet-debug", "dreamer-debug"])
 def test_agent_state_round_trips_and_seeds_fix_the_weights(preset):
     a, b = make_agent(STATE, _cfg(preset), seed=4), make_agent(STATE, _cfg(preset), seed=4)

@@ -30,8 +30,9 @@ def latent_returns(model: LatentModel, belief: Belief, actions: torch.Tensor,
                    discount: float = 1.0, generator: torch.Generator | None = None
                    ) -> torch.Tensor:
     """Values (B, N) of action sequences (B, N, H, A) from beliefs (B, ...): the discounted sum
-    of predicted rewards along one imagined trajectory per sequence, each reward weighted by
-    the predicted probability that the episode is still going."""
+    of predicted rewards along one imagined trajectory per sequence, each step's reward weighted
+    by the predicted probability that the episode had not ended before that step
+    (sum_t discount^t prod_{j<t} c_j r_t: the step on which it ends still pays its reward)."""
     b, n, horizon, _ = actions.shape
     state = Belief(*(x.repeat_interleave(n, 0) for x in (belief.h, belief.s, belief.stats)))
     flat = actions.reshape(b * n, horizon, -1)
@@ -40,8 +41,8 @@ def latent_returns(model: LatentModel, belief: Belief, actions: torch.Tensor,
     for t in range(horizon):
         state = model.img_step(state, flat[:, t], generator)
         feat = state.feat
-        alive = alive * model.continues(feat)
         ret = ret + discount ** t * alive * model.reward(feat)
+        alive = alive * model.continues(feat)  # after the reward: it weighs later steps only
     return ret.reshape(b, n)
 
 
