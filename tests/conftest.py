@@ -12,6 +12,19 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+TIERS = ("unit", "ray", "slow", "gpu")  # pyproject.toml's markers: each test carries one
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Refuse a test with no tier marker or several: `-m unit` must run every fast test and
+    `-m ray` no slow one."""
+    wrong = [f"{item.nodeid}: {tiers or 'none'}" for item in items
+             if len(tiers := sorted({m.name for m in item.iter_markers()} & set(TIERS))) != 1]
+    if wrong:
+        raise pytest.UsageError("each test carries exactly one tier marker of "
+                                f"{', '.join(TIERS)}:\n" + "\n".join(wrong))
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     import ray

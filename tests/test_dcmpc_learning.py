@@ -18,7 +18,7 @@ import pytest
 
 from slow_runs import final_returns, timeout_s
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = pytest.mark.slow  # the slow tier (these use the session's Ray too)
 
 BAR = 150.0
 

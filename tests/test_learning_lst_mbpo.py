@@ -6,7 +6,7 @@ import pytest
 
 from slow_runs import final_returns, timeout_s
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = pytest.mark.slow  # the slow tier (these use the session's Ray too)
 
 # preset -> (final evaluation return at least 2 of seeds 0, 1, 2 must reach, seconds per step
 # measured on 2 cores). Measured (final evaluation, 1 episode):

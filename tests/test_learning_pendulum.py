@@ -5,7 +5,7 @@ import pytest
 from mbrl_ray.config import load_preset
 from slow_runs import final_returns, timeout_s
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = pytest.mark.slow  # the slow tier (these use the session's Ray too)
 
 # Random play on InvertedPendulum-v5 lasts ~5-20 steps (return 5-20); the maximum is 1000.
 THRESHOLD = 900.0

@@ -4,7 +4,7 @@ import pytest
 
 from slow_runs import eval_histories, timeout_s
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = pytest.mark.slow  # the tier (these runs use the ray_session fixture)
 
 # Random play on InvertedPendulum-v5: 5.0 +- 3.5 per episode, at most 24 in 300 episodes; the
 # maximum is 1000 (balanced to the time limit).

@@ -3,6 +3,7 @@ world model's one-step reconstruction and reward errors fall well below their in
 (the conv encoder and decoder, the posterior and the reward head all learn together), and its
 open-loop predictions (5 frames observed, 45 imagined) beat holding the last observed frame."""
 import numpy as np
+import pytest
 import torch
 
 from mbrl_ray import seeding
@@ -10,6 +11,8 @@ from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec, make_env
 from mbrl_ray.world_models import open_loop
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
+
+pytestmark = pytest.mark.unit
 
 TASK, REPEAT, WINDOW = "dmc:walker-stand", 8, 16
 

@@ -138,7 +138,6 @@ def test_sac_runs_through_the_async_topology(ray_session, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.ray
 @pytest.mark.timeout(timeout_s(30_000, 0.022))
 def test_sac_pendulum_preset_balances(ray_session, tmp_path):
     """The sac-pendulum preset (30,000 steps, about 7.5-12 min per seed on 2 cores) balances on

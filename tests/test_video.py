@@ -7,6 +7,8 @@ from PIL import Image
 
 from mbrl_ray.telemetry.video import encode_gif, frame_ms, shown_frames
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("fps", [10.0, 12.5, 100.0])
 def test_repeated_frames_keep_their_time_on_screen(fps):
