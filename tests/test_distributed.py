@@ -63,7 +63,8 @@ def test_sync_run_learns_and_writes_tensorboard(ray_session, tmp_path):
     assert REQUIRED_TAGS <= set(acc.Tags()["scalars"])
     _check_custom_scalars(acc)
     assert {p.name for p in result.run_dir.iterdir()} == {"config.yaml", "tb", "checkpoints",
-                                                         "result.json"}
+                                                         "result.json", ".lock"}
+    assert (result.run_dir / ".lock").read_text() == ""  # released: no holder named
     assert any("steps/s" in line and "left" in line for line in lines)
 
 
