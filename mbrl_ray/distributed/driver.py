@@ -28,7 +28,9 @@ from mbrl_ray.distributed.stop_signals import (RunInterrupted, StopSignals,
 from mbrl_ray.run_dir import RunDirLock, check_new_run_dir, save_config
 from mbrl_ray.telemetry import Progress, TBLogger
 
-MAX_WORKER_RETRIES = 20  # calls re-sent to one failing worker before the run gives up
+# Calls re-sent to one failing worker before the run gives up: 60 s of RETRY_WAIT_S. A restart
+# (a new process importing torch and building its envs) took over 10 s on 2 busy cores.
+MAX_WORKER_RETRIES = 120
 RETRY_WAIT_S = 0.5
 STOP_CHECKPOINT_S = 60  # what a stop signal's checkpoint may take before the run exits without
 
