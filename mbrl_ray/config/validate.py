@@ -217,11 +217,12 @@ def _check_device_names(cfg: Config) -> None:
             raise ConfigError(f"{key}='mps' needs Apple silicon (macOS); use cpu or auto")
 
 
-def check_machine(cfg: Config) -> Config:
-    """A local run's devices exist on this machine (a cluster's GPUs are checked once Ray is
-    up: topology.check_resources)."""
+def check_machine(cfg: Config, ray_running: bool = False) -> Config:
+    """A local run's devices exist on this machine (a cluster's GPUs, and those of a Ray this
+    process already joined (`ray_running`), are checked once Ray is up:
+    topology.check_resources)."""
     check_ray_address(cfg.ray.address)
-    if not is_local_run(cfg.ray.address):
+    if ray_running or not is_local_run(cfg.ray.address):
         return cfg
     gpus = local_gpu_count()
     for key, value in (("learner.device", cfg.learner.device),

@@ -17,7 +17,7 @@ from mbrl_ray.world_models.ensemble import planning_flops
 def preflight(cfg: Config) -> EnvSpec:
     """Every check that needs no actor: raises ConfigError naming the key and value; returns
     the env's spec."""
-    check_machine(validate(cfg))
+    check_machine(validate(cfg), ray_running=ray.is_initialized())
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent = agent_class(cfg)
