@@ -231,3 +231,34 @@ def test_limiter_grants_the_owed_pretraining_samples_while_inserts_wait():
             lim.insert(1)
             inserted += 1
     assert abs(sampled - 100 - 4 * (inserted - 10)) <= 8 + 4
+
+
+@pytest.mark.parametrize("nstep", [2, 4])
+def test_nstep_transitions_match_a_walk_through_each_episode(nstep):
+    """n-step transitions on streams whose episodes end terminated or truncated (time limit) at
+    random, after wrap-around: recomputed here by walking each sampled start's episode row by
+    row. reward = sum_{k<steps} gamma^k r_{t+1+k}, steps = n or up to the episode's last row;
+    next_obs the row reached; discount gamma^steps, 0 only at a termination (a truncated end
+    keeps its bootstrap)."""
+    g = 0.7
+    store = _fill(StreamStorage(400, SPEC), seed=nstep, chunks=60)
+    held = store.gather(np.arange(store.oldest, store.written))
+    ends = {tuple(o): (bool(last), bool(term)) for o, last, term
+            in zip(held["obs"].astype(int), held["is_last"], held["is_terminal"])}
+    batch = sample_transitions(store, 600, np.random.default_rng(nstep), nstep=nstep, gamma=g)
+    kinds = set()
+    for obs, reward, nxt, disc in zip(batch["obs"].astype(int), batch["reward"],
+                                      batch["next_obs"].astype(int), batch["discount"]):
+        uid, ep, t0 = obs
+        want, steps, terminal = 0.0, 0, False
+        for k in range(1, nstep + 1):
+            want += g ** (k - 1) * (t0 + k)  # the FakeStream's reward of row t is t
+            steps = k
+            last, terminal = ends[(uid, ep, t0 + k)]
+            if last:
+                break
+        kinds.add("terminal" if terminal else "truncated" if last else "full")
+        assert abs(reward - want) <= 1e-5 * max(1.0, want), (obs, reward, want)
+        assert tuple(nxt) == (uid, ep, t0 + steps)
+        assert abs(disc - (0.0 if terminal else g ** steps)) < 1e-6
+    assert kinds == {"terminal", "truncated", "full"}, kinds
