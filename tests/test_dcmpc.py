@@ -573,6 +573,30 @@ def test_same_seed_same_initial_weights():
 
 # ---- through the topology ---------------------------------------------------------------------
 @pytest.mark.ray
+def test_dcmpc_runs_through_the_async_topology_across_a_resume(ray_session, tmp_path):
+    """dcmpc-debug for 600 steps (random steps and pre-training included), resumed to 800: the
+    learner's update count goes on across the resume (the exploration noise keeps decaying)
+    and the model's and critics' losses reach TensorBoard. Learning: the slow test below."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mbrl_ray.distributed.driver import Driver
+
+    quiet = {"printer": lambda *a, **k: None}
+    short = ["train.eval_every=0", "train.eval_episodes=2"]
+    first = Driver(_cfg("train.steps=600", *short), tmp_path / "d", **quiet).run()
+    assert first.env_steps == 600
+    result = Driver(_cfg("train.steps=800", *short), tmp_path / "d", resume=True, **quiet).run()
+    assert result.env_steps == 800
+    acc = EventAccumulator(str(result.run_dir / "tb"))
+    acc.Reload()
+    assert {"losses/dcmpc_consistency", "losses/dcmpc_critic_loss",
+            "losses/dcmpc_actor_loss"} <= set(acc.Tags()["scalars"])
+    explore = acc.Scalars("losses/dcmpc_explore_std")
+    assert explore[-1].step > 600 and explore[-1].value < min(e.value for e in explore
+                                                              if e.step <= 600)
+
+
+@pytest.mark.slow
 def test_dcmpc_learns_the_dummy_env_through_the_async_topology_across_a_resume(ray_session,
                                                                                tmp_path):
     """dcmpc-debug for 1,200 steps, then resumed from its checkpoint to 2,400 (about a minute

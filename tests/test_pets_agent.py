@@ -141,26 +141,3 @@ def test_action_prior_term_asks_the_actor_for_the_log_density_of_every_planned_s
     assert sum(rows) >= per_iteration * p.horizon * p.iterations, (sum(rows), per_iteration)
 
 
-@pytest.mark.parametrize("overrides", [["planner.posterior=lst"], ["planner.name=smcp"],
-                                       ["planner.name=smcp", "planner.posterior=lst"]],
-                         ids=["cem-lst", "smcp-mpc", "smcp-lst"])
-def test_lst_and_smcp_agents_learn_dummy_env_and_plan_on_workers(overrides):
-    """As PETS above, with a lower bar: these act on samples, not on the elite mean, and
-    SMCP (two rounds more) proposes with the SAC actor, which learns more slowly than the
-    model. A worker holding only the inference weights plans too."""
-    from mbrl_ray.config import apply_overrides
-
-    cfg = apply_overrides(load_preset("debug"), overrides + ["sac.hidden_size=64",
-                                                             "sac.updates_per_fit=400"])
-    env = make_env("dummy", seed=0)
-    agent = PETSAgent(SPEC, cfg, seed=0)
-    buf = Transitions(10_000)
-    random_returns = _episodes(env, agent, 200, buf)
-    for _ in range(5 if cfg.planner.name == "smcp" else 3):
-        agent.fit(buf.all(), buf.env_steps)
-        returns = _episodes(env, agent, 100, buf)
-    assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
-    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
-    worker.load_inference_weights(agent.inference_weights())
-    action, state = worker.act(np.zeros((3, 2), np.float32), worker.initial_state(3))
-    assert action.shape == (3, 2) and np.abs(action).max() <= 1

@@ -455,6 +455,29 @@ def test_planet_learns_the_dummy_env_through_the_async_topology(ray_session, tmp
 
 
 @pytest.mark.ray
+def test_dreamer_runs_through_the_async_topology_across_a_resume(ray_session, tmp_path):
+    """dreamer-debug for 600 steps, resumed to 800: the world model's, actor's and critic's
+    losses reach TensorBoard on both sides of the resume. Learning: the slow test below."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mbrl_ray.distributed.driver import Driver
+
+    quiet = {"printer": lambda *a, **k: None}
+    short = ["train.eval_every=0", "train.eval_episodes=2"]
+    first = Driver(_cfg("dreamer-debug", "train.steps=600", *short), tmp_path / "d",
+                   **quiet).run()
+    assert first.env_steps == 600
+    result = Driver(_cfg("dreamer-debug", "train.steps=800", *short), tmp_path / "d",
+                    resume=True, **quiet).run()
+    assert result.env_steps == 800
+    acc = EventAccumulator(str(result.run_dir / "tb"))
+    acc.Reload()
+    for tag in ("losses/rssm_kl", "losses/dreamer_actor_loss", "losses/dreamer_critic_loss"):
+        steps = [e.step for e in acc.Scalars(tag)]
+        assert min(steps) <= 600 < max(steps), (tag, steps)
+
+
+@pytest.mark.slow
 def test_dreamer_learns_the_dummy_env_through_the_async_topology_across_a_resume(ray_session,
                                                                                  tmp_path):
     """dreamer-debug for 1,200 steps, then resumed from its checkpoint to 2,400 (about a

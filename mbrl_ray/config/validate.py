@@ -53,12 +53,13 @@ OPEN_UNIT = {"model.holdout", "sac.tau", "dcmpc.tau", "dreamer.slow_critic_rate"
 CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.keep_elites",
                "sac.gamma", "dcmpc.gamma", "dcmpc.rho", "dreamer.gamma", "dreamer.lam"}
 # Values no run can mean (a typo, an extra digit): refused with the bound named. Paper sizes
-# are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500).
+# are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500). Evaluation
+# episodes: below seeding.EVAL_STRIDE (7,919), so two evaluations never share an env seed.
 UPPER = {
     "train.steps": 10**10, "planner.horizon": 1000, "planner.iterations": 100,
     "planner.sweeps": 100,
     "planner.population": 100_000, "model.particles": 1000, "model.ensemble_size": 100,
-    "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 10_000,
+    "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 7_000,
     "workers.max_restarts": 1000, "learner.max_restarts": 1000,
     "env.image_size": 1024, "train.video_size": 1024,
     "dcmpc.latent_dim": 65_536, "dcmpc.horizon": 1000, "dcmpc.num_q": 100,

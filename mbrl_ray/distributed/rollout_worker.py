@@ -21,6 +21,8 @@ from mbrl_ray.telemetry import metrics
 from mbrl_ray.telemetry.video import encode_gif
 from mbrl_ray.world_models.open_loop import LENGTH as OPEN_LOOP_ROWS
 
+EVAL_BATCH = 16  # evaluation envs stepped together: one batched plan per step for all of them
+
 
 @ray.remote
 class RolloutWorker:
@@ -106,29 +108,27 @@ class RolloutWorker:
 
     def evaluate(self, num_episodes: int, k: int, video_size: int = 0,
                  weights: tuple | None = None) -> dict:
-        """Episodes on a fresh env, the k-th evaluation's seed; nothing goes to replay. weights:
-        (version, [ref]) to act with (the driver's choice, so that a seeded run evaluates the
-        same weights every time), else the newest. video_size > 0 also films the first
+        """Episodes on fresh envs, EVAL_BATCH at a time (one batched plan per step), each env
+        seeded from the k-th evaluation's seed and playing one episode; nothing goes to replay.
+        weights: (version, [ref]) to act with (the driver's choice, so that a seeded run
+        evaluates the same weights every time), else the newest. video_size > 0 also films the first
         episode ('video': GIF bytes, size) and, where the agent's model draws observations,
         its open-loop prediction of that episode ('open_loop': GIF, height, width, error)."""
         if weights is not None:
             self._load(*weights)
         else:
             self.sync_weights()
-        envs = EnvBatch(self.cfg.env, 1, seeding.evaluation_env_seed(self.seed, k),
-                        render_size=video_size)
-        film = _Film(envs, self.spec.act_dim) if video_size else None
-        state = self.agent.initial_state(1)
-        episodes = []
+        seed = seeding.evaluation_env_seed(self.seed, k)
+        episodes, film, envs = [], None, None
         while len(episodes) < num_episodes:
-            actions, state = self.agent.act(envs.obs, state, explore=False)
-            self._check_actions(actions)
-            finished, done = envs.step(actions)
-            state = self.agent.reset_state(state, done)
-            if film is not None and not episodes and not done[0]:
-                film.record(envs, actions[0])
-            episodes += finished
-        envs.close()
+            count = min(num_episodes - len(episodes), EVAL_BATCH)
+            envs = EnvBatch(self.cfg.env, count, seed + len(episodes),
+                            render_size=0 if episodes else video_size)
+            if video_size and not episodes:
+                film = _Film(envs, self.spec.act_dim)
+            episodes += first_episodes(self.agent, envs, self._check_actions,
+                                       None if episodes else film)
+            envs.close()
         out = {"returns": [e.ret for e in episodes],
                "successes": [e.success for e in episodes if e.success is not None]}
         if film is not None:
@@ -157,6 +157,27 @@ class RolloutWorker:
         """Fault injection for tests: the process dies once, mid-episode, at crash_at_step."""
         if self.crash_at_step and not self.restarted and self.steps >= self.crash_at_step:
             os._exit(1)
+
+
+def first_episodes(agent, envs: EnvBatch, check_actions=None, film: "_Film | None" = None) -> list:
+    """Act in the batch until each env has finished one episode; return those, in env order.
+    Envs done early keep stepping unrecorded (taking whichever episodes end first would favour
+    short ones). film records env 0's episode."""
+    count = len(envs.envs)
+    state = agent.initial_state(count)
+    first: list = [None] * count
+    while any(e is None for e in first):
+        actions, state = agent.act(envs.obs, state, explore=False)
+        if check_actions is not None:
+            check_actions(actions)
+        finished, done = envs.step(actions)
+        state = agent.reset_state(state, done)
+        if film is not None and first[0] is None and not done[0]:
+            film.record(envs, actions[0])
+        for i, episode in zip(np.flatnonzero(done), finished):
+            if first[i] is None:
+                first[i] = episode
+    return first
 
 
 class _Film:
