@@ -338,7 +338,8 @@ def main() -> None:
     run = {"date": dt.date.today().isoformat(), "commit": commit, "dirty": dirty,
            "mutmut": version.rpartition(" ")[2] or version, "jobs": args.jobs,
            "host": f"{os.cpu_count()} CPUs", "nice": os.environ.get("MUTATION_NICE", "19"),
-           "tests": " ".join(tests_selection() + os.environ.get("MUTATION_PYTEST_ADDOPTS", "").split()),
+           "tests": " ".join((os.environ.get("MUTATION_SELECTION", "").split() or tests_selection())
+                          + os.environ.get("MUTATION_PYTEST_ADDOPTS", "").split()),
            "setup_s": timings.get("setup"), "total_s": timings.get("total")}
 
     json_path = args.out.with_suffix(".json")
