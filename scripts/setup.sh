@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if ! { $sudo apt-get update -qq && \
          DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
     echo "warning: could not install ${missing[*]}; state-based envs work, pixels and" \
-         "evaluation videos need them (see README, Environments)" >&2
+         "evaluation videos need them (see docs/operations.md, Environments)" >&2
   fi
 fi
 
