@@ -195,3 +195,20 @@ def test_resume_with_a_bad_step_budget(tmp_path):
     run.mkdir()
     (run / "config.yaml").write_text("env: {id: dummy}\n")
     _check(["resume", str(run), "--steps", "0"], ["train.steps=0", "positive"], tmp_path)
+
+
+def test_a_replay_this_machine_cannot_hold_is_refused_before_anything_starts(tmp_path):
+    """Issue 45: a replay of 10^10 rows (35 bytes each on the dummy env: 326 GiB) is refused
+    once the env's spec is known (the env loads: not the under-a-second table above), naming
+    the key, the memory it needs and the most this machine allows; nothing written."""
+    from mbrl_ray.config.machine import local_memory_bytes
+
+    run = tmp_path / "run"
+    result, err = _run(["train", "debug", "train.replay_capacity=10000000000", "--run-dir",
+                        str(run)], tmp_path)
+    assert result["code"] == 2 and err.count("\n") == 1, err
+    most = int(0.8 * local_memory_bytes()) // 35
+    for words in ("train.replay_capacity=10,000,000,000 rows of 35 bytes need 326.0 GiB",
+                  f"train.replay_capacity <= {most:,}"):
+        assert words in err, err
+    assert not run.exists()

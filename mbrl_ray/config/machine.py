@@ -27,6 +27,17 @@ def is_local_run(address: str) -> bool:
     return not (address or os.environ.get("RAY_ADDRESS"))
 
 
+def local_memory_bytes() -> int:
+    """Memory a process started here may use: the physical memory, or the cgroup's limit
+    (a container's) where that is lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
 def local_cpu_count() -> int:
     """CPUs this process may run on (its affinity: what a container or taskset grants)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

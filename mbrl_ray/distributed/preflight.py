@@ -10,7 +10,9 @@ from mbrl_ray.agents import agent_class
 from mbrl_ray.config import Config, ConfigError, check_machine, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
+from mbrl_ray.config.machine import is_local_run, local_memory_bytes
 from mbrl_ray.replay import BatchSpec
+from mbrl_ray.replay.storage import bytes_per_row
 from mbrl_ray.world_models.ensemble import planning_flops
 
 
@@ -20,6 +22,7 @@ def preflight(cfg: Config) -> EnvSpec:
     check_machine(validate(cfg), ray_running=ray.is_initialized())
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    check_replay_memory(cfg, spec, ray_running=ray.is_initialized())
     agent = agent_class(cfg)
     agent.check_config(cfg, spec)
     check_batch(cfg, agent.batch_spec_for(cfg))
@@ -35,6 +38,26 @@ def learner_state_loader(cfg: Config, spec: EnvSpec):
     from mbrl_ray.agents import make_agent
     agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     return agent.load_state_dict
+
+
+REPLAY_MEMORY_SHARE = 0.8  # of a local run's machine: the rest for the actors' own memory
+
+
+def check_replay_memory(cfg: Config, spec: EnvSpec, ray_running: bool = False) -> None:
+    """A local run's replay (one actor holding train.replay_capacity rows) fits in
+    REPLAY_MEMORY_SHARE of this machine's memory. A cluster's replay lives on its head, whose
+    memory Ray reports once connected: not checked here."""
+    if ray_running or not is_local_run(cfg.ray.address):
+        return
+    per_row, have = bytes_per_row(spec), local_memory_bytes()
+    need = cfg.train.replay_capacity * per_row
+    if need > REPLAY_MEMORY_SHARE * have:
+        most = int(REPLAY_MEMORY_SHARE * have) // per_row
+        raise ConfigError(
+            f"train.replay_capacity={cfg.train.replay_capacity:,} rows of {per_row:,} bytes "
+            f"need {need / 2**30:,.1f} GiB, but this machine has {have / 2**30:,.1f} GiB; "
+            f"a local run allows train.replay_capacity <= {most:,} "
+            f"({REPLAY_MEMORY_SHARE:.0%} of it), or join a cluster with ray.address")
 
 
 def check_batch(cfg: Config, batch: BatchSpec) -> None:

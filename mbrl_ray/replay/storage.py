@@ -37,6 +37,13 @@ def row_dtypes(spec: EnvSpec) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
             "is_last": (np.dtype(bool), ()), "is_terminal": (np.dtype(bool), ())}
 
 
+def bytes_per_row(spec: EnvSpec) -> int:
+    """Memory one stored row takes: its fields, its stream id (int32) and the serial of the row
+    before it in its stream (int64)."""
+    fields = sum(dt.itemsize * int(np.prod(shape)) for dt, shape in row_dtypes(spec).values())
+    return fields + np.dtype(np.int32).itemsize + np.dtype(np.int64).itemsize
+
+
 def empty_rows(spec: EnvSpec, n: int) -> dict[str, np.ndarray]:
     """n zeroed rows of the spec's fields (what a worker fills and sends)."""
     return {k: np.zeros((n, *shape), dt) for k, (dt, shape) in row_dtypes(spec).items()}
