@@ -138,3 +138,27 @@ def test_bytes_per_row_counts_fields_stream_id_and_link():
     assert bytes_per_row(EnvSpec((3, 64, 64), "uint8", 6)) == 12_288 + 24 + 4 + 3 + 12
     store = StreamStorage(10, EnvSpec((3, 64, 64), "uint8", 6))
     assert store.nbytes == 10 * bytes_per_row(store.spec)
+
+
+def test_the_transition_buffer_keeps_the_newest_rows_and_samples_all_it_holds():
+    """MBPO's model rollouts: a FIFO ring; a chunk at least as long as the ring keeps its newest
+    rows; samples come from every row held (row 0 included); an empty buffer says so."""
+    from mbrl_ray.replay import TransitionBuffer, empty_transitions
+
+    assert len(empty_transitions(2, 1)["reward"]) == 0
+    buf = TransitionBuffer(4, 2, 1)
+    with pytest.raises(ValueError, match="cannot sample from an empty transition buffer"):
+        buf.sample(1, np.random.default_rng(0))
+    chunk = empty_transitions(2, 1, 4)
+    chunk["reward"][:] = [1, 2, 3, 4]
+    buf.add(chunk)
+    assert buf.size == 4 and buf.cursor == 0
+    drawn = buf.sample(400, np.random.default_rng(0))["reward"]
+    assert set(drawn.tolist()) == {1, 2, 3, 4}
+    chunk = empty_transitions(2, 1, 6)
+    chunk["reward"][:] = [5, 6, 7, 8, 9, 10]
+    buf.add(chunk)
+    assert sorted(buf.data["reward"].tolist()) == [7, 8, 9, 10] and buf.size == 4
+    one = TransitionBuffer(3, 2, 1)
+    one.add({k: v[:1] for k, v in chunk.items()})
+    assert one.sample(5, np.random.default_rng(0))["reward"].tolist() == [5] * 5
