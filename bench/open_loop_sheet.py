@@ -1,6 +1,6 @@
 """A still of a pixel world model's open-loop prediction from a run's TensorBoard log, for
-pages that cannot play TensorBoard's GIFs (docs/results.md): chosen rows of an `eval/open_loop` strip
-(real | imagined | difference; the first 5 rows observed, the rest imagined from the actions).
+pages that cannot play TensorBoard's GIFs (docs/results.md): chosen rows of an `eval/open_loop`
+strip (real | imagined | difference; the first 5 rows observed, the rest imagined from the actions).
 
     .venv/bin/python bench/open_loop_sheet.py RUN_DIR --name planet-cartpole-swingup-cpu \
         [--step 15000] [--rows 0 4 8 12 20 30 49]

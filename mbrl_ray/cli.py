@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.
-        from mbrl_ray.distributed.driver import Driver, RunInterrupted, RunStopped
+        from mbrl_ray.distributed.driver import Driver, RunInterrupted
+        from mbrl_ray.distributed.faults import RunStopped
         try:
             result = Driver(cfg, run_dir, resume=args.command == "resume",
                             printer=_printer).run()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mbrl_ray.world_models import ProbabilisticEnsemble, expected_returns
 from mbrl_ray.world_models.ensemble import Standardizer
 from mbrl_ray.world_models.ensemble_training import fit_normalizers, to_tensors
+from test_ensemble import _constant_model  # 1-D, head bias only, next to no variance
 
 pytestmark = pytest.mark.unit
 
@@ -23,9 +24,10 @@ def _data(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     obs = rng.normal(1.0, 2.0, (40, OBS)).astype(np.float32)
     act = rng.uniform(-1, 1, (40, ACT)).astype(np.float32)
-    nxt = (obs + 0.3 * act.sum(1, keepdims=True) + rng.normal(0, 0.1, (40, OBS))).astype(np.float32)
-    return {"obs": obs, "action": act, "next_obs": nxt, "reward": (nxt[:, 0] - 2).astype(np.float32),
-            "terminated": np.arange(40) % 4 == 1}
+    noise = rng.normal(0, 0.1, (40, OBS))
+    nxt = (obs + 0.3 * act.sum(1, keepdims=True) + noise).astype(np.float32)
+    return {"obs": obs, "action": act, "next_obs": nxt,
+            "reward": (nxt[:, 0] - 2).astype(np.float32), "terminated": np.arange(40) % 4 == 1}
 
 
 def _model() -> ProbabilisticEnsemble:
@@ -149,26 +151,15 @@ def test_step_samples_the_denormalised_gaussian_and_the_termination_of_the_new_s
     torch.testing.assert_close(_p(p_term), torch.sigmoid(_term_logit(model, want_next)), **TOL)
 
 
-def _constant_rewards(rewards: list[float]) -> ProbabilisticEnsemble:
-    """1-D obs and action; member e predicts reward rewards[e], no state change, ~no variance."""
-    model = ProbabilisticEnsemble(1, 1, members=len(rewards), hidden=4, layers=1,
-                                  termination=False)
-    with torch.no_grad():
-        model.min_logvar.fill_(-30.0)
-        model.max_logvar.fill_(-29.0)
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[:, 0, 1] = torch.tensor(rewards)
-    return model
-
-
 @pytest.mark.parametrize("propagation", ["ts1", "ts_inf"])
 def test_ts1_draws_a_member_per_step_and_ts_inf_one_per_particle(propagation):
     """Members paying rewards 1 and 3 over a horizon of 5, one particle per sequence: TS-inf
     returns 5 or 15 (one member throughout); TS1 re-draws the member each step, so a return is
     5 + 2 Binomial(5, 1/2): intermediate in 30 of 32 cases, mean 10. 4,000 sequences: the
     frequencies are checked to within 5 standard errors."""
-    model = _constant_rewards([1.0, 3.0])
+    model = _constant_model(members=2, termination=False)
+    with torch.no_grad():
+        model.head.bias[:, 0, 1] = torch.tensor([1.0, 3.0])
     n = 4000
     ret = expected_returns(model, torch.zeros(1, 1), torch.zeros(1, n, 5, 1), particles=1,
                            propagation=propagation, generator=torch.Generator().manual_seed(0))

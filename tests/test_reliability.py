@@ -405,7 +405,7 @@ def test_an_actors_death_is_told_by_its_cause(ray_session):
     message carries the actor's own exception line, read from Ray's real error."""
     import ray
 
-    from mbrl_ray.distributed.driver import actor_error_cause
+    from mbrl_ray.distributed.faults import actor_error_cause
 
     @ray.remote(num_cpus=0, max_restarts=0)
     class Doomed:

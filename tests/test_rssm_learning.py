@@ -15,9 +15,9 @@ def test_planet_balances_the_pendulum(ray_session, tmp_path):
     """An evaluation (mean of 2 episodes) reaches 500 within 6,000 steps on 2 of 3 seeds.
     Measured (evaluations at 1k..6k steps, about 5 min a seed with evaluation on 2 cores):
     seed 0: 22, 101, 180, 1000, 232; seed 1: 48.5, 86, 1000, 250.5, 200; seed 2: 16.5, 100.5,
-    1000, 774, 196.5. Every seed balances, and falls back after it (docs/operations.md, Known gaps): the
-    claim is about reaching the bar, not keeping it. Two fresh-clone slow-tier runs (3.0-4.9 min
-    a seed): best evaluations 948.5, 1000, 1000 and 1000, 687, 1000."""
+    1000, 774, 196.5. Every seed balances, and falls back after it (docs/operations.md, Known
+    gaps): the claim is about reaching the bar, not keeping it. Two fresh-clone slow-tier runs
+    (3.0-4.9 min a seed): best evaluations 948.5, 1000, 1000 and 1000, 687, 1000."""
     histories = eval_histories("planet-pendulum", tmp_path)
     assert sum(max(h) >= 500.0 for h in histories) >= 2, histories
 
@@ -33,9 +33,9 @@ def test_dreamer_learns_the_pendulum(ray_session, tmp_path):
     balanced at 8,000, seed 1 passed at 3,000 and balanced from 4,000, seed 2 as above.
     The budget was 6,000, where an earlier run of the same seeds had reached only 1000, 119
     and 96 (the async schedule makes runs differ after the first points): too little margin.
-    Dreamer falls back after balancing as PlaNet does (docs/operations.md, Known gaps). Fresh-clone slow
-    tier (6.0-6.2 min each): seed 0 as above, seed 1 passed 100 only at 7,000 (1000 there),
-    seed 2 peaked at 90, below the bar: 2 of 3 with no seed to spare in that run. The second
+    Dreamer falls back after balancing as PlaNet does (docs/operations.md, Known gaps).
+    Fresh-clone slow tier (6.0-6.2 min each): seed 0 as above, seed 1 passed 100 only at 7,000
+    (1000 there), seed 2 peaked at 90, below the bar: 2 of 3 with no seed to spare in that run. The second
     fresh-clone run: seeds 0 and 1 exactly as in the first, seed 2 peaked at 119.5 at 6,000
     (passes by 19.5) and never balanced; 11 of the 12 seed-runs measured reached the bar."""
     histories = eval_histories("dreamer-pendulum", tmp_path)

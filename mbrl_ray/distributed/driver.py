@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
 from mbrl_ray.distributed.evaluation import Evaluations
+from mbrl_ray.distributed.faults import RunStopped, actor_error_cause
 from mbrl_ray.distributed.preflight import (describe_planning, init_ray,
                                             learner_state_loader, preflight)
 from mbrl_ray.distributed.schedules import run_async, run_sync
@@ -41,29 +41,11 @@ def checkpoint_interval(cfg: Config) -> int:
     return t.checkpoint_every or max(1, -(-t.steps // 10))
 
 
-class RunStopped(RuntimeError):
-    """The run stopped on a fault it cannot go on from; the message says why and what is saved.
-    learner_failed: the learner kept dying, also when started from the newest checkpoint."""
-
-    def __init__(self, message: str, learner_failed: bool = False) -> None:
-        super().__init__(message)
-        self.learner_failed = learner_failed
-
-
 def _free_name(folder: Path, pattern: str) -> Path:
     k = 1
     while (folder / pattern.format(k)).exists():
         k += 1
     return folder / pattern.format(k)
-
-
-def actor_error_cause(err: Exception) -> str:
-    """The last `SomeError: text` line of an actor's error (Ray wraps the actor's traceback in
-    its own text), else the error's type."""
-    lines = [line.strip() for line in str(err).splitlines()]
-    causes = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)
-              and not line.startswith(("ray.exceptions.", "ActorDiedError", "RayActorError"))]
-    return causes[-1][:300] if causes else type(err).__name__
 
 
 @dataclass

@@ -19,10 +19,11 @@ from mbrl_ray.world_models.ensemble import planning_flops
 def preflight(cfg: Config) -> EnvSpec:
     """Every check that needs no actor: raises ConfigError naming the key and value; returns
     the env's spec."""
-    check_machine(validate(cfg), ray_running=ray.is_initialized())
+    joined = ray.is_initialized()  # a Ray this process joined: its resources are checked later
+    check_machine(validate(cfg), ray_running=joined)
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    check_replay_memory(cfg, spec, ray_running=ray.is_initialized())
+    check_replay_memory(cfg, spec, ray_running=joined)
     agent = agent_class(cfg)
     agent.check_config(cfg, spec)
     check_batch(cfg, agent.batch_spec_for(cfg))

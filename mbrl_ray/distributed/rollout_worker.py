@@ -111,9 +111,9 @@ class RolloutWorker:
         """Episodes on fresh envs, EVAL_BATCH at a time (one batched plan per step), each env
         seeded from the k-th evaluation's seed and playing one episode; nothing goes to replay.
         weights: (version, [ref]) to act with (the driver's choice, so that a seeded run
-        evaluates the same weights every time), else the newest. video_size > 0 also films the first
-        episode ('video': GIF bytes, size) and, where the agent's model draws observations,
-        its open-loop prediction of that episode ('open_loop': GIF, height, width, error)."""
+        evaluates the same weights every time), else the newest. video_size > 0 also films
+        the first episode ('video': GIF bytes, size) and, where the agent's model draws
+        observations, its open-loop prediction of that episode ('open_loop': GIF, height, width, error)."""
         if weights is not None:
             self._load(*weights)
         else:
@@ -159,7 +159,8 @@ class RolloutWorker:
             os._exit(1)
 
 
-def first_episodes(agent, envs: EnvBatch, check_actions=None, film: "_Film | None" = None) -> list:
+def first_episodes(agent, envs: EnvBatch, check_actions=None,
+                   film: "_Film | None" = None) -> list:
     """Act in the batch until each env has finished one episode; return those, in env order.
     Envs done early keep stepping unrecorded (taking whichever episodes end first would favour
     short ones). film records env 0's episode."""

@@ -7,7 +7,8 @@ Same function as `ProbabilisticEnsemble.step`, computed with fewer passes over m
 - activations live in buffers reused across steps (fresh large tensors page-fault on every
   step here) and SiLU writes straight into the next layer's input buffer;
 - on CPU, from PER_MEMBER_ROWS rows per member, oneDNN's linear with SiLU in its epilogue,
-  one member at a time (1.15-1.44x per CEM call at PETS HalfCheetah size: docs/operations.md, issue 17).
+  one member at a time (1.15-1.44x per CEM call at PETS HalfCheetah size: docs/operations.md,
+  issue 17).
 """
 from __future__ import annotations
 
