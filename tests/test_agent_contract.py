@@ -1,0 +1,184 @@
+"""The agent contract (agents/base.py) kept by every agent on CPU, without Ray, as the learner
+and the rollout workers use it: random acting from the seed until weights arrive; a worker that
+loads the learner's weights acts from them alone (two workers of one seed agree, whatever torch's
+global generator holds); the explore flag; a checkpoint that continues training exactly where it
+left off. tests/test_gpu.py runs the same agents on CUDA."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mbrl_ray.agents import make_agent
+from mbrl_ray.config import apply_overrides, load_preset
+from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+from mbrl_ray.envs import env_kwargs, env_spec
+from mbrl_ray.finite import check_finite
+from mbrl_ray.replay import StreamStorage, all_transitions, sample
+
+pytestmark = pytest.mark.unit
+
+DUMMY = ["env.id=dummy"]
+SMALL_FIT = ["model.max_epochs=3", "sac.updates_per_fit=5"]
+CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
+    "pets-cem": ("debug", SMALL_FIT),
+    "pets-value-prior": ("debug", SMALL_FIT + ["planner.value_weight=1.0",
+                                               "planner.prior_samples=4",
+                                               "planner.prior_weight=0.1"]),
+    "pets-smcp-lst": ("smcp-lst-pendulum", DUMMY + SMALL_FIT),
+    "sac": ("sac-pendulum", DUMMY),
+    "mbpo": ("mbpo-pendulum", DUMMY + SMALL_FIT + ["mbpo.updates_per_step=1",
+                                                   "mbpo.rollouts_per_step=2"]),
+    "dcmpc": ("dcmpc-debug", []),
+    "planet": ("planet-debug", []),
+    "dreamer": ("dreamer-debug", []),
+}
+STEPS = 100  # random env steps per env collected into replay
+ENVS = 3
+
+
+def _setup(case: str):
+    preset, overrides = CASES[case]
+    cfg = apply_overrides(load_preset(preset), overrides)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    return cfg, spec
+
+
+def _replay(cfg, spec) -> StreamStorage:
+    """Real rows of dummy envs stepped at random, as a rollout worker writes them."""
+    store = StreamStorage(ENVS * (STEPS + 1), spec)
+    batch, rows = EnvBatch(cfg.env, ENVS, seed=0), StreamRows(spec, ENVS, STEPS)
+    rng = np.random.default_rng(0)
+    for _ in range(STEPS):
+        batch.step(rng.uniform(-1, 1, (ENVS, spec.act_dim)).astype(np.float32), rows)
+    for key, segment in rows.segments(list(range(ENVS))):
+        store.add(segment, key)
+    batch.close()
+    return store
+
+
+def _train(agent, store: StreamStorage, rounds: int = 2, seed: int = 1) -> list[dict]:
+    """Sync fits or async updates (after refreshing statistics) as the learner runs them; the
+    batches from a generator of `seed`."""
+    rng = np.random.default_rng(seed)
+    logs = []
+    for _ in range(rounds):
+        if agent.cfg.train.schedule == "sync":
+            logs.append(agent.fit(all_transitions(store), store.written))
+            continue
+        if agent.refresh_rows:
+            agent.refresh(all_transitions(store))
+        batch = {k: torch.as_tensor(v) for k, v in sample(store, agent.batch_spec, rng).items()}
+        logs.append(agent.update(batch))
+    return logs
+
+
+def _tensors(tree):
+    if isinstance(tree, torch.Tensor):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from _tensors(value)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _tensors(value)
+
+
+def _trees_equal(a, b) -> bool:
+    ta, tb = list(_tensors(a)), list(_tensors(b))
+    return len(ta) == len(tb) > 0 and all(torch.equal(x, y) for x, y in zip(ta, tb))
+
+
+def _act(agent, obs: np.ndarray, explore: bool = True, steps: int = 2) -> np.ndarray:
+    """Actions after `steps` calls, each carrying the state the last one left (a warm start,
+    an RSSM belief); the first env's episode restarts in between."""
+    state = agent.initial_state(len(obs))
+    for _ in range(steps):
+        actions, state = agent.act(obs, state, explore)
+        state = agent.reset_state(state, np.array([True] + [False] * (len(obs) - 1)))
+    return actions
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def trained(request):
+    """(case, cfg, spec, store, learner trained two rounds)."""
+    cfg, spec = _setup(request.param)
+    store = _replay(cfg, spec)
+    learner = make_agent(spec, cfg, seed=0)
+    for logs in _train(learner, store):
+        check_finite(logs, f"{request.param} logs")
+    return request.param, cfg, spec, store, learner
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_agent_without_weights_acts_uniformly_at_random_from_its_seed(case):
+    cfg, spec = _setup(case)
+    obs = np.zeros((4, *spec.obs_shape), dtype=np.float32)
+    for trainable in (True, False):
+        agent = make_agent(spec, cfg, seed=7, trainable=trainable)
+        assert agent.inference_weights() is None
+        actions, _ = agent.act(obs, agent.initial_state(4))
+        expected = np.random.default_rng(7).uniform(-1, 1, (4, spec.act_dim)).astype(np.float32)
+        assert actions.dtype == np.float32 and np.array_equal(actions, expected)
+
+
+def test_workers_act_from_the_learners_weights_alone(trained):
+    """Weights on CPU; two workers of one seed that load them act alike under different global
+    torch seeds, within [-1, 1], and unlike an untrained worker; weights None sends a worker
+    back to random acting."""
+    case, cfg, spec, store, learner = trained
+    weights = learner.inference_weights()
+    assert weights is not None and {t.device.type for t in _tensors(weights)} == {"cpu"}
+    obs = np.stack([store.data["obs"][i] for i in range(3)])
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        worker = make_agent(spec, cfg, seed=3, trainable=False)
+        worker.load_inference_weights(copy.deepcopy(weights))
+        runs.append(_act(worker, obs))
+    assert np.array_equal(runs[0], runs[1])
+    assert runs[0].dtype == np.float32 and np.abs(runs[0]).max() <= 1.0
+    random = _act(make_agent(spec, cfg, seed=3, trainable=False), obs)
+    assert not np.allclose(runs[0], random)
+    worker.load_inference_weights(None)
+    assert np.array_equal(_act(worker, obs, steps=1), _act(
+        make_agent(spec, cfg, seed=3, trainable=False), obs, steps=1))
+
+
+def test_the_explore_flag(trained):
+    """Exploring adds the agent's noise (a policy sample, DC-MPC's and the RSSM agents'
+    Gaussian noise); PETS acts on its plan either way."""
+    case, cfg, spec, store, learner = trained
+    obs = np.stack([store.data["obs"][i] for i in range(3)])
+    acted = {}
+    for explore in (True, False):
+        worker = make_agent(spec, cfg, seed=3, trainable=False)
+        worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+        acted[explore] = _act(worker, obs, explore)
+    if case.startswith("pets"):
+        assert np.array_equal(acted[True], acted[False])
+    else:
+        assert not np.allclose(acted[True], acted[False])
+
+
+def test_a_checkpoint_continues_training_exactly(trained):
+    """A learner of another seed loading the state dict (through a serialised copy, as a
+    checkpoint) holds the same weights and, trained on the same batches, logs and ends as the
+    original does. MBPO regenerates its model rollouts after a resume: its state only."""
+    case, cfg, spec, store, learner = trained
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(learner.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = make_agent(spec, cfg, seed=11)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert _trees_equal(resumed.inference_weights(), learner.inference_weights())
+    if case == "mbpo":
+        assert _trees_equal(resumed.state_dict(), learner.state_dict())
+        return
+    twin = copy.deepcopy(learner)
+    assert _train(resumed, store, seed=2) == _train(twin, store, seed=2)
+    assert _trees_equal(resumed.state_dict(), twin.state_dict())
