@@ -99,12 +99,16 @@ def _checked_input(args: argparse.Namespace) -> tuple[Config, Path]:
         run_dir = args.run_dir or Path("runs") / f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         check_new_run_dir(run_dir)
         check_writable(run_dir)
-        return cfg, run_dir
-    cfg = load_run_config(args.run_dir)
-    if args.steps is not None:
-        cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
-    check_writable(args.run_dir)
-    return check_machine(validate(cfg)), args.run_dir
+    else:
+        cfg, run_dir = load_run_config(args.run_dir), args.run_dir
+        if args.steps is not None:
+            cfg = apply_overrides(cfg, [f"train.steps={args.steps}"])
+        check_writable(run_dir)
+        cfg = check_machine(validate(cfg))
+    # Last: the registries load Gymnasium (a fraction of a second), no simulator suite.
+    from mbrl_ray.envs.specs import check_env_spec
+    check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
+    return cfg, run_dir
 
 
 def _printer(*parts, **kwargs) -> None:

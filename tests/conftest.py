@@ -29,7 +29,10 @@ def pytest_collection_modifyitems(items) -> None:
 def ray_session():
     import ray
 
+    from mbrl_ray.distributed.loopback import listen_on_loopback_only
+
     temp_dir = tempfile.mkdtemp(prefix="mbrl-ray-")  # short path: Ray's socket names are limited
+    listen_on_loopback_only()  # as a local run's Ray
     ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp_dir,
              log_to_driver=False)
     yield ray

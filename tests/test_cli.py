@@ -129,3 +129,16 @@ def test_presets_and_help_subprocess():
     bad = subprocess.run([sys.executable, "-m", "mbrl_ray.cli", "train", "debug", "x.y=1"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "unknown key 'x.y'" in bad.stderr
+
+
+def test_only_a_ray_the_run_starts_itself_is_put_on_loopback(monkeypatch):
+    """A local run's Ray listens on 127.0.0.1 (tests/test_reliability.py checks the sockets);
+    an address or RAY_ADDRESS (a job's cluster) is joined as it is."""
+    from mbrl_ray.distributed.loopback import starts_a_new_ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert starts_a_new_ray("local")
+    assert not starts_a_new_ray("10.0.0.7:6379")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.7:6379")
+    assert not starts_a_new_ray(None)
+    assert starts_a_new_ray("local")

@@ -1,12 +1,15 @@
 """Every suite behind make_env keeps one contract: spaces and dtypes, reset/step, seeding,
 action repeat, truncation at the time limit, Meta-World's success flag, pixel frames."""
 import gc
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from mbrl_ray.config import ConfigError
 from mbrl_ray.envs import check_env_spec, make_env
+from mbrl_ray.envs.task_lists import DMC_TASKS, METAWORLD_TASKS
 
 pytestmark = pytest.mark.unit
 
@@ -192,3 +195,28 @@ def test_each_headless_backend_renders(backend):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[0] == backend and float(out[-1]) > 5
+
+
+def test_the_listed_task_names_are_the_installed_suites():
+    """env.id is checked against task_lists.py (no simulator imported): the lists must be the
+    suites' own."""
+    import metaworld
+    from dm_control import suite
+
+    assert list(DMC_TASKS) == [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
+    assert list(METAWORLD_TASKS) == sorted(name.removesuffix("-v3")
+                                           for name in metaworld.ALL_V3_ENVIRONMENTS)
+
+
+def test_an_env_id_is_checked_without_importing_a_simulator():
+    """The CLI's check of env.id, in a fresh process: dm_control and Meta-World (seconds to
+    import) and torch stay unimported, whether the id is refused or accepted."""
+    code = ("import sys; from mbrl_ray.envs.specs import check_env_spec\n"
+            "for spec in ('dmc:walker-walk', 'metaworld:reach', 'HalfCheetah-v5'):\n"
+            "    check_env_spec(spec)\n"
+            "try:\n    check_env_spec('dmc:walker-wlk')\nexcept Exception as err:\n"
+            "    print(type(err).__name__)\n"
+            "print(sorted({'dm_control', 'metaworld', 'torch'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["ConfigError", "[]"]

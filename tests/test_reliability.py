@@ -1,10 +1,13 @@
 """Nothing lost: broken checkpoints, non-finite values, killed actors, and what a user sees."""
+import contextlib
+import ipaddress
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,19 +342,74 @@ def test_stop_signals_checkpoint_and_leave_a_result(ray_session, tmp_path, capsy
     assert json.loads((run / "result.json").read_text())["stopped"] is None
 
 
+def _descendants(pid: int) -> list[int]:
+    """pid and every process below it (its local Ray: GCS, raylet, agents, workers)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += parents.get(tree[-1], [])
+    return tree
+
+
+def _address(hex_ip: str) -> str:
+    """An address of /proc/net/tcp{,6} (32-bit words in host order); IPv4-mapped as IPv4."""
+    raw = bytes.fromhex(hex_ip)
+    ip = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+def _command(pid: int) -> str | None:
+    """The process's name while it lives (not a zombie), else None."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return None if fields["State"].strip().startswith("Z") else fields["Name"].strip()
+
+
+def _listening_addresses(pids: list[int]) -> set[str]:
+    """Addresses the processes' TCP sockets listen on (/proc/net/tcp{,6}, state 0A)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                if (target := os.readlink(fd)).startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state, inode = line.split()[1], line.split()[3], line.split()[9]
+            if state == "0A" and inode in inodes:
+                found.add(_address(local.split(":")[0]))
+    return found
+
+
 @pytest.mark.ray
 def test_a_driver_killed_twice_before_a_checkpoint_resumes_twice(ray_session, tmp_path):
-    """Issue 45 (1): SIGKILL the driver after its first checkpoint, then the resumed driver
+    """Issue 45 (1, 6): SIGKILL the driver after its first checkpoint, then the resumed driver
     before its next one; the run resumes (twice: to its budget, then once more at the end) with
-    no lock, name or leftover .tmp in the way, and every TensorBoard point once."""
+    no lock, name or leftover .tmp in the way, and every TensorBoard point once. While it ran,
+    its Ray listened on loopback only; its workers and raylet are gone within 5 s of the kill."""
     import signal
 
     run = tmp_path / "run"
     process = _cli("train", "debug", "--steps", "1200", "train.checkpoint_every=400",
                    "--run-dir", run)
     _wait_for_step(process, 600)  # step_000000400 is committed
+    tree = _descendants(process.pid)
+    assert len(tree) >= 5 and _listening_addresses(tree) == {"127.0.0.1"}
     process.send_signal(signal.SIGKILL)
     process.wait()
+    time.sleep(5)
+    agents = ("ray::Dashboard", "ray::RuntimeEnv")  # linger ~60 s on loopback (operations.md)
+    left = [name for pid in tree[1:] if (name := _command(pid)) and not name.startswith(agents)]
+    assert not left, left
     process = _cli("resume", run)
     _wait_for_step(process, 600)  # past the resume point, before the checkpoint at 800
     process.send_signal(signal.SIGKILL)

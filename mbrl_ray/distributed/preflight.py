@@ -10,6 +10,7 @@ from mbrl_ray.agents import agent_class
 from mbrl_ray.config import Config, ConfigError, check_machine, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
+from mbrl_ray.distributed.loopback import listen_on_loopback_only, starts_a_new_ray
 from mbrl_ray.config.machine import is_local_run, local_memory_bytes
 from mbrl_ray.replay import BatchSpec
 from mbrl_ray.replay.storage import bytes_per_row
@@ -84,7 +85,10 @@ def init_ray(cfg: Config) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs = {"num_cpus": cfg.ray.num_cpus} if cfg.ray.num_cpus else {}
-    ray.init(address=cfg.ray.address or None, log_to_driver=True, **kwargs)
+    address = cfg.ray.address or None
+    if starts_a_new_ray(address):
+        listen_on_loopback_only()  # nothing of a local run answers from the network
+    ray.init(address=address, log_to_driver=True, **kwargs)
 
 
 def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:

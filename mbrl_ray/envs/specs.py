@@ -9,6 +9,7 @@ import importlib.util
 import gymnasium as gym
 
 from mbrl_ray.config.loading import ConfigError
+from mbrl_ray.envs.task_lists import DMC_TASKS, METAWORLD_TASKS
 
 DUMMY = "dummy"
 # suite -> (optional extra that installs it, module it imports)
@@ -26,15 +27,13 @@ def split_spec(spec: str) -> tuple[str | None, str]:
 
 
 def dmc_tasks() -> list[str]:
-    """Every dm_control suite task as '<domain>-<task>'."""
-    from dm_control import suite
-    return [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
+    """Every dm_control suite task as '<domain>-<task>' (listed here: no import of the suite)."""
+    return list(DMC_TASKS)
 
 
 def metaworld_tasks() -> list[str]:
-    """Every Meta-World v3 task name, without the '-v3' suffix."""
-    import metaworld
-    return sorted(name.removesuffix(METAWORLD_VERSION) for name in metaworld.ALL_V3_ENVIRONMENTS)
+    """Every Meta-World v3 task name, without the '-v3' suffix (no import of Meta-World)."""
+    return list(METAWORLD_TASKS)
 
 
 def metaworld_name(task: str) -> str:
