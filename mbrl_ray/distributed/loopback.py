@@ -7,7 +7,7 @@ is resolved back to it (`ray._private.services.resolve_ip_for_localhost`); the o
 yields 127.0.0.1 is the flag Ray sets for its single-machine platforms (RAY_ENABLE_WINDOWS_OR_OSX_
 CLUSTER=0, read at import into `ray_constants.ENABLE_RAY_CLUSTER`), which changes nothing else for
 `ray.init()`. Measured in Ray 2.60 with `ss -ltnp`: all 11 listeners move to loopback
-(`tests/test_distributed.py`). A node joining a cluster is left as it is."""
+(`tests/test_reliability.py`). A node joining a cluster is left as it is."""
 from __future__ import annotations
 
 from ray._private import ray_constants, services
