@@ -190,3 +190,22 @@ def test_too_few_cpus_fails_after_the_resource_wait(ray_session):
         topology.check_resources(cfg)
     assert time.monotonic() - t0 >= 1.0
     topology.release_resource_request(cfg)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["workers.num=64"], ["workers.num x workers.num_cpus + learner.num_cpus = 32.5 CPUs",
+                          "the Ray cluster has 2"]),
+    (["train.replay_capacity=10000000000"], ["train.replay_capacity=10,000,000,000 rows of 35 "
+                                             "bytes need 326.0 GiB", "driver's node"]),
+], ids=["cpus", "replay"])
+def test_a_joined_clusters_refusal_writes_no_config(ray_session, tmp_path, overrides, words):
+    """Issue 45 (5): a cluster's resources and the replay's memory on the driver's node are
+    checked once connected, before config.yaml: the run dir stays free for a corrected run."""
+    from mbrl_ray.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _run(tmp_path, "run", overrides)
+    for word in words:
+        assert word in str(err.value)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+    _run(tmp_path, "run", ["train.steps=200", "train.eval_every=200"])  # the same dir, accepted

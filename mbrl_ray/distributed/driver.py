@@ -19,8 +19,8 @@ from mbrl_ray.distributed import checkpoint as ckpt
 from mbrl_ray.distributed import topology
 from mbrl_ray.distributed.evaluation import Evaluations
 from mbrl_ray.distributed.faults import RunStopped, actor_error_cause
-from mbrl_ray.distributed.preflight import (describe_planning, init_ray,
-                                            learner_state_loader, preflight)
+from mbrl_ray.distributed.preflight import (check_replay_memory_on_node, describe_planning,
+                                            init_ray, learner_state_loader, preflight)
 from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.distributed.stop_signals import (RunInterrupted, StopSignals,
@@ -128,9 +128,10 @@ class Driver:
             ckpt.set_aside_broken(self.run_dir, self.saved)
         for leftover in ckpt.remove_leftovers(self.run_dir):
             self._warn(f"warning: removed {leftover}, a checkpoint a stopped run never finished")
-        save_config(self.cfg, self.run_dir)
         init_ray(self.cfg)
-        topology.check_resources(self.cfg)
+        topology.check_resources(self.cfg)  # a cluster's resources: checked before writing
+        check_replay_memory_on_node(self.cfg, self.spec)
+        save_config(self.cfg, self.run_dir)
         with raising_on_stop_signals() as signals:  # after ray.init, which sets its own
             return self._run_actors(signals)
 

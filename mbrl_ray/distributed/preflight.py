@@ -47,19 +47,35 @@ REPLAY_MEMORY_SHARE = 0.8  # of a local run's machine: the rest for the actors' 
 
 def check_replay_memory(cfg: Config, spec: EnvSpec, ray_running: bool = False) -> None:
     """A local run's replay (one actor holding train.replay_capacity rows) fits in
-    REPLAY_MEMORY_SHARE of this machine's memory. A cluster's replay lives on its head, whose
-    memory Ray reports once connected: not checked here."""
+    REPLAY_MEMORY_SHARE of this machine's memory. A cluster's is checked once connected
+    (check_replay_memory_on_node)."""
     if ray_running or not is_local_run(cfg.ray.address):
         return
-    per_row, have = bytes_per_row(spec), local_memory_bytes()
+    _check_replay_fits(cfg, spec, int(REPLAY_MEMORY_SHARE * local_memory_bytes()),
+                       f"{REPLAY_MEMORY_SHARE:.0%} of this machine's memory",
+                       "a local run allows", "or join a cluster with ray.address")
+
+
+def check_replay_memory_on_node(cfg: Config, spec: EnvSpec) -> None:
+    """Once connected: the replay actor lives on the driver's node; its rows must fit in the
+    memory Ray gives that node's actors (its `memory` resource)."""
+    here = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == here)
+    _check_replay_fits(cfg, spec, int(node["Resources"].get("memory", 0)),
+                       f"the memory Ray gives actors on the driver's node {node['NodeManagerAddress']}"
+                       " (which holds the replay)", "this run allows",
+                       "or run the driver on a node with more memory")
+
+
+def _check_replay_fits(cfg: Config, spec: EnvSpec, have: int, where: str, allows: str,
+                       instead: str) -> None:
+    per_row = bytes_per_row(spec)
     need = cfg.train.replay_capacity * per_row
-    if need > REPLAY_MEMORY_SHARE * have:
-        most = int(REPLAY_MEMORY_SHARE * have) // per_row
+    if need > have:
         raise ConfigError(
             f"train.replay_capacity={cfg.train.replay_capacity:,} rows of {per_row:,} bytes "
-            f"need {need / 2**30:,.1f} GiB, but this machine has {have / 2**30:,.1f} GiB; "
-            f"a local run allows train.replay_capacity <= {most:,} "
-            f"({REPLAY_MEMORY_SHARE:.0%} of it), or join a cluster with ray.address")
+            f"need {need / 2**30:,.1f} GiB, more than {where}: {have / 2**30:,.1f} GiB; "
+            f"{allows} train.replay_capacity <= {have // per_row:,}, {instead}")
 
 
 def check_batch(cfg: Config, batch: BatchSpec) -> None:
