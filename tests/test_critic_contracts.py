@@ -331,3 +331,64 @@ def test_imagined_actor_critic_state_round_trips_and_resumes_identically():
     logs = [x.update(Steer(), _start(), torch.Generator().manual_seed(2)) for x in (ac, copy_)]
     assert logs[0] == logs[1]
     assert all(torch.equal(a, b) for a, b in zip(_params(ac), _params(copy_)))
+
+
+def test_td3_defaults_settings_and_frozen_targets():
+    """seed 0 by default; Adam at dcmpc.lr; the target networks take no gradient (they move by
+    Polyak averaging only)."""
+    cfg = apply_overrides(load_preset("dcmpc-debug"), ["dcmpc.lr=0.0007"]).dcmpc
+    default = TD3Critics(3, 1, cfg, torch.device("cpu"))
+    zero = TD3Critics(3, 1, cfg, torch.device("cpu"), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(default.q.parameters(), zero.q.parameters()))
+    assert torch.equal(default.generator.get_state(), zero.generator.get_state())
+    for opt in (zero.q_opt, zero.actor_opt):
+        assert opt.param_groups[0]["lr"] == 0.0007
+    for target in (zero.q_target, zero.actor_target):
+        assert not any(p.requires_grad for p in target.parameters())
+
+
+# ---- the networks --------------------------------------------------------------------------------
+def _tanh_gaussian_log_prob64(actor, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """log pi(a | s) of a tanh-squashed Gaussian in float64, actions kept 1e-4 inside +-1:
+    log N(atanh a; mu, sigma) - sum log(1 - a^2)."""
+    net = copy.deepcopy(actor.net).double()
+    mean, log_std = net(obs.double()).chunk(2, -1)
+    log_std = log_std.clamp(-5.0, 2.0)
+    a = action.double().clamp(-1 + 1e-4, 1 - 1e-4)
+    u = torch.atanh(a)
+    gauss = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1)
+    return gauss - torch.log1p(-torch.tanh(u) ** 2).sum(-1)
+
+
+def test_actor_log_prob_of_given_actions_with_three_dims_batched_and_at_the_bounds():
+    """Three action dims, states (2, 5, obs) as planners pass them, actions on +-1 exactly
+    (clamped 1e-4 inside, so the log-density stays finite), against float64."""
+    from mbrl_ray.critics.nets import Actor
+
+    torch.manual_seed(0)
+    actor = Actor(4, 3, 16, 2)
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(2, 5, 4, generator=g)
+    action = torch.rand(2, 5, 3, generator=g) * 2 - 1
+    action[0, 0] = torch.tensor([1.0, -1.0, 0.3])
+    got = actor.log_prob(obs, action)
+    assert got.shape == (2, 5) and torch.isfinite(got).all()
+    assert torch.allclose(got.double(), _tanh_gaussian_log_prob64(actor, obs, action),
+                          rtol=1e-4, atol=1e-3)
+
+
+def test_q_ensemble_of_one_hidden_layer_and_pairs_without_a_generator():
+    """One hidden layer (its head reads the hidden width, not the input's); mean_of_two and
+    min_of_two also work with torch's global generator."""
+    from mbrl_ray.critics.nets import QEnsemble
+
+    q = QEnsemble(4, 3, 2, 16, 1)
+    obs, act = torch.randn(7, 3), torch.rand(7, 2)
+    values = q(obs, act)
+    assert values.shape == (4, 7)
+    torch.manual_seed(0)
+    pair = torch.randperm(4)[:2]
+    torch.manual_seed(0)
+    assert torch.allclose(q.mean_of_two(obs, act), values[pair].mean(0))
+    torch.manual_seed(0)
+    assert torch.allclose(q.min_of_two(obs, act), values[pair].min(0).values)
