@@ -128,9 +128,10 @@ class Driver:
             ckpt.set_aside_broken(self.run_dir, self.saved)
         for leftover in ckpt.remove_leftovers(self.run_dir):
             self._warn(f"warning: removed {leftover}, a checkpoint a stopped run never finished")
-        init_ray(self.cfg)
+        started_here = init_ray(self.cfg)
         topology.check_resources(self.cfg)  # a cluster's resources: checked before writing
-        check_replay_memory_on_node(self.cfg, self.spec)
+        if not started_here:  # a Ray this run joined (preflight checked this machine's)
+            check_replay_memory_on_node(self.cfg, self.spec)
         save_config(self.cfg, self.run_dir)
         with raising_on_stop_signals() as signals:  # after ray.init, which sets its own
             return self._run_actors(signals)

@@ -95,16 +95,19 @@ def check_batch(cfg: Config, batch: BatchSpec) -> None:
                           f"{batch.rows} rows: {request}")
 
 
-def init_ray(cfg: Config) -> None:
-    """Join the cluster of `ray job submit` (RAY_ADDRESS) or cfg.ray.address, else start locally."""
+def init_ray(cfg: Config) -> bool:
+    """Join the cluster of `ray job submit` (RAY_ADDRESS) or cfg.ray.address, else start locally.
+    Returns whether this process started its own Ray (preflight checked this machine for it)."""
     if ray.is_initialized():
-        return
+        return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs = {"num_cpus": cfg.ray.num_cpus} if cfg.ray.num_cpus else {}
     address = cfg.ray.address or None
-    if starts_a_new_ray(address):
+    started = starts_a_new_ray(address)
+    if started:
         listen_on_loopback_only()  # nothing of a local run answers from the network
     ray.init(address=address, log_to_driver=True, **kwargs)
+    return started
 
 
 def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:
