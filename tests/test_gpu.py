@@ -16,6 +16,7 @@ from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
 from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.finite import check_finite
 from mbrl_ray.replay import StreamStorage, all_transitions, sample
+from test_agent_contract import _act, _tensors
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -67,25 +68,6 @@ def _train(agent, store: StreamStorage) -> dict[str, float]:
             for _ in range(3)][-1]
 
 
-def _tensors(tree):
-    if isinstance(tree, torch.Tensor):
-        yield tree
-    elif isinstance(tree, dict):
-        for value in tree.values():
-            yield from _tensors(value)
-    elif isinstance(tree, (list, tuple)):
-        for value in tree:
-            yield from _tensors(value)
-
-
-def _act_twice(agent, obs: np.ndarray) -> np.ndarray:
-    state = agent.initial_state(len(obs))
-    for _ in range(2):  # the second call carries the state the first left (RSSM belief)
-        actions, state = agent.act(obs, state)
-        state = agent.reset_state(state, np.array([True] + [False] * (len(obs) - 1)))
-    return actions
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case):
     preset, overrides = CASES[case]
@@ -103,7 +85,7 @@ def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case):
     worker = make_agent(spec, cfg, "cuda", seed=1, trainable=False)
     worker.load_inference_weights(weights)
     obs = np.stack([store.data["obs"][0], store.data["obs"][1]])
-    actions = _act_twice(worker, obs)
+    actions = _act(worker, obs)  # twice: the second call carries the first's state
     assert actions.shape == (2, spec.act_dim) and np.isfinite(actions).all()
     assert np.abs(actions).max() <= 1.0
 
