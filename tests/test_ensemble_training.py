@@ -236,7 +236,7 @@ def test_normalisers_fit_inputs_and_targets():
         np.testing.assert_allclose(norm.std.numpy(), values.std(0, ddof=1), rtol=TOL)
 
 
-# ---- the config's keys -----------------------------------------------------------------------------
+# ---- the config's keys ---------------------------------------------------------------------
 def test_the_ensemble_and_its_optimiser_from_the_config():
     cfg = apply_overrides(load_preset("debug"), ["model.ensemble_size=4", "model.hidden_size=12",
                                                  "model.num_layers=3", "model.lr=0.002",

@@ -61,10 +61,10 @@ def check_replay_memory_on_node(cfg: Config, spec: EnvSpec) -> None:
     memory Ray gives that node's actors (its `memory` resource)."""
     here = ray.get_runtime_context().get_node_id()
     node = next(n for n in ray.nodes() if n["NodeID"] == here)
-    _check_replay_fits(cfg, spec, int(node["Resources"].get("memory", 0)),
-                       f"the memory Ray gives actors on the driver's node {node['NodeManagerAddress']}"
-                       " (which holds the replay)", "this run allows",
-                       "or run the driver on a node with more memory")
+    where = (f"the memory Ray gives actors on the driver's node {node['NodeManagerAddress']} "
+             "(which holds the replay)")
+    _check_replay_fits(cfg, spec, int(node["Resources"].get("memory", 0)), where,
+                       "this run allows", "or run the driver on a node with more memory")
 
 
 def _check_replay_fits(cfg: Config, spec: EnvSpec, have: int, where: str, allows: str,
