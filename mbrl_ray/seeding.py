@@ -57,6 +57,14 @@ def evaluation_env_seed(evaluator: int, k: int) -> int:
     return derive(evaluator, ENVS) + EVAL_STRIDE * k
 
 
+def device_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """A generator on `device` seeded with `seed`, for noise drawn where the tensors live. The
+    meta device (shapes only, for preflight's memory estimate) has no generator and draws
+    nothing: it gets a CPU one."""
+    device = torch.device(device)
+    return torch.Generator("cpu" if device.type == "meta" else device).manual_seed(seed)
+
+
 def init_generator(seed: int) -> torch.Generator:
     """The CPU generator a component's networks draw their initial weights from."""
     return torch.Generator().manual_seed(derive(seed, INIT))

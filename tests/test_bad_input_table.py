@@ -230,3 +230,17 @@ def test_a_replay_this_machine_cannot_hold_is_refused_before_anything_starts(tmp
                   f"train.replay_capacity <= {most:,}"):
         assert words in err, err
     assert not run.exists()
+
+
+def test_networks_this_machine_cannot_hold_are_refused_before_anything_starts(tmp_path):
+    """Issue 45 (5): 64 layers of 16,384 units in 100 members pass every key's bound but need
+    about 38,000 GiB; counted on the meta device once the env is known, refused naming the
+    keys that size the networks, nothing written."""
+    run = tmp_path / "run"
+    result, err = _run(["train", "debug", "model.hidden_size=16384", "model.num_layers=64",
+                        "model.ensemble_size=100", "--run-dir", str(run)], tmp_path)
+    assert result["code"] == 2 and err.count("\n") == 1, err
+    for words in ("the networks need 37,80", "weights, targets, gradients and Adam moments",
+                  "model.ensemble_size=100, model.hidden_size=16384, model.num_layers=64"):
+        assert words in err, err
+    assert not run.exists()

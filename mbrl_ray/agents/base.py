@@ -38,6 +38,8 @@ class Agent(ABC):
 
     accepts: ClassVar[tuple[str, ...]] = ("state",)            # EnvSpec.kind values
     schedules: ClassVar[tuple[str, ...]] = ("sync", "async")   # train.schedule values
+    # The config keys that size its networks: a config too large for the machine names them.
+    size_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:

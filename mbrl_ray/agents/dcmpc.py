@@ -25,6 +25,8 @@ from mbrl_ray.world_models.dcwm import DCWM
 class DCMPCAgent(Agent):
     """Acts uniformly at random until the first update, then plans (see module docstring)."""
 
+    size_keys = ("dcmpc.latent_dim", "dcmpc.fsq_levels", "dcmpc.encoder_hidden",
+                 "dcmpc.hidden_size", "dcmpc.num_layers", "dcmpc.num_q")
     schedules = ("async",)
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
@@ -37,7 +39,7 @@ class DCMPCAgent(Agent):
         self.critics = TD3Critics(self.model.code_dim, spec.act_dim, c, self.device,
                                   seeding.derive(seed, seeding.SAC), trainable)
         self.policy = MPCPolicy(cfg.planner, spec.act_dim)
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.fitted = False  # a worker's copy: weights loaded

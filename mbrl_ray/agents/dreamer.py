@@ -15,6 +15,8 @@ from mbrl_ray.world_models.rssm import Belief
 
 
 class DreamerAgent(RSSMAgent):
+    size_keys = (*RSSMAgent.size_keys, "dreamer.hidden", "dreamer.layers")
+
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
         super().__init__(spec, cfg, device, seed, trainable)

@@ -31,6 +31,8 @@ class MBPOAgent(SACAgent):
     real_ratio real / rest model data. Sync schedule only: its rounds are defined by new env
     steps."""
 
+    size_keys = ("model.ensemble_size", "model.hidden_size", "model.num_layers",
+                 "sac.hidden_size", "sac.num_layers")
     schedules = ("sync",)
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
@@ -38,7 +40,7 @@ class MBPOAgent(SACAgent):
         super().__init__(spec, cfg, device, seed, trainable)
         obs_dim, act_dim = spec.obs_dim, spec.act_dim
         model_seed = seeding.derive(seed, seeding.MODEL)
-        self.generator = torch.Generator(self.device).manual_seed(model_seed)
+        self.generator = seeding.device_generator(self.device, model_seed)
         self.rng = np.random.default_rng(model_seed)
         self.seen = 0  # real steps already branched from
         if not trainable:

@@ -31,6 +31,8 @@ class PETSAgent(Agent):
     (async). Until the first fit the agent acts uniformly at random (PETS's random first trial).
     """
 
+    size_keys = ("model.ensemble_size", "model.hidden_size", "model.num_layers",
+                 "sac.hidden_size", "sac.num_layers")
     refresh_rows = NORMALIZER_ROWS
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
@@ -55,7 +57,7 @@ class PETSAgent(Agent):
                     or cfg.planner.prior_weight > 0)
         self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
                                    seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)
 
     @classmethod

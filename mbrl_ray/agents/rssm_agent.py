@@ -26,6 +26,8 @@ from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
 class RSSMAgent(Agent):
     accepts = ("state", "pixels")
     schedules = ("async",)
+    size_keys = ("rssm.deter", "rssm.stoch", "rssm.classes", "rssm.hidden", "rssm.mlp_hidden",
+                 "rssm.mlp_layers", "rssm.cnn_depth", "env.image_size")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
@@ -33,7 +35,7 @@ class RSSMAgent(Agent):
         self.model = seeding.init_weights(
             RSSMWorldModel(spec, cfg.rssm, cfg.env.image_size, cfg.model.termination),
             seeding.init_generator(seed)).to(self.device)
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.fitted = False  # a worker's copy: weights loaded

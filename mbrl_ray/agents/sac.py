@@ -16,6 +16,8 @@ class SACAgent(Agent):
     """Acts with the actor (a sample when exploring, the mean when evaluating); uniformly at
     random until its first update."""
 
+    size_keys = ("sac.hidden_size", "sac.num_layers")
+
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
         super().__init__(spec, cfg, device, seed, trainable)

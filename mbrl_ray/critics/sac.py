@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mbrl_ray.critics.nets import Actor, TwinQ
-from mbrl_ray.seeding import (generator_state, init_generator, init_weights,
+from mbrl_ray.seeding import (device_generator, generator_state, init_generator, init_weights,
                               load_generator_state)
 
 
@@ -32,7 +32,7 @@ class SoftActorCritic:
         self.log_alpha = torch.tensor(math.log(s.init_alpha), device=device,
                                       requires_grad=trainable)
         self.fitted = False  # no update yet: callers act at random / plan without it
-        self.generator = torch.Generator(device).manual_seed(seed)
+        self.generator = device_generator(device, seed)
         self.rng = np.random.default_rng(seed)
         if trainable:
             self.target = copy.deepcopy(self.critic).requires_grad_(False)

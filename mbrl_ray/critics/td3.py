@@ -13,7 +13,8 @@ import copy
 import torch
 
 from mbrl_ray.critics.nets import DeterministicActor, QEnsemble
-from mbrl_ray.seeding import init_generator, init_weights, load_torch_generator
+from mbrl_ray.seeding import (device_generator, init_generator, init_weights,
+                              load_torch_generator)
 
 
 class TD3Critics:
@@ -28,7 +29,7 @@ class TD3Critics:
                                                      c.num_layers), init).to(device)
         self.q = init_weights(QEnsemble(c.num_q, in_dim, act_dim, c.hidden_size, c.num_layers,
                                         activation="mish"), init).to(device)
-        self.generator = torch.Generator(device).manual_seed(seed)
+        self.generator = device_generator(device, seed)
         self.critic_steps = 0
         if trainable:
             self.q_target = copy.deepcopy(self.q).requires_grad_(False)

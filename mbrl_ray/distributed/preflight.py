@@ -11,7 +11,8 @@ from mbrl_ray.config import Config, ConfigError, check_machine, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
 from mbrl_ray.distributed.loopback import listen_on_loopback_only, starts_a_new_ray
-from mbrl_ray.config.machine import is_local_run, local_memory_bytes
+from mbrl_ray.config.machine import is_local_run, local_gpu_count, local_memory_bytes
+from mbrl_ray.distributed.network_memory import agent_network_bytes
 from mbrl_ray.replay import BatchSpec
 from mbrl_ray.replay.storage import bytes_per_row
 from mbrl_ray.world_models.ensemble import planning_flops
@@ -28,6 +29,7 @@ def preflight(cfg: Config) -> EnvSpec:
     agent = agent_class(cfg)
     agent.check_config(cfg, spec)
     check_batch(cfg, agent.batch_spec_for(cfg))
+    check_network_memory(cfg, spec, agent.size_keys, ray_running=joined)
     return spec
 
 
@@ -76,6 +78,42 @@ def _check_replay_fits(cfg: Config, spec: EnvSpec, have: int, where: str, allows
             f"train.replay_capacity={cfg.train.replay_capacity:,} rows of {per_row:,} bytes "
             f"need {need / 2**30:,.1f} GiB, more than {where}: {have / 2**30:,.1f} GiB; "
             f"{allows} train.replay_capacity <= {have // per_row:,}, {instead}")
+
+
+def check_network_memory(cfg: Config, spec: EnvSpec, size_keys: tuple[str, ...],
+                         ray_running: bool = False) -> None:
+    """A local run's networks fit beside its replay in REPLAY_MEMORY_SHARE of this machine's
+    memory: the learner's weights, targets, gradients and Adam moments (on a GPU learner only
+    its checkpoint copy is on the host; the GPU's own memory is not asked, since that would
+    start CUDA in the driver), and one inference copy per rollout worker and the evaluator.
+    Counted on the meta device (network_memory.py); activations come on top."""
+    if ray_running or not is_local_run(cfg.ray.address):
+        return
+    learner, worker = (agent_network_bytes(cfg, spec, trainable) for trainable in (True, False))
+    on_gpu = cfg.learner.device.startswith("cuda") or (cfg.learner.device == "auto"
+                                                        and local_gpu_count() > 0)
+    learner_host = learner.held if on_gpu else learner.training
+    copies = cfg.workers.num + 1
+    need = learner_host + copies * worker.held
+    replay = cfg.train.replay_capacity * bytes_per_row(spec)
+    have = int(REPLAY_MEMORY_SHARE * local_memory_bytes()) - replay
+    if need > have:
+        keys = ", ".join(f"{k}={_get(cfg, k)}" for k in (*size_keys, "workers.num"))
+        raise ConfigError(
+            f"the networks need {need / 2**30:,.1f} GiB (the learner "
+            f"{learner_host / 2**30:,.1f} GiB: " + ("its checkpoint copy" if on_gpu else
+                                                    "weights, targets, gradients and Adam "
+                                                    "moments")
+            + f"; {copies} copies of {worker.held / 2**30:,.1f} GiB on the rollout workers and "
+            "the evaluator), more "
+            f"than the {max(have, 0) / 2**30:,.1f} GiB left of {REPLAY_MEMORY_SHARE:.0%} of "
+            f"this machine's memory beside the replay's {replay / 2**30:,.1f} GiB; lower {keys}, "
+            "or join a cluster with ray.address")
+
+
+def _get(cfg: Config, dotted: str):
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
 
 
 def check_batch(cfg: Config, batch: BatchSpec) -> None:

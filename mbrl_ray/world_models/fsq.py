@@ -5,6 +5,7 @@ channels' values (prod(levels) codes of b numbers per slot); nothing is learned.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -59,7 +60,7 @@ class FSQ(nn.Module):
     def _codebook(self) -> torch.Tensor:
         """(prod(levels), b): every code, row i the code of index i (the inverse of
         `indices`)."""
-        index = torch.arange(int(torch.tensor(self.levels).prod()))[:, None]
+        index = torch.arange(math.prod(self.levels))[:, None]
         level_index = (index // self.basis) % torch.tensor(self.levels)
         return (level_index - self.half_width) / self.half_width
 
