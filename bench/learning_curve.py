@@ -1,11 +1,12 @@
-"""A run's evaluation curve from its TensorBoard log, as CSV and a figure beside published points.
+"""A run's evaluation curve from its TensorBoard log, as CSV and a figure beside published points
+(the papers' anchors and the simulator-step axis; `mbrl-ray compare` groups runs without them).
 
     .venv/bin/python bench/learning_curve.py RUN_DIR [RUN_DIR ...] --name dcmpc-cartpole-swingup \
         [--action-repeat 2] [--anchor "TD-MPC2 (3 seeds)" 100000 839] [--metric success]
 
 Reads `eval/episodic_return` (and `eval/success` where the env reports it) of every run dir,
 writes `bench/results/<name>.csv` (run, agent step, simulator step, return, success) and
-`<name>.png` (needs the `bench` extra): return over simulator steps (agent steps x action
+`<name>.png`: return over simulator steps (agent steps x action
 repeat, the unit of the papers' curves), the mean over runs with a 95% band (t interval) from
 3 runs on (below, each run's line alone), and each anchor as a labelled point (a dashed level
 when it lies far beyond the runs' last step).
@@ -19,17 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+from mbrl_ray.compare import mean_and_half_width, read_curve
+from mbrl_ray.config import ConfigError
+
 RESULTS = Path(__file__).parent / "results"
 
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags()["scalars"]:
+    """(step, value) of a tag as TensorBoard shows it (mbrl-ray compare's reading); [] when the
+    run did not log it."""
+    try:
+        return sorted(read_curve(run_dir, tag).items())
+    except ConfigError:
         return []
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
 def write_csv(path: Path, runs: list[Path], repeat: int,
@@ -50,15 +53,12 @@ def write_csv(path: Path, runs: list[Path], repeat: int,
 
 
 def band(curves: dict[str, list]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps every run evaluated at, the mean return there and the 95% t half-width."""
-    from scipy import stats
-
+    """Steps every run evaluated at, the mean return there and the 95% t half-width
+    (mbrl-ray compare's interval)."""
     common = sorted(set.intersection(*(set(s for s, _ in c) for c in curves.values())))
-    table = np.array([[dict(c)[s] for s in common] for c in curves.values()])
-    n = len(table)
-    half = (stats.t.ppf(0.975, n - 1) * table.std(0, ddof=1) / np.sqrt(n) if n > 1
-            else np.zeros(len(common)))
-    return np.array(common), table.mean(0), half
+    stats = np.array([mean_and_half_width([dict(c)[s] for c in curves.values()])
+                      for s in common]).reshape(-1, 2)
+    return np.array(common), stats[:, 0], stats[:, 1]
 
 
 def figure(path: Path, curves: dict[str, list], repeat: int, anchors, title: str,
@@ -114,7 +114,7 @@ def main() -> None:
                args.title or args.name,
                "evaluation return" if args.metric == "return" else "evaluation success rate")
     except ImportError:
-        print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
+        print("matplotlib missing (pip install matplotlib): no figure", file=sys.stderr)
     for name, points in curves.items():
         print(name, " ".join(f"{s}:{v:.2f}" for s, v in points))
 

@@ -364,7 +364,7 @@ def report(curves: dict, out: Path) -> None:
     try:
         plot(curves, envs, methods, out / "figure3.png")
     except ImportError:
-        print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
+        print("matplotlib missing (pip install matplotlib): no figure", file=sys.stderr)
     print(text)
 
 

@@ -135,7 +135,7 @@ def main() -> None:
     try:
         plot(rows, Path(f"{stem}.png"), f"{args.preset} async soak: resident memory per process")
     except ImportError:
-        print("matplotlib missing (pip install -e .[bench]): no figure", file=sys.stderr)
+        print("matplotlib missing (pip install matplotlib): no figure", file=sys.stderr)
     sys.stdout.flush()
     os._exit(0)  # the run is abandoned mid-flight on purpose
 

@@ -1,4 +1,4 @@
-"""mbrl-ray train | resume | presets."""
+"""mbrl-ray train | resume | compare | presets."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--steps", type=int, help="raise the step budget (train.steps)")
+    compare = sub.add_parser("compare", help="curves of runs side by side: mean and 95%% "
+                             "interval per group, a table with paired differences, a figure")
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    compare.add_argument("--tag", default="eval/episodic_return",
+                         help="TensorBoard scalar (default: eval/episodic_return)")
+    compare.add_argument("--by", default="preset",
+                         help="group runs by preset (default), seed, or a config key such as "
+                              "planner.name")
+    compare.add_argument("--out", type=Path, help="figure file (.png, .pdf or .svg)")
     sub.add_parser("presets", help="list presets")
     return parser
 
@@ -65,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, description in list_presets().items():
             print(f"{name:20s} {description}")
         return 0
+    if args.command == "compare":
+        return _compare(args)
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.
@@ -89,6 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done: {result.env_steps} env steps, final evaluation return "
           f"{result.final_eval_return:.1f}")
     print(f"TensorBoard logs: {result.run_dir / 'tb'}  (tensorboard --logdir {result.run_dir / 'tb'})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mbrl_ray import compare
+    try:
+        compare.check_out(args.out, args.run_dirs)
+        groups = compare.load_groups(args.run_dirs, args.tag, args.by)
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(compare.table(groups, args.tag))
+    if args.out:
+        compare.figure(groups, args.tag, args.out)
+        print(f"figure: {args.out}")
     return 0
 
 
