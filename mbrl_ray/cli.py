@@ -1,4 +1,4 @@
-"""mbrl-ray train | resume | compare | presets."""
+"""mbrl-ray train | resume | eval | compare | presets."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue a run from its newest checkpoint")
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--steps", type=int, help="raise the step budget (train.steps)")
+    evaluate = sub.add_parser("eval", help="evaluate a run's checkpoint for N episodes (reads "
+                              "the run dir only)")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                          help="e.g. env.max_episode_steps=500 (the checkpoint must fit)")
+    evaluate.add_argument("--checkpoint", type=int, metavar="STEP",
+                          help="env step of the checkpoint (default: the newest usable)")
+    evaluate.add_argument("--episodes", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, help="another episode stream (default: the "
+                          "checkpoint's last evaluation's)")
+    evaluate.add_argument("--video", action="store_true", help="film the first episode "
+                          "(needs --out)")
+    evaluate.add_argument("--out", type=Path, help="folder for eval.json and video.gif")
     compare = sub.add_parser("compare", help="curves of runs side by side: mean and 95%% "
                              "interval per group, a table with paired differences, a figure")
     compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -66,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     # argparse cannot split across a subcommand's positionals.
     args, extra = parser.parse_known_args(argv)
     stray = [x for x in extra if x.startswith("-") or "=" not in x]
-    if stray or (extra and args.command != "train"):
+    if stray or (extra and args.command not in ("train", "eval")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides += extra
@@ -76,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "compare":
         return _compare(args)
+    if args.command == "eval":
+        return _evaluate(args)
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.
@@ -115,6 +130,21 @@ def _compare(args: argparse.Namespace) -> int:
     if args.out:
         compare.figure(groups, args.tag, args.out)
         print(f"figure: {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mbrl_ray import evaluate
+    req = evaluate.Request(args.run_dir, args.checkpoint, args.episodes, args.seed, args.video,
+                           args.out, tuple(args.overrides))
+    try:
+        if req.video and req.out is None:
+            raise ConfigError("--video needs --out FOLDER: eval writes nothing into the run")
+        evaluate.checked_config(req)  # before torch and Ray load
+        evaluate.run(req, printer=_printer)
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 

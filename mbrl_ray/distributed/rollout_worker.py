@@ -118,23 +118,8 @@ class RolloutWorker:
             self._load(*weights)
         else:
             self.sync_weights()
-        seed = seeding.evaluation_env_seed(self.seed, k)
-        episodes, film, envs = [], None, None
-        while len(episodes) < num_episodes:
-            count = min(num_episodes - len(episodes), EVAL_BATCH)
-            envs = EnvBatch(self.cfg.env, count, seed + len(episodes),
-                            render_size=0 if episodes else video_size)
-            if video_size and not episodes:
-                film = _Film(envs, self.spec.act_dim)
-            episodes += first_episodes(self.agent, envs, self._check_actions,
-                                       None if episodes else film)
-            envs.close()
-        out = {"returns": [e.ret for e in episodes],
-               "successes": [e.success for e in episodes if e.success is not None]}
-        if film is not None:
-            fps = envs.envs[0].metadata.get("render_fps", 30) / self.cfg.env.action_repeat
-            out.update(film.results(self.agent, fps, video_size))
-        return out
+        return evaluation_episodes(self.agent, self.cfg, seeding.evaluation_env_seed(self.seed, k),
+                                   num_episodes, video_size, self._check_actions)
 
     def _send(self, chunk: list) -> None:
         """One insert in flight at most: waiting on the previous one is the limiter's backpressure."""
@@ -157,6 +142,45 @@ class RolloutWorker:
         """Fault injection for tests: the process dies once, mid-episode, at crash_at_step."""
         if self.crash_at_step and not self.restarted and self.steps >= self.crash_at_step:
             os._exit(1)
+
+
+@ray.remote
+class EvalActor:
+    """One share of `mbrl-ray eval`'s episodes, acting with the weights it is given (no replay,
+    no parameter server)."""
+
+    def __init__(self, cfg, spec: EnvSpec, seed: int) -> None:
+        torch.set_num_threads(1)
+        self.cfg = cfg
+        self.agent = make_agent(spec, cfg, resolve_device(cfg.workers.device), seed=seed,
+                                trainable=False)
+
+    def episodes(self, weights, seed: int, count: int, video_size: int) -> dict:
+        self.agent.load_inference_weights(weights)
+        return evaluation_episodes(self.agent, self.cfg, seed, count, video_size)
+
+
+def evaluation_episodes(agent, cfg, seed: int, num_episodes: int, video_size: int = 0,
+                        check_actions=None) -> dict:
+    """num_episodes on fresh envs acting without exploration, EVAL_BATCH at a time (one batched
+    plan per step); episode e's env is seeded seed + e. {'returns', 'successes'}, and with
+    video_size > 0 the first episode filmed ('video') and, where the agent's model draws
+    observations, its open-loop prediction ('open_loop')."""
+    episodes, film, envs = [], None, None
+    while len(episodes) < num_episodes:
+        count = min(num_episodes - len(episodes), EVAL_BATCH)
+        envs = EnvBatch(cfg.env, count, seed + len(episodes),
+                        render_size=0 if episodes else video_size)
+        if video_size and not episodes:
+            film = _Film(envs, agent.spec.act_dim)
+        episodes += first_episodes(agent, envs, check_actions, None if episodes else film)
+        envs.close()
+    out = {"returns": [e.ret for e in episodes],
+           "successes": [e.success for e in episodes if e.success is not None]}
+    if film is not None:
+        fps = envs.envs[0].metadata.get("render_fps", 30) / cfg.env.action_repeat
+        out.update(film.results(agent, fps, video_size))
+    return out
 
 
 def first_episodes(agent, envs: EnvBatch, check_actions=None,
