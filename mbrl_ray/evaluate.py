@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mbrl_ray import seeding
 from mbrl_ray.config import Config, ConfigError, apply_overrides, check_machine, validate
 from mbrl_ray.config.machine import local_gpu_count
 from mbrl_ray.run_dir import load_run_config
@@ -86,6 +85,7 @@ def choose_checkpoint(req: Request, cfg: Config, agent, warn) -> Path:
 
 def env_seed(cfg: Config, req: Request, counters: dict) -> tuple[int, int]:
     """(evaluator seed, evaluation index) of the episodes' stream."""
+    from mbrl_ray import seeding
     if req.seed is not None:
         return seeding.evaluator_seed(req.seed), 1
     return (seeding.evaluator_seed(cfg.train.seed, counters["resumes"]),
@@ -98,6 +98,7 @@ def run(req: Request, printer=print) -> dict:
     import ray
     import torch
 
+    from mbrl_ray import seeding
     from mbrl_ray.agents import agent_class, make_agent
     from mbrl_ray.distributed import checkpoint
     from mbrl_ray.distributed.preflight import init_ray

@@ -208,6 +208,31 @@ def test_resume_of_what_is_not_a_run(make, words, tmp_path):
     _check(["resume", str(tmp_path / "run")], words, tmp_path)
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--episodes", "0"], ["--episodes 0", "positive"]),
+    (["planner.horizn=3"], ["planner.horizn", "planner.horizon"]),
+    (["--out", "{run}/x"], ["lies inside the run dir"]),
+    (["--video"], ["--video needs --out"]),
+], ids=["episodes", "key", "out-inside", "video-without-out"])
+def test_bad_eval_input(args, words, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("env: {id: dummy}\n")
+    _check(["eval", str(run), *(a.format(run=run) for a in args)], words, tmp_path)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["{missing}"], ["does not exist", "not a run directory"]),
+    (["{run}", "--out", "fig.jpg"], ["--out 'fig.jpg'", ".png, .pdf, .svg"]),
+], ids=["missing", "out-suffix"])
+def test_bad_compare_input(args, words, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("env: {id: dummy}\n")
+    names = {"run": run, "missing": tmp_path / "missing"}
+    _check(["compare", *(a.format(**names) for a in args)], words, tmp_path)
+
+
 def test_resume_with_a_bad_step_budget(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
