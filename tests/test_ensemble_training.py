@@ -129,6 +129,19 @@ def test_early_stopping_keeps_each_members_best_epoch_and_stops_after_patience(m
     assert result.val_mse == pytest.approx(np.mean([best[e] for e in elites]))
 
 
+def test_improvement_is_relative_to_the_best_even_below_one_and_strictly_over_one_percent(
+        monkeypatch):
+    """Member 0 goes from 0.5 to 0.493: 1.4 % of its best (an absolute 0.007 would be 0.7 %);
+    member 1 from 100 to 99: exactly 1 %, not more, so not an improvement."""
+    scores = [[0.5, 100.0, 8.0], [0.493, 99.0, 8.0]] + [[0.493, 99.0, 8.0]] * 3
+    model, result, script = _scripted_fit(monkeypatch, scores, patience=3)
+    best, kept, epochs, _ = _expected(scores, patience=3, max_epochs=20)
+    assert kept == [1, 0, 0] and result.epochs == epochs == 4
+    for key in MEMBER_KEYS:
+        epoch = _epoch_of(model, script, key)
+        assert [int(epoch[e].unique().item()) for e in range(3)] == kept, key
+
+
 def test_patience_counts_from_the_first_epoch_when_nothing_ever_improves(monkeypatch):
     scores = [[3.0, 2.0, 1.0]] * 8
     model, result, script = _scripted_fit(monkeypatch, scores, patience=3)
@@ -161,8 +174,9 @@ def test_no_epochs_leave_the_model_untrained():
 
 
 # ---- the real epoch ------------------------------------------------------------------------------
-def test_the_reported_nll_is_the_mean_over_the_last_epochs_minibatches():
-    """100 rows in minibatches of 32: four steps (the last of 4 rows)."""
+@pytest.mark.parametrize("rows, steps", [(100, 4), (20, 1)])
+def test_the_reported_nll_is_the_mean_over_the_last_epochs_minibatches(rows, steps):
+    """Minibatches of 32: 100 rows take four steps (the last of 4 rows), 20 rows one."""
     model, opt = _model()
     nlls, loss = [], model.loss
 
@@ -172,10 +186,10 @@ def test_the_reported_nll_is_the_mean_over_the_last_epochs_minibatches():
         return out
 
     model.loss = recording_loss
-    result = fit_ensemble(model, opt, _data(100), num_elites=2, batch_size=32, holdout=0.0,
+    result = fit_ensemble(model, opt, _data(rows), num_elites=2, batch_size=32, holdout=0.0,
                           patience=3, max_epochs=2, generator=torch.Generator().manual_seed(0))
-    assert len(nlls) == 8
-    assert result.train_nll == pytest.approx(np.mean(nlls[4:]), rel=1e-6)
+    assert len(nlls) == 2 * steps
+    assert result.train_nll == pytest.approx(np.mean(nlls[steps:]), rel=1e-6)
 
 
 def test_a_fit_draws_only_from_its_generator():
