@@ -401,7 +401,7 @@ def test_gaussian_latent_draws_mean_plus_std_noise_and_its_mode_is_the_mean() ->
 
 def test_categorical_mode_is_the_one_hot_of_each_variables_most_likely_class() -> None:
     """mode: per variable the one-hot of its largest logit (unimix keeps the order),
-    flattened; 3 variables of 4 classes, rows with different winners."""
+    flattened, in the logits' dtype; 3 variables of 4 classes, rows with different winners."""
     lat = CategoricalLatent(variables=3, classes=4)
     logits = torch.tensor([[0.3, 2.0, -1.0, 0.5, -2.0, -0.5, -3.0, -0.6, 1.0, 0.9, 0.8, 4.0],
                            [5.0, 0.0, 0.1, 0.2, 0.0, 0.0, 0.7, 0.0, -1.0, 0.2, 0.1, -4.0]])
@@ -410,7 +410,8 @@ def test_categorical_mode_is_the_one_hot_of_each_variables_most_likely_class() -
         for v in range(3):
             block = logits[row, 4 * v:4 * v + 4].tolist()
             want[row, 4 * v + block.index(max(block))] = 1.0
-    assert torch.equal(lat.mode(logits), want)
+    assert torch.equal(lat.mode(logits), want) and lat.mode(logits).dtype == logits.dtype
+    assert torch.equal(lat.mode(logits[1:]), want[1:])  # no winner in the last class
 
 
 def test_categorical_draws_depend_only_on_the_generator_passed() -> None:
