@@ -26,12 +26,14 @@ from mbrl_ray.config import ConfigError
 RESULTS = Path(__file__).parent / "results"
 
 
-def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    """(step, value) of a tag as TensorBoard shows it (mbrl-ray compare's reading); [] when the
-    run did not log it."""
+def scalars(run_dir: Path, tag: str, required: bool = True) -> list[tuple[int, float]]:
+    """(step, value) of a tag as TensorBoard shows it (mbrl-ray compare's reading); [] for a tag
+    the run did not log, unless required."""
     try:
         return sorted(read_curve(run_dir, tag).items())
     except ConfigError:
+        if required:
+            raise
         return []
 
 
@@ -44,7 +46,7 @@ def write_csv(path: Path, runs: list[Path], repeat: int,
         out.writerow(["run", "agent_step", "simulator_step", "eval_return", "eval_success"])
         for run in runs:
             returns = scalars(run, "eval/episodic_return")
-            success = dict(scalars(run, "eval/success"))
+            success = dict(scalars(run, "eval/success", required=False))
             curves[run.name] = returns if metric == "return" else sorted(success.items())
             for step, value in returns:
                 out.writerow([run.name, step, step * repeat, f"{value:.2f}",

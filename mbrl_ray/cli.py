@@ -121,14 +121,18 @@ def main(argv: list[str] | None = None) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from mbrl_ray import compare
     try:
-        compare.check_out(args.out, args.run_dirs)
+        compare.check_figure_path(args.out, args.run_dirs)
         groups = compare.load_groups(args.run_dirs, args.tag, args.by)
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(compare.table(groups, args.tag))
     if args.out:
-        compare.figure(groups, args.tag, args.out)
+        try:
+            compare.figure(groups, args.tag, args.out)
+        except OSError as err:
+            print(f"mbrl-ray: the figure could not be written: {err}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"figure: {args.out}")
     return 0
 
@@ -141,10 +145,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         if req.video and req.out is None:
             raise ConfigError("--video needs --out FOLDER: eval writes nothing into the run")
         evaluate.checked_config(req)  # before torch and Ray load
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         evaluate.run(req, printer=_printer)
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mbrl-ray: evaluation interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - an actor's or the disk's failure: one line
+        cause = " ".join(str(err).split())[-300:]
+        print(f"mbrl-ray: evaluation failed: {type(err).__name__}: {cause}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

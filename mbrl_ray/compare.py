@@ -3,10 +3,14 @@ by seed or by any config key), as the mean and a 95% t interval per group over e
 table at the steps every run of a group logged, with each group's paired difference from the
 first group over the seeds both ran; a figure (matplotlib) where --out asks for one.
 
-Nothing is written into a run directory; TensorBoard's own reading (purged points of a resumed
-run hidden) is what is compared."""
+Evaluation tags' steps (eval/...) are snapped to each run's evaluation grid (multiples of
+train.eval_every, and train.steps): an async run evaluates when its evaluator is free and a resumed run restarts at its
+replay's step, so their points lie a little past the grid and would otherwise share no step with
+other runs. Nothing is written into a run directory; TensorBoard's own reading (purged points of
+a resumed run hidden) is what is compared."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +36,16 @@ class Group:
     def common_steps(self) -> list[int]:
         return sorted(set.intersection(*(set(r.curve) for r in self.runs)))
 
-    def at(self, step: int) -> list[float]:
+    def values_at(self, step: int) -> list[float]:
         return [r.curve[step] for r in self.runs if step in r.curve]
 
     def by_seed(self, step: int) -> dict[int, float]:
-        return {r.seed: r.curve[step] for r in self.runs if step in r.curve}
+        """{seed: value at step}; a seed run twice in the group counts as the mean of its runs."""
+        values: dict[int, list[float]] = {}
+        for r in self.runs:
+            if step in r.curve:
+                values.setdefault(r.seed, []).append(r.curve[step])
+        return {seed: sum(v) / len(v) for seed, v in values.items()}
 
 
 def mean_and_half_width(values: list[float]) -> tuple[float, float]:
@@ -76,6 +85,21 @@ def read_curve(run_dir: Path, tag: str) -> dict[int, float]:
     return {e.step: e.value for e in acc.Scalars(tag)}
 
 
+def snap_to_grid(curve: dict[int, float], every: int, last: int) -> dict[int, float]:
+    """Each step moved to the nearest point of the grid (multiples of `every`, and `last`);
+    of two points landing on one grid point the nearer is kept. every 0: as logged."""
+    if every <= 0:
+        return dict(curve)
+    snapped: dict[int, tuple[int, float]] = {}
+    for step, value in sorted(curve.items()):
+        below = step // every * every
+        candidates = [below, below + every] + ([last] if last > 0 else [])
+        point = min(candidates, key=lambda g: (abs(step - g), g))
+        if point not in snapped or abs(step - point) < abs(snapped[point][0] - point):
+            snapped[point] = (step, value)
+    return {point: value for point, (_, value) in sorted(snapped.items())}
+
+
 def group_label(cfg: Config, by: str) -> str:
     """The group of a run: its preset, its seed, or `key=value` of a config key."""
     if by == "preset":
@@ -84,21 +108,29 @@ def group_label(cfg: Config, by: str) -> str:
         return f"seed {cfg.train.seed}"
     node = cfg
     for part in by.split("."):
-        if not hasattr(node, part):
-            raise ConfigError(f"--by {by!r} is neither preset, seed nor a config key "
-                              "(e.g. planner.name, agent.name)")
-        node = getattr(node, part)
+        node = getattr(node, part, None)
+    if node is None or dataclasses.is_dataclass(node):
+        raise ConfigError(f"--by {by!r} is neither preset, seed nor a config key "
+                          "(e.g. planner.name, agent.name)")
     return f"{by}={node}"
 
 
 def load_groups(run_dirs: list[Path], tag: str, by: str) -> list[Group]:
-    """Every run read and grouped, groups in the order their first run was given."""
+    """Every run read (an eval/ tag snapped to its evaluation grid) and grouped, groups in the order their
+    first run was given. A run dir given twice is refused."""
     groups: dict[str, Group] = {}
+    seen: dict[Path, Path] = {}
     for path in run_dirs:
+        if path.resolve() in seen:
+            raise ConfigError(f"run dir {str(path)!r} is given twice (also as "
+                              f"{str(seen[path.resolve()])!r})")
+        seen[path.resolve()] = path
         cfg = load_run_config(path)
-        label = group_label(cfg, by)
-        groups.setdefault(label, Group(label)).runs.append(
-            Run(path, cfg.train.seed, read_curve(path, tag)))
+        group = groups.setdefault(group_label(cfg, by), Group(group_label(cfg, by)))
+        curve = read_curve(path, tag)
+        if tag.startswith("eval/"):
+            curve = snap_to_grid(curve, cfg.train.eval_every, cfg.train.steps)
+        group.runs.append(Run(path, cfg.train.seed, curve))
     return list(groups.values())
 
 
@@ -113,7 +145,7 @@ def table(groups: list[Group], tag: str) -> str:
     for step in steps:
         row = [str(step)]
         for g in groups:
-            row.append(_cell(*mean_and_half_width(g.at(step)), len(g.at(step)))
+            row.append(_cell(*mean_and_half_width(g.values_at(step)), len(g.values_at(step)))
                        if step in g.common_steps() else "-")
         for g in others:
             row.append(_cell(*paired_difference(g, base, step), signed=True))
@@ -130,7 +162,7 @@ def _cell(mean: float, half: float, n: int, signed: bool = False) -> str:
     return f"{value} (n 1)" if math.isnan(half) else f"{value} ± {half:.2f} (n {n})"
 
 
-def check_out(out: Path | None, run_dirs: list[Path]) -> None:
+def check_figure_path(out: Path | None, run_dirs: list[Path]) -> None:
     """--out is a figure file outside every run dir (a run's files are never touched)."""
     if out is None:
         return
@@ -143,6 +175,8 @@ def check_out(out: Path | None, run_dirs: list[Path]) -> None:
                               "writes nothing into a run: choose a path outside it")
     if not out.resolve().parent.is_dir():
         raise ConfigError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; name the figure file")
 
 
 def figure(groups: list[Group], tag: str, out: Path) -> None:
@@ -154,7 +188,7 @@ def figure(groups: list[Group], tag: str, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for g in groups:
         steps = g.common_steps()
-        stats = [mean_and_half_width(g.at(s)) for s in steps]
+        stats = [mean_and_half_width(g.values_at(s)) for s in steps]
         mean = [m for m, _ in stats]
         line, = ax.plot(steps, mean, lw=2, marker="o" if len(steps) < 12 else None, ms=4,
                         label=f"{g.label} (mean of {len(g.runs)})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,20 +53,33 @@ def checked_config(req: Request) -> Config:
                               "nothing into a run: choose a folder outside it")
         if req.out.exists() and not req.out.is_dir():
             raise ConfigError(f"--out {str(req.out)!r} is a file, not a folder")
+        _check_writable(req.out)
     return check_machine(validate(cfg))
 
 
-def choose_checkpoint(req: Request, cfg: Config, agent, warn) -> Path:
+def _check_writable(out: Path) -> None:
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        raise ConfigError(f"--out {str(out)!r} is not writable: no file can be created in "
+                          f"{existing} ({err.strerror})") from None
+
+
+def choose_checkpoint(req: Request, agent, warn) -> Path:
     """The checkpoint asked for (or the newest usable), verified and loaded into `agent`."""
     from mbrl_ray.distributed import checkpoint
 
+    def step(path: Path) -> int:
+        return int(checkpoint.NAME.fullmatch(path.name).group(1))
+
     done = checkpoint.committed(req.run_dir)
     if req.checkpoint is not None:
-        done = [p for p in done if checkpoint.NAME.fullmatch(p.name).group(1)
-                == f"{req.checkpoint:09d}"]
+        done = [p for p in done if step(p) == req.checkpoint]
         if not done:
-            steps = [int(checkpoint.NAME.fullmatch(p.name).group(1))
-                     for p in checkpoint.committed(req.run_dir)]
+            steps = [step(p) for p in checkpoint.committed(req.run_dir)]
             raise ConfigError(f"--checkpoint {req.checkpoint}: no such checkpoint in "
                               f"{req.run_dir}; it has {', '.join(map(str, steps)) or 'none'}")
     skipped = []
@@ -83,8 +97,11 @@ def choose_checkpoint(req: Request, cfg: Config, agent, warn) -> Path:
                       + (f" (nor the {len(skipped) - 1} before it)" if len(skipped) > 1 else ""))
 
 
-def env_seed(cfg: Config, req: Request, counters: dict) -> tuple[int, int]:
-    """(evaluator seed, evaluation index) of the episodes' stream."""
+def episode_stream(cfg: Config, req: Request, counters: dict) -> tuple[int, int]:
+    """(evaluator seed, evaluation index k): with --seed S the first evaluation of a run seeded
+    S, else the checkpoint's last evaluation (its counters' resumes and evals; for a checkpoint
+    taken after a resume but before that resume's first evaluation, a stream the run never
+    played)."""
     from mbrl_ray import seeding
     if req.seed is not None:
         return seeding.evaluator_seed(req.seed), 1
@@ -94,15 +111,10 @@ def env_seed(cfg: Config, req: Request, counters: dict) -> tuple[int, int]:
 
 def run(req: Request, printer=print) -> dict:
     """Evaluate; print and return the summary (written under req.out when given)."""
-    import numpy as np
-    import ray
     import torch
 
-    from mbrl_ray import seeding
     from mbrl_ray.agents import agent_class, make_agent
     from mbrl_ray.distributed import checkpoint
-    from mbrl_ray.distributed.preflight import init_ray
-    from mbrl_ray.distributed.rollout_worker import EvalActor
     from mbrl_ray.envs import check_env_spec, env_kwargs, env_spec
 
     cfg = checked_config(req)
@@ -110,32 +122,51 @@ def run(req: Request, printer=print) -> dict:
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent_class(cfg).check_config(cfg, spec)
     agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
-    path = choose_checkpoint(req, cfg, agent, printer)
+    path = choose_checkpoint(req, agent, printer)
+    weights = agent.inference_weights()
+    if weights is None:
+        printer(f"warning: checkpoint {path.name} was taken before the first update: the "
+                "agent acts at random")
     counters = checkpoint.read_counters(path)
-    evaluator, k = env_seed(cfg, req, counters)
-    base = seeding.evaluation_env_seed(evaluator, k)
-    init_ray(cfg)
-    weights = ray.put(agent.inference_weights())
-    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
-    parts = np.array_split(np.arange(req.episodes), min(cpus, req.episodes))
-    actors = [EvalActor.options(num_cpus=1).remote(cfg, spec, seeding.derive(evaluator,
-                                                                            seeding.AGENT))
-              for _ in parts]
-    try:
-        results = ray.get([a.episodes.remote(weights, base + int(p[0]), len(p),
-                                             cfg.train.video_size if req.video and i == 0
-                                             else 0)
-                           for i, (a, p) in enumerate(zip(actors, parts))])
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-    summary = _summary(req, path, counters, results)
-    _write(req, summary, results[0].get("video"))
+    stream = episode_stream(cfg, req, counters)
+    results = _play(cfg, spec, weights, stream, req)
+    summary = _summary(req, path, counters, stream, results)
     printer(_describe(summary))
+    _write(req, summary, results[0].get("video"))
     return summary
 
 
-def _summary(req: Request, path: Path, counters: dict, results: list[dict]) -> dict:
+def _play(cfg: Config, spec, weights, stream: tuple[int, int], req: Request) -> list[dict]:
+    """req.episodes split over one actor per CPU of the Ray this process joins or starts;
+    episode e on env seed evaluation_env_seed(*stream) + e; share i's agent seeded apart."""
+    import numpy as np
+    import ray
+
+    from mbrl_ray import seeding
+    from mbrl_ray.distributed.preflight import init_ray
+    from mbrl_ray.distributed.rollout_worker import EvalActor
+
+    evaluator, k = stream
+    base = seeding.evaluation_env_seed(evaluator, k)
+    agent_seed = seeding.derive(evaluator, seeding.AGENT)
+    init_ray(cfg)
+    shared = ray.put(weights)
+    cpus = max(1, int(ray.available_resources().get("CPU", 1)))
+    parts = np.array_split(np.arange(req.episodes), min(cpus, req.episodes))
+    actors = [EvalActor.options(num_cpus=1).remote(
+        cfg, spec, agent_seed if i == 0 else seeding.derive(agent_seed, i))
+        for i in range(len(parts))]
+    try:
+        return ray.get([a.episodes.remote(shared, base + int(p[0]), len(p),
+                                          cfg.train.video_size if req.video and i == 0 else 0)
+                        for i, (a, p) in enumerate(zip(actors, parts))])
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+def _summary(req: Request, path: Path, counters: dict, stream: tuple[int, int],
+             results: list[dict]) -> dict:
     from mbrl_ray.compare import mean_and_half_width
 
     returns = [r for res in results for r in res["returns"]]
@@ -144,6 +175,7 @@ def _summary(req: Request, path: Path, counters: dict, results: list[dict]) -> d
     return {"run_dir": str(req.run_dir), "checkpoint": path.name,
             "env_steps": counters["env_steps"], "episodes": len(returns),
             "seed": req.seed, "overrides": list(req.overrides),
+            "evaluator_seed": stream[0], "evaluation_index": stream[1],
             "mean_return": mean, "ci95_half_width": None if math.isnan(half) else half,
             "min_return": min(returns), "max_return": max(returns), "returns": returns,
             "success_rate": sum(successes) / len(successes) if successes else None}

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from mbrl_ray.cli import main
-from mbrl_ray.compare import load_groups, paired_difference, table
-from mbrl_ray.config import apply_overrides, load_preset
+from mbrl_ray.compare import load_groups, paired_difference, snap_to_grid, table
+from mbrl_ray.config import ConfigError, apply_overrides, load_preset
 from mbrl_ray.run_dir import save_config
 from mbrl_ray.telemetry.tensorboard import TBLogger
 
@@ -29,8 +29,11 @@ RUNS = {
 }
 
 
-def _write_run(path, preset, seed, curve):
-    save_config(apply_overrides(load_preset(preset), [f"train.seed={seed}"]), path)
+def _write_run(path, preset, seed, curve, every=100, steps=None):
+    """A run dir as a run leaves it: its config (evaluating every `every` steps up to the
+    curve's last step) and TensorBoard events written by the runs' own logger."""
+    overrides = [f"train.seed={seed}", f"train.eval_every={every}", f"train.steps={steps or max(curve)}"]
+    save_config(apply_overrides(load_preset(preset), overrides), path)
     tb = TBLogger(path / "tb")
     for step, value in curve.items():
         tb.scalars({TAG: value, "charts/episodic_return": value / 2}, step)
@@ -88,6 +91,40 @@ def test_grouping_by_seed_and_by_a_config_key(runs):
     assert [g.label for g in by_agent] == ["agent.name=pets", "agent.name=sac"]
 
 
+def test_evaluation_steps_snap_to_the_grid_of_eval_every_and_the_last_step():
+    """eval_every 1000, 3500 steps: an async run's 1040, 2010 and 3500 land on 1000, 2000 and
+    3500; of 2960 and 3010 on one point the nearer stays; 0 leaves the steps as logged."""
+    curve = {1040: 1.0, 2010: 2.0, 2960: 3.0, 3010: 4.0, 3500: 5.0}
+    assert snap_to_grid(curve, 1000, 3500) == {1000: 1.0, 2000: 2.0, 3000: 4.0, 3500: 5.0}
+    assert snap_to_grid({3400: 1.0, 3450: 2.0}, 1000, 3500) == {3500: 2.0}
+    assert snap_to_grid(curve, 0, 3500) == curve
+
+
+def test_async_runs_line_up_on_the_grid(tmp_path):
+    """Two runs evaluated a little past the grid, each differently, share every step."""
+    paths = []
+    for seed, steps in ((0, (320, 610)), (1, (305, 640))):
+        paths.append(tmp_path / f"run{seed}")
+        _write_run(paths[-1], "debug", seed, {steps[0]: 1.0 + seed, steps[1]: 3.0 + seed},
+                   every=300, steps=1200)
+    (group,) = load_groups(paths, TAG, "preset")
+    assert group.common_steps() == [300, 600] and group.values_at(600) == [3.0, 4.0]
+    (group,) = load_groups(paths, "charts/episodic_return", "preset")
+    assert group.common_steps() == []  # other tags as logged
+
+
+def test_a_run_given_twice_is_refused_and_a_seed_run_twice_pairs_as_its_mean(runs, tmp_path):
+    with pytest.raises(ConfigError, match="given twice"):
+        load_groups([runs[0], runs[1], runs[0]], TAG, "preset")
+    again = tmp_path / "sac-pendulum-0-again"
+    _write_run(again, "sac-pendulum", 0, {100: -1000.0, 200: -500.0, 300: -100.0})
+    pets, sac = load_groups([*runs, again], TAG, "preset")
+    seed0 = (RUNS["sac-pendulum"][0][200] + -500.0) / 2 - RUNS["pets-pendulum"][0][200]
+    seed1 = RUNS["sac-pendulum"][1][200] - RUNS["pets-pendulum"][1][200]
+    assert paired_difference(sac, pets, 200) == pytest.approx(
+        (*_hand_mean_and_half([seed0, seed1]), 2), rel=1e-12)
+
+
 def test_a_resumed_run_is_read_as_tensorboard_shows_it(tmp_path):
     """Points a stopped run logged after its checkpoint are purged; the resumed run's count."""
     run = tmp_path / "run"
@@ -124,11 +161,12 @@ def test_the_cli_prints_the_table_and_draws_the_figure_without_touching_the_runs
     (["{run}", "--tag", "eval/retrun"], ["--tag 'eval/retrun'", "it has: charts/episodic_return, "
                                          "eval/episodic_return"]),
     (["{run}", "--by", "planner.nme"], ["--by 'planner.nme'", "config key"]),
+    (["{run}", "--by", "planner"], ["--by 'planner'", "config key"]),
     (["{run}", "--out", "{run}/fig.png"], ["lies inside run dir", "outside"]),
     (["{run}", "--out", "fig.jpg"], ["--out 'fig.jpg'", ".png, .pdf, .svg"]),
     (["{run}", "--out", "{missing}/fig.png"], ["does not exist"]),
     (["{empty}"], ["no TensorBoard log"]),
-], ids=["missing", "tag", "by", "out-inside", "out-suffix", "out-folder", "no-tb"])
+], ids=["missing", "tag", "by", "by-section", "out-inside", "out-suffix", "out-folder", "no-tb"])
 def test_bad_input_is_refused_with_one_line(runs, tmp_path, capsys, args, words):
     empty = tmp_path / "empty"
     save_config(load_preset("debug"), empty)

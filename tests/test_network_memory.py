@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from mbrl_ray.agents import agent_class, make_agent
-from mbrl_ray.config import ConfigError, apply_overrides, load_preset
+from mbrl_ray.config import ConfigError, apply_overrides, list_presets, load_preset
 from mbrl_ray.config.machine import local_memory_bytes
 from mbrl_ray.distributed.network_memory import (ADAM_COPIES, _reachable, agent_network_bytes,
                                                  network_bytes)
+from mbrl_ray.distributed import preflight as preflight_module
 from mbrl_ray.distributed.preflight import check_network_memory, preflight
 from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.replay.storage import bytes_per_row
@@ -80,7 +81,22 @@ def test_networks_too_large_for_this_machine_are_refused_naming_their_keys():
         assert key in message
 
 
-def test_a_paper_size_config_passes_the_memory_check():
-    cfg = load_preset("dcmpc-walker-walk")  # 58 MiB of networks
+@pytest.mark.parametrize("preset", sorted(list_presets()))
+def test_every_presets_networks_and_replay_fit_a_16_gib_machine(preset, monkeypatch):
+    """The paper-size pixel presets are the close ones (about 11.5 GiB of replay)."""
+    monkeypatch.setattr(preflight_module, "local_memory_bytes", lambda: 16 * 2**30)
+    cfg = load_preset(preset)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     assert check_network_memory(cfg, spec, agent_class(cfg).size_keys) is None
+
+
+def test_a_replay_that_leaves_no_room_is_named_too(monkeypatch):
+    """A replay that takes all but 1,000 bytes of the share: the refusal names its key too."""
+    monkeypatch.setattr(preflight_module, "local_memory_bytes", lambda: 2**30)
+    cfg = load_preset("debug")
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    rows = (int(0.8 * 2**30) - 1000) // bytes_per_row(spec)
+    cfg = apply_overrides(cfg, [f"train.replay_capacity={rows}"])
+    with pytest.raises(ConfigError, match=r"lower model\.ensemble_size=3, .*workers\.num=1, "
+                                          rf"train\.replay_capacity={rows}"):
+        check_network_memory(cfg, spec, agent_class(cfg).size_keys)

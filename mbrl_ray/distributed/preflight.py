@@ -98,7 +98,9 @@ def check_network_memory(cfg: Config, spec: EnvSpec, size_keys: tuple[str, ...],
     replay = cfg.train.replay_capacity * bytes_per_row(spec)
     have = int(REPLAY_MEMORY_SHARE * local_memory_bytes()) - replay
     if need > have:
-        keys = ", ".join(f"{k}={_get(cfg, k)}" for k in (*size_keys, "workers.num"))
+        sized_by = (*size_keys, "workers.num") + (("train.replay_capacity",) if replay > need
+                                                  else ())
+        keys = ", ".join(f"{k}={_get(cfg, k)}" for k in sized_by)
         raise ConfigError(
             f"the networks need {need / 2**30:,.1f} GiB (the learner "
             f"{learner_host / 2**30:,.1f} GiB: " + ("its checkpoint copy" if on_gpu else

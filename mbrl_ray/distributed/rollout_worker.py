@@ -157,7 +157,13 @@ class EvalActor:
 
     def episodes(self, weights, seed: int, count: int, video_size: int) -> dict:
         self.agent.load_inference_weights(weights)
-        return evaluation_episodes(self.agent, self.cfg, seed, count, video_size)
+        return evaluation_episodes(self.agent, self.cfg, seed, count, video_size,
+                                   self._check_actions)
+
+    @staticmethod
+    def _check_actions(actions: np.ndarray) -> None:
+        if not np.isfinite(actions).all():
+            raise NonFiniteError("non-finite action planned in evaluation")
 
 
 def evaluation_episodes(agent, cfg, seed: int, num_episodes: int, video_size: int = 0,
