@@ -266,6 +266,10 @@ def test_the_ensemble_and_its_optimiser_from_the_config():
     default, _ = ensemble_from_config(cfg, 3, 2, torch.device("cpu"))
     zero, _ = ensemble_from_config(cfg, 3, 2, torch.device("cpu"), seed=0)
     assert torch.equal(default.head.weight, zero.head.weight)
+    assert cfg.termination and model.termination and len(model.term) == 3
+    cfg.termination = False
+    without, _ = ensemble_from_config(cfg, 3, 2, torch.device("cpu"))
+    assert not without.termination and len(without.term) == 0
 
 
 def test_fit_from_config_passes_every_key(monkeypatch):
@@ -275,9 +279,10 @@ def test_fit_from_config_passes_every_key(monkeypatch):
                                                  "model.bootstrap=false"]).model
     seen = {}
     monkeypatch.setattr(ensemble_training, "fit_ensemble",
-                        lambda model, opt, data, **kw: seen.update(kw, model=model, data=data))
+                        lambda model, opt, data, **kw: seen.update(kw, model=model, optimizer=opt,
+                                                                   data=data))
     generator = torch.Generator()
-    fit_from_config(cfg, "model", None, "data", generator)
+    fit_from_config(cfg, "model", "optimizer", "data", generator)
     assert seen == {"num_elites": 2, "batch_size": 17, "holdout": 0.3, "patience": 4,
                     "max_epochs": 9, "generator": generator, "bootstrap": False,
-                    "model": "model", "data": "data"}
+                    "model": "model", "optimizer": "optimizer", "data": "data"}

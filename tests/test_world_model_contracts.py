@@ -523,3 +523,64 @@ def test_prediction_error_is_the_mean_squared_pixel_error_after_the_context(
     got = (open_loop.prediction_error(real, pred) if context is None
            else open_loop.prediction_error(real, pred, context))
     assert got == pytest.approx(total / count, rel=LOSS_REL)
+
+
+def _linears(module: nn.Module) -> list[tuple[int, int]]:
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def test_the_rssm_world_model_takes_every_size_from_its_config() -> None:
+    """Non-default sizes everywhere: pixels 32 x 32 through 3 conv layers of depth 8 (8, 16, 32
+    channels), states through 3 MLP layers of 24; the Gaussian latent's min std; reward and
+    continue heads feat -> hidden -> hidden -> 1 (PlaNet's two hidden layers)."""
+    from test_rssm import PIXELS
+    cfg = _cfg("planet-debug", "rssm.cnn_depth=8", "rssm.cnn_layers=3", "rssm.mlp_hidden=24",
+               "rssm.mlp_layers=3", "rssm.min_std=0.3", "rssm.latent=gaussian").rssm
+    pixels = RSSMWorldModel(PIXELS, cfg, image_size=32, termination=True)
+    convs = [m for m in pixels.encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 8), (8, 16), (16, 32)]
+    assert pixels.encoder.embed_dim == 32 * 4 * 4
+    ups = [m for m in pixels.decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(u.in_channels, u.out_channels) for u in ups] == [(32, 16), (16, 8), (8, 3)]
+    states = RSSMWorldModel(STATE, cfg, termination=True)
+    assert _linears(states.encoder) == [(3, 24), (24, 24), (24, 24), (24, 24)]
+    feat = states.rssm.feat_dim
+    assert _linears(states.decoder) == [(feat, 24), (24, 24), (24, 24), (24, 3)]
+    assert states.rssm.latent.min_std == 0.3
+    for head in (states.reward_head, states.continue_head):
+        assert _linears(head) == [(feat, cfg.hidden), (cfg.hidden, cfg.hidden), (cfg.hidden, 1)]
+
+
+def test_the_initial_belief_is_zero_with_a_row_per_sequence() -> None:
+    model = RSSMWorldModel(STATE, _cfg("planet-debug", "rssm.latent=gaussian").rssm)
+    rssm = model.rssm
+    belief = rssm.initial(3)
+    assert belief.h.shape == (3, rssm.deter) and belief.s.shape == (3, rssm.latent.size)
+    assert belief.stats.shape == (3, rssm.latent.stats_dim)
+    assert all(not t.any() for t in (belief.h, belief.s, belief.stats))
+
+
+def test_frames_are_scaled_to_minus_a_half_to_a_half() -> None:
+    from mbrl_ray.world_models.observation_nets import preprocess
+    frame = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert torch.allclose(preprocess(frame), torch.tensor([-0.5, 51 / 255 - 0.5, 0.5]))
+    state = torch.tensor([-3.0, 7.5], dtype=torch.float64)
+    assert torch.equal(preprocess(state), state.float())
+
+
+def test_a_one_layer_elu_mlp_maps_its_hidden_width_to_the_output() -> None:
+    from mbrl_ray.world_models.observation_nets import elu_mlp
+    assert _linears(elu_mlp(5, 2, 7, 1)) == [(5, 7), (7, 2)]
+
+
+def test_categorical_draws_keep_every_class_slot_when_the_last_is_never_drawn() -> None:
+    """Class 3 holds only unimix's 1 % / 4: the draws miss it, the one-hots keep 4 slots."""
+    lat = CategoricalLatent(variables=3, classes=4)
+    logits = torch.tensor([[9.0, 0.0, 0.0, -9.0] * 3])
+    draw = lat.sample(logits, torch.Generator().manual_seed(0))
+    assert draw.shape == (1, 12) and draw.reshape(3, 4)[:, 3].sum() == 0
+
+
+def test_a_gaussian_latent_from_the_config_keeps_its_min_std() -> None:
+    from mbrl_ray.world_models.latents import make_latent
+    assert make_latent("gaussian", 4, 32, 0.3).min_std == 0.3
