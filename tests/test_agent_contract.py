@@ -182,3 +182,94 @@ def test_a_checkpoint_continues_training_exactly(trained):
     twin = copy.deepcopy(learner)
     assert _train(resumed, store, seed=2) == _train(twin, store, seed=2)
     assert _trees_equal(resumed.state_dict(), twin.state_dict())
+
+
+# ---- pieces the contract above leaves open ---------------------------------------------------
+def test_pets_async_update_steps_each_member_on_its_slice_and_picks_elites_by_ema_error():
+    """The async update: the batch holds E x batch_size rows, member e's slice the e-th; each
+    member's error on its slice (before the step) moves the EMA of member errors by 0.05, the
+    elites are the num_elites smallest EMAs, the ensemble takes one Adam step on the NLL loss,
+    and the SAC critic gets the first sac.batch_size rows."""
+    from mbrl_ray.world_models.ensemble_training import to_tensors
+    cfg = apply_overrides(load_preset("debug"), SMALL_FIT + [
+        "train.schedule=async", "model.ensemble_size=4", "model.num_elites=2",
+        "model.batch_size=5", "planner.value_weight=1.0", "sac.batch_size=7"])
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = make_agent(spec, cfg, seed=0)
+    assert agent.batch_spec.size == 20 and agent.batch_spec.keys.startswith("model.ensemble")
+    store = _replay(cfg, spec)
+    agent.refresh(all_transitions(store))
+    batch = sample(store, agent.batch_spec, np.random.default_rng(3))
+    agent.member_error = torch.tensor([0.5, 0.1, 0.3, 0.2])
+    before = copy.deepcopy(agent.model)
+    sac_seen = []
+    agent.sac.update = lambda rows: sac_seen.append(rows) or {"sac": 1.0}
+    logs = agent.update(batch)
+
+    d = to_tensors(batch, "cpu")
+    errors = []
+    with torch.no_grad():
+        for e in range(4):
+            rows = slice(5 * e, 5 * e + 5)
+            obs, act = d["obs"][rows], d["action"][rows]
+            mean, _ = before(obs[None].expand(4, -1, -1), act[None].expand(4, -1, -1))
+            target = before.targets(obs, d["reward"][rows], d["next_obs"][rows])
+            errors.append(float(((mean[e] - target) ** 2).mean()))
+    want = [0.95 * m + 0.05 * err for m, err in zip([0.5, 0.1, 0.3, 0.2], errors)]
+    assert agent.member_error.tolist() == pytest.approx(want, rel=1e-5)
+    assert agent.elites == sorted(np.argsort(want)[:2].tolist())
+    assert logs["model_val_mse"] == pytest.approx(np.mean(errors), rel=1e-5)
+    assert logs["sac"] == 1.0 and len(sac_seen[0]["obs"]) == 7
+    assert np.array_equal(sac_seen[0]["obs"], batch["obs"][:7])
+    # one Adam step on the loss of those slices: the first step of Adam moves each weight by
+    # about lr against its gradient's sign
+    loss, nll, _ = before.loss(*(v.reshape(4, 5, *v.shape[1:]) for v in (
+        d["obs"], d["action"], d["reward"], d["next_obs"], d["terminated"])))
+    loss.backward()
+    step = agent.model.head.weight.detach() - before.head.weight.detach()
+    grad = before.head.weight.grad
+    moved = grad.abs() > 1e-6
+    assert torch.equal(torch.sign(step[moved]), -torch.sign(grad[moved]))
+    assert step[moved].abs().max() == pytest.approx(cfg.model.lr, rel=1e-3)
+    assert logs["model_nll"] == pytest.approx(float(nll.detach()), rel=1e-5)
+    assert agent._plan_stale  # the planning copy of the elites is remade when next needed
+
+
+def test_mbpo_trains_in_sync_rounds_only():
+    cfg, spec = _setup("mbpo")
+    agent = make_agent(spec, cfg, seed=0)
+    with pytest.raises(NotImplementedError, match="MBPO trains in sync rounds"):
+        agent.update({})
+    assert agent.schedules == ("sync",)
+
+
+def test_async_only_agents_have_no_full_data_fit():
+    cfg, spec = _setup("dcmpc")
+    with pytest.raises(NotImplementedError, match="DCMPCAgent has no full-data fit"):
+        make_agent(spec, cfg, seed=0).fit({}, 0)
+
+
+def test_an_rssm_agent_films_open_loop_predictions_only_from_pixels_once_trained():
+    """None for state observations, before weights, or with no row past the context; else
+    real | imagined | difference and the error, as world_models/open_loop computes them."""
+    from mbrl_ray.envs.spec import EnvSpec
+    from mbrl_ray.world_models import open_loop
+    pixels = EnvSpec((3, 32, 32), "uint8", 2)
+    cfg = apply_overrides(load_preset("planet-debug"), ["env.image_size=32"])
+    agent = make_agent(pixels, cfg, seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (open_loop.CONTEXT + 3, 3, 32, 32)).astype(np.uint8)
+    actions = rng.uniform(-1, 1, (len(obs), 2)).astype(np.float32)
+    assert agent.open_loop_video(obs, actions) is None  # no weights yet
+    agent.fitted = True
+    assert agent.open_loop_video(obs[:open_loop.CONTEXT], actions[:open_loop.CONTEXT]) is None
+    strip, error = agent.open_loop_video(obs, actions)
+    real = torch.as_tensor(obs)
+    predicted = open_loop.open_loop(agent.model, real, torch.as_tensor(actions))
+    assert np.array_equal(strip, open_loop.side_by_side(real, predicted).numpy())
+    assert error == open_loop.prediction_error(real, predicted)
+    cfg, spec = _setup("planet")
+    states = make_agent(spec, cfg, seed=0)
+    states.fitted = True
+    assert states.open_loop_video(np.zeros((8, *spec.obs_shape), np.float32),
+                                  np.zeros((8, spec.act_dim), np.float32)) is None
