@@ -238,14 +238,19 @@ def test_pets_async_update_steps_each_member_on_its_slice_and_picks_elites_by_em
 def test_mbpo_trains_in_sync_rounds_only():
     cfg, spec = _setup("mbpo")
     agent = make_agent(spec, cfg, seed=0)
-    with pytest.raises(NotImplementedError, match="MBPO trains in sync rounds"):
+    with pytest.raises(NotImplementedError,
+                       match=r"^MBPO trains in sync rounds \(fit\), not on single batches$"):
         agent.update({})
     assert agent.schedules == ("sync",)
+    agent.seen = 123  # real steps branched from: a resumed MBPO goes on from there
+    other = make_agent(spec, cfg, seed=1)
+    other.load_state_dict(agent.state_dict())
+    assert other.seen == 123
 
 
 def test_async_only_agents_have_no_full_data_fit():
     cfg, spec = _setup("dcmpc")
-    with pytest.raises(NotImplementedError, match="DCMPCAgent has no full-data fit"):
+    with pytest.raises(NotImplementedError, match="^DCMPCAgent has no full-data fit$"):
         make_agent(spec, cfg, seed=0).fit({}, 0)
 
 
@@ -273,3 +278,57 @@ def test_an_rssm_agent_films_open_loop_predictions_only_from_pixels_once_trained
     states.fitted = True
     assert states.open_loop_video(np.zeros((8, *spec.obs_shape), np.float32),
                                   np.zeros((8, spec.act_dim), np.float32)) is None
+
+
+@pytest.mark.parametrize("case, batch", [
+    ("sac", "BatchSpec('transitions', 13, keys='sac.batch_size')"),
+    ("pets-cem", "BatchSpec('transitions', 12, keys='model.ensemble_size x model.batch_size')"),
+    ("dcmpc", "BatchSpec('sequences', 9, length=5, boundaries=True, "
+              "keys='dcmpc.batch_size x (dcmpc.horizon + 1)')"),
+    ("planet", "BatchSpec('sequences', 6, length=11, boundaries=True, "
+               "keys='rssm.batch_size x rssm.seq_len')"),
+    ("dreamer", "BatchSpec('sequences', 6, length=11, boundaries=True, "
+                "keys='rssm.batch_size x rssm.seq_len')"),
+])
+def test_each_agent_asks_for_the_batch_its_config_sizes(case, batch):
+    """Sizes away from every default; `keys` names them in the replay's refusals."""
+    from mbrl_ray.agents import agent_class
+    from mbrl_ray.replay import BatchSpec  # noqa: F401 - the expected values name it
+    cfg, _ = _setup(case)
+    cfg = apply_overrides(cfg, ["sac.batch_size=13", "model.ensemble_size=3",
+                                "model.num_elites=3", "model.batch_size=4",
+                                "dcmpc.batch_size=9", "dcmpc.horizon=4", "dcmpc.nstep=1",
+                                "rssm.batch_size=6", "rssm.seq_len=11"])
+    assert agent_class(cfg).batch_spec_for(cfg) == eval(batch)
+
+
+def test_an_agent_refuses_observations_it_cannot_act_on_naming_them():
+    from mbrl_ray.config import ConfigError
+    from mbrl_ray.envs.spec import EnvSpec
+    cfg, _ = _setup("dcmpc")
+    pixels = EnvSpec((3, 64, 64), "uint8", 1)
+    with pytest.raises(ConfigError) as err:
+        make_agent(pixels, cfg).check_config(cfg, pixels)
+    assert str(err.value) == ("agent.name='dcmpc' acts on state observations, but "
+                              "env.id='dummy' with env.obs='state' gives pixels (3, 64, 64)")
+
+
+def test_dreamers_explore_flag_samples_the_actor_or_takes_its_mode():
+    cfg, spec = _setup("dreamer")
+    agent = make_agent(spec, cfg, seed=0)
+    belief = agent.model.rssm.initial(4)
+    belief = type(belief)(torch.randn(belief.h.shape, generator=torch.Generator().manual_seed(1)),
+                          belief.s, belief.stats)
+    sampled = [agent.policy_action(belief, {}, explore=True)[0] for _ in range(2)]
+    modes = [agent.policy_action(belief, {}, explore=False)[0] for _ in range(2)]
+    assert not torch.equal(sampled[0], sampled[1]) and torch.equal(modes[0], modes[1])
+
+
+def test_pets_without_a_critic_updates_its_model_alone():
+    cfg = apply_overrides(load_preset("debug"), SMALL_FIT + ["train.schedule=async"])
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = make_agent(spec, cfg, seed=0)
+    store = _replay(cfg, spec)
+    agent.refresh(all_transitions(store))
+    logs = agent.update(sample(store, agent.batch_spec, np.random.default_rng(0)))
+    assert agent.sac is None and set(logs) == {"model_nll", "model_val_mse"}
