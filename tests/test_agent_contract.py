@@ -332,3 +332,14 @@ def test_pets_without_a_critic_updates_its_model_alone():
     agent.refresh(all_transitions(store))
     logs = agent.update(sample(store, agent.batch_spec, np.random.default_rng(0)))
     assert agent.sac is None and set(logs) == {"model_nll", "model_val_mse"}
+
+
+@pytest.mark.parametrize("case", ["dcmpc", "planet", "dreamer"])
+def test_a_worker_counts_the_learners_updates_from_its_weights(case):
+    """The update count travels with the weights (DC-MPC's exploration std decays with it)."""
+    cfg, spec = _setup(case)
+    learner = make_agent(spec, cfg, seed=0)
+    _train(learner, _replay(cfg, spec), rounds=3)
+    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+    assert worker.updates == learner.updates == 3

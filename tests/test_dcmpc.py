@@ -293,11 +293,18 @@ def test_update_hands_model_and_critics_the_right_rows():
 
     def critic_update(z, action, reward, discount, next_z, weight):
         seen.update(critic_action=action, critic_reward=reward, discount=discount,
-                    weight=weight)
+                    weight=weight, z=z, next_z=next_z)
         return {}
 
     agent.model.loss, agent.critics.update = loss, critic_update
+    logs = agent.update(batch)
+    assert set(logs) == {"dcmpc_consistency", "dcmpc_reward_mse", "dcmpc_explore_std"}
+    with torch.no_grad():  # the critics see row 0 and the row reached, through the new encoder
+        assert torch.equal(seen["z"], agent.model.encode(batch["obs"][:, 0]))
+        assert torch.equal(seen["next_z"], agent.model.encode(batch["obs"][:, 1]))
+    assert agent.updates == 1
     agent.update(batch)
+    assert agent.updates == 2
     assert torch.equal(seen["action"][0, :, 0], torch.arange(1, length) / 10)
     assert torch.equal(seen["reward"][0], torch.arange(1, length) * 10.0)
     assert seen["valid"][0].all()
@@ -332,6 +339,13 @@ def test_nstep_target_parts_by_hand():
     assert truncated["discount"].item() == 0.25  # bootstraps from the last observation
     crossing = nstep_target_parts(_sequence([0, 1, 2, 4, 8], last=[0], first=[1]), 3, 0.5)
     assert not crossing["valid"].item()  # row 0 ended an episode: no transition from it
+    # the same sequences as one batch: each row as alone (an episode ends in some rows only)
+    rows = [_sequence([0, 1, 2, 4, 8]), _sequence([0, 1, 2, 4, 8], last=[2], terminal=[2]),
+            _sequence([0, 1, 2, 4, 8], last=[2])]
+    batch = nstep_target_parts({k: torch.cat([r[k] for r in rows]) for k in rows[0]}, 3, 0.5)
+    for key in ("reward", "discount", "next_obs"):
+        assert batch[key].flatten().tolist() == [full[key].item(), ended[key].item(),
+                                                 truncated[key].item()], key
 
 
 def _critics(**overrides):
