@@ -343,3 +343,55 @@ def test_a_worker_counts_the_learners_updates_from_its_weights(case):
     worker = make_agent(spec, cfg, seed=1, trainable=False)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     assert worker.updates == learner.updates == 3
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_worker_builds_no_optimiser(case):
+    """Workers act: none of their components holds an optimiser (nor steps a parameter)."""
+    from mbrl_ray.distributed.network_memory import _reachable, network_bytes
+    cfg, spec = _setup(case)
+    worker = make_agent(spec, cfg, seed=0, trainable=False)
+    assert _reachable(worker)[1] == [] and network_bytes(worker).stepped == 0
+    learner = make_agent(spec, cfg, seed=0)
+    assert network_bytes(learner).stepped > 0
+
+
+@pytest.mark.parametrize("case, keys, want", [
+    ("dcmpc", ["dcmpc.model_lr=0.0007", "dcmpc.model_weight_decay=0.03"],
+     {"lr": 0.0007, "weight_decay": 0.03}),
+    ("planet", ["rssm.lr=0.0009", "rssm.eps=0.002"], {"lr": 0.0009, "eps": 0.002}),
+    ("dreamer", ["rssm.lr=0.0009", "rssm.eps=0.002"], {"lr": 0.0009, "eps": 0.002}),
+])
+def test_the_world_models_optimiser_takes_its_settings_from_the_config(case, keys, want):
+    cfg, spec = _setup(case)
+    agent = make_agent(spec, apply_overrides(cfg, keys), seed=0)
+    group = agent.model_opt.param_groups[0]
+    assert {k: group[k] for k in want} == want
+
+
+@pytest.mark.parametrize("case", ["planet", "dreamer"])
+def test_an_rssm_agent_learns_continuation_only_where_episodes_can_end(case):
+    cfg, spec = _setup(case)
+    for termination in (True, False):
+        agent = make_agent(spec, apply_overrides(cfg, [f"model.termination={termination}"]))
+        assert (agent.model.continue_head is not None) == termination
+
+
+def test_a_pets_worker_without_a_termination_head_loads_the_learners_weights():
+    cfg = apply_overrides(load_preset("debug"), SMALL_FIT + ["model.termination=false"])
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    learner = make_agent(spec, cfg, seed=0)
+    _train(learner, _replay(cfg, spec), rounds=1)
+    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+    assert not worker.plan_model.termination and len(worker.plan_model.term) == 0
+
+
+def test_dreamers_actor_critic_draws_its_weights_from_the_agents_sac_seed():
+    from mbrl_ray import seeding
+    from mbrl_ray.critics.imagination import ImaginedActorCritic
+    cfg, spec = _setup("dreamer")
+    agent = make_agent(spec, cfg, seed=5)
+    alone = ImaginedActorCritic(agent.model.rssm.feat_dim, spec.act_dim, cfg.dreamer,
+                                torch.device("cpu"), seeding.derive(5, seeding.SAC))
+    assert _trees_equal(agent.behaviour.actor.state_dict(), alone.actor.state_dict())
