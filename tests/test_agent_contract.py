@@ -395,3 +395,94 @@ def test_dreamers_actor_critic_draws_its_weights_from_the_agents_sac_seed():
     alone = ImaginedActorCritic(agent.model.rssm.feat_dim, spec.act_dim, cfg.dreamer,
                                 torch.device("cpu"), seeding.derive(5, seeding.SAC))
     assert _trees_equal(agent.behaviour.actor.state_dict(), alone.actor.state_dict())
+
+
+def _pets_planning(overrides, monkeypatch):
+    """A fitted PETS (with its SAC fitted) acting once on 3 envs; what its planning objective
+    and its MPC policy were handed."""
+    from mbrl_ray.agents import pets as pets_module
+    cfg = apply_overrides(load_preset("debug"), SMALL_FIT + overrides)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = make_agent(spec, cfg, seed=0)
+    _train(agent, _replay(cfg, spec), rounds=1)
+    seen = {}
+    real = pets_module.expected_returns
+
+    def recording(model, obs, actions, **kw):
+        seen.update(kw)
+        return real(model, obs, actions, **kw)
+
+    monkeypatch.setattr(pets_module, "expected_returns", recording)
+    act = agent.policy.act
+    agent.policy.act = lambda objective, state, generator, prior, density: (
+        seen.update(prior=prior, density=density, generator_arg=generator)
+        or act(objective, state, generator, prior, density))
+    agent.act(np.zeros((3, spec.obs_dim), np.float32), agent.initial_state(3))
+    return agent, seen
+
+
+def test_pets_plans_with_every_planner_setting_of_its_config(monkeypatch):
+    """particles, propagation, discount, the information term, the critic's terminal value
+    and action prior, each scaled by its weight (all below 1), and the prior's sequences."""
+    agent, seen = _pets_planning(
+        ["model.particles=3", "model.propagation=ts1", "planner.discount=0.9",
+         "planner.info_weight=0.2", "planner.info_term=std", "planner.value_weight=0.7",
+         "planner.prior_weight=0.3", "planner.prior_samples=4"], monkeypatch)
+    assert {k: seen[k] for k in ("particles", "propagation", "discount", "info_weight",
+                                 "info_term", "first_states")} == {
+        "particles": 3, "propagation": "ts1", "discount": 0.9, "info_weight": 0.2,
+        "info_term": "std", "first_states": False}
+    assert seen["generator"] is agent.generator and seen["generator_arg"] is agent.generator
+    states = torch.randn(5, agent.spec.obs_dim, generator=torch.Generator().manual_seed(0))
+    actions = torch.rand(5, agent.spec.act_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(seen["terminal_value"](states), 0.7 * agent.sac.value(states))
+        assert torch.allclose(seen["log_prior"](states, actions),
+                              0.3 * agent.sac.actor.log_prob(states, actions))
+    assert seen["prior"].shape == (3, 4, agent.cfg.planner.horizon, agent.spec.act_dim)
+    assert seen["density"] is None
+
+
+def test_pets_leaves_out_the_critics_terms_whose_weight_is_zero(monkeypatch):
+    """The critic is there (another term uses it); the terms weighted 0 are not built."""
+    agent, seen = _pets_planning(["planner.value_weight=0.7", "planner.prior_weight=0",
+                                  "planner.prior_samples=0"], monkeypatch)
+    assert agent.sac.fitted and seen["terminal_value"] is not None
+    assert seen["log_prior"] is None and seen["prior"] is None
+    agent, seen = _pets_planning(["planner.value_weight=0", "planner.prior_weight=0.3",
+                                  "planner.prior_samples=0"], monkeypatch)
+    assert agent.sac.fitted and seen["log_prior"] is not None
+    assert seen["terminal_value"] is None and seen["prior"] is None
+
+
+def test_pets_lst_hands_its_density_to_the_planner(monkeypatch):
+    _, seen = _pets_planning(["planner.posterior=lst"], monkeypatch)
+    assert callable(seen["density"]) and seen["first_states"] is True
+
+
+def test_mpc_policy_passes_the_density_only_when_there_is_one():
+    from mbrl_ray.agents.mpc import MPCPolicy
+    cfg = load_preset("debug")
+    policy = MPCPolicy(cfg.planner, 2)
+    calls = []
+    policy.planner.plan = lambda objective, plan, generator, prior, **kw: (
+        calls.append(kw) or (torch.zeros(1, 5, 2), plan))
+    state = policy.initial_state(1, torch.device("cpu"))
+    density = object()
+    policy.act(None, state, None, None, density)
+    policy.act(None, state, None, None)
+    assert calls == [{"density": density}, {}]
+
+
+def test_a_pets_checkpoint_keeps_its_unfitted_state_and_skips_a_missing_critic():
+    cfg = apply_overrides(load_preset("debug"), SMALL_FIT)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    fresh = make_agent(spec, cfg, seed=0)
+    other = make_agent(spec, cfg, seed=1)
+    other.load_state_dict(fresh.state_dict())
+    assert other.plan_model is None  # not fitted: acts at random still
+    worker = make_agent(spec, cfg, seed=0, trainable=False)
+    assert worker.state_dict()["optimizer"] is None
+    with_sac = make_agent(spec, apply_overrides(cfg, ["planner.value_weight=1.0"]), seed=0)
+    other.load_state_dict(with_sac.state_dict())  # this config has no critic: its part skipped
+    assert other.sac is None
