@@ -486,3 +486,20 @@ def test_a_pets_checkpoint_keeps_its_unfitted_state_and_skips_a_missing_critic()
     with_sac = make_agent(spec, apply_overrides(cfg, ["planner.value_weight=1.0"]), seed=0)
     other.load_state_dict(with_sac.state_dict())  # this config has no critic: its part skipped
     assert other.sac is None
+
+
+def test_mbpo_logs_the_mean_of_its_sac_updates_in_a_round():
+    cfg, spec = _setup("mbpo")
+    agent = make_agent(spec, cfg, seed=0)
+    store = _replay(cfg, spec)
+    calls = []
+
+    def scripted(batch):
+        calls.append(len(calls) + 1.0)
+        return {"sac_q": calls[-1], "sac_alpha": 0.5}
+
+    agent.sac.update = scripted
+    logs = agent.fit(all_transitions(store), store.written)
+    assert len(calls) == cfg.mbpo.updates_per_step * store.written > 1
+    assert logs["sac_q"] == pytest.approx(np.mean(calls))
+    assert logs["sac_alpha"] == pytest.approx(0.5)
