@@ -500,6 +500,26 @@ def test_mbpo_logs_the_mean_of_its_sac_updates_in_a_round():
 
     agent.sac.update = scripted
     logs = agent.fit(all_transitions(store), store.written)
+    assert set(logs) == {"model_nll", "model_val_mse", "model_epochs", "mbpo_rollout_length",
+                         "mbpo_model_rows", "sac_q", "sac_alpha"}
+    assert logs["mbpo_model_rows"] == agent.model_data.size > 0
     assert len(calls) == cfg.mbpo.updates_per_step * store.written > 1
     assert logs["sac_q"] == pytest.approx(np.mean(calls))
     assert logs["sac_alpha"] == pytest.approx(0.5)
+
+
+def test_mbpo_rollout_length_over_a_one_step_schedule():
+    """From step 100 to 101 the length goes from 1 to 5: at 101 it is 5 (a span of 1 step)."""
+    from mbrl_ray.agents.mbpo import rollout_length
+    cfg = apply_overrides(load_preset("mbpo-pendulum"), [
+        "mbpo.rollout_length_start=1", "mbpo.rollout_length_end=5",
+        "mbpo.schedule_start_steps=100", "mbpo.schedule_end_steps=101"])
+    assert [rollout_length(cfg, s) for s in (99, 100, 101, 500)] == [1, 1, 5, 5]
+
+
+def test_pets_logs_its_fit():
+    cfg, spec = _setup("pets-value-prior")
+    agent = make_agent(spec, cfg, seed=0)
+    logs = agent.fit(all_transitions(_replay(cfg, spec)), ENVS * STEPS)
+    assert {"model_nll", "model_val_mse", "model_epochs"} <= set(logs)
+    assert logs["model_epochs"] == float(int(logs["model_epochs"])) >= 1
