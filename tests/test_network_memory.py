@@ -11,7 +11,7 @@ from mbrl_ray.config.machine import local_memory_bytes
 from mbrl_ray.distributed.network_memory import (ADAM_COPIES, _reachable, agent_network_bytes,
                                                  network_bytes)
 from mbrl_ray.distributed import preflight as preflight_module
-from mbrl_ray.distributed.preflight import check_network_memory, preflight
+from mbrl_ray.distributed.preflight import check_network_memory
 from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.replay.storage import bytes_per_row
 from mbrl_ray.world_models.ensemble import TERM_HIDDEN
@@ -65,15 +65,15 @@ def test_networks_too_large_for_this_machine_are_refused_naming_their_keys():
     cfg = apply_overrides(load_preset("debug"), ["model.hidden_size=16384",
                                                  "model.num_layers=64",
                                                  "model.ensemble_size=100"])
-    with pytest.raises(ConfigError) as err:
-        preflight(cfg)
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    with pytest.raises(ConfigError) as err:  # preflight's check of a local run's networks
+        check_network_memory(cfg, spec, agent_class(cfg).size_keys)
     message = str(err.value)
     # 63 hidden-to-hidden layers of 100 members dominate; the learner holds them 4 times
     # (weights, gradients, two moments), the worker and the evaluator once each.
     per_layer = 100 * (16384 * 16384 + 16384) * FLOAT
     need = float(message.split("the networks need ")[1].split(" GiB")[0].replace(",", ""))
     assert 6 * 63 * per_layer / 2**30 < need < 6 * 64 * per_layer / 2**30
-    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     have = 0.8 * local_memory_bytes() - cfg.train.replay_capacity * bytes_per_row(spec)
     assert f"the {have / 2**30:,.1f} GiB left of 80% of this machine's memory" in message
     for key in ("model.ensemble_size=100", "model.hidden_size=16384", "model.num_layers=64",
