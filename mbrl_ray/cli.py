@@ -144,12 +144,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         if req.video and req.out is None:
             raise ConfigError("--video needs --out FOLDER: eval writes nothing into the run")
-        evaluate.checked_config(req)  # before torch and Ray load
+        cfg = evaluate.checked_config(req)  # before torch and Ray load
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        evaluate.run(req, printer=_printer)
+        evaluate.run(req, printer=_printer, cfg=cfg)
     except ConfigError as err:
         print(f"mbrl-ray: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -10,12 +10,11 @@ other runs. Nothing is written into a run directory; TensorBoard's own reading (
 a resumed run hidden) is what is compared."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mbrl_ray.config import Config, ConfigError
+from mbrl_ray.config import Config, ConfigError, get_key
 from mbrl_ray.run_dir import load_run_config
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -106,13 +105,11 @@ def group_label(cfg: Config, by: str) -> str:
         return cfg.preset or "(no preset)"
     if by == "seed":
         return f"seed {cfg.train.seed}"
-    node = cfg
-    for part in by.split("."):
-        node = getattr(node, part, None)
-    if node is None or dataclasses.is_dataclass(node):
+    try:
+        return f"{by}={get_key(cfg, by)}"
+    except ConfigError:
         raise ConfigError(f"--by {by!r} is neither preset, seed nor a config key "
-                          "(e.g. planner.name, agent.name)")
-    return f"{by}={node}"
+                          "(e.g. planner.name, agent.name)") from None
 
 
 def load_groups(run_dirs: list[Path], tag: str, by: str) -> list[Group]:

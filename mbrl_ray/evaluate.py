@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mbrl_ray.config import Config, ConfigError, apply_overrides, check_machine, validate
 from mbrl_ray.config.machine import local_gpu_count
-from mbrl_ray.run_dir import load_run_config
+from mbrl_ray.run_dir import check_writable, load_run_config
 
 SUMMARY = "eval.json"
 VIDEO = "video.gif"
@@ -53,19 +52,8 @@ def checked_config(req: Request) -> Config:
                               "nothing into a run: choose a folder outside it")
         if req.out.exists() and not req.out.is_dir():
             raise ConfigError(f"--out {str(req.out)!r} is a file, not a folder")
-        _check_writable(req.out)
+        check_writable(req.out, "--out", "choose another --out")
     return check_machine(validate(cfg))
-
-
-def _check_writable(out: Path) -> None:
-    existing = out.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    try:
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError as err:
-        raise ConfigError(f"--out {str(out)!r} is not writable: no file can be created in "
-                          f"{existing} ({err.strerror})") from None
 
 
 def choose_checkpoint(req: Request, agent, warn) -> Path:
@@ -109,15 +97,16 @@ def episode_stream(cfg: Config, req: Request, counters: dict) -> tuple[int, int]
             max(1, counters["evals"]))
 
 
-def run(req: Request, printer=print) -> dict:
-    """Evaluate; print and return the summary (written under req.out when given)."""
+def run(req: Request, printer=print, cfg: Config | None = None) -> dict:
+    """Evaluate; print and return the summary (written under req.out when given). cfg:
+    checked_config(req) when the caller already has it."""
     import torch
 
     from mbrl_ray.agents import agent_class, make_agent
     from mbrl_ray.distributed import checkpoint
     from mbrl_ray.envs import check_env_spec, env_kwargs, env_spec
 
-    cfg = checked_config(req)
+    cfg = cfg or checked_config(req)
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent_class(cfg).check_config(cfg, spec)

@@ -28,18 +28,19 @@ def check_new_run_dir(run_dir: Path) -> None:
                           "directory")
 
 
-def check_writable(run_dir: Path) -> None:
-    """The run dir, or the nearest folder above it that exists, takes a new file (tried with an
-    unnamed temporary file, gone when closed): asked, not assumed from permission bits, which
-    root and read-only mounts both make misleading."""
+def check_writable(run_dir: Path, what: str = "run dir",
+                   instead: str = "choose another --run-dir") -> None:
+    """The run dir (or any folder `what` names), or the nearest folder above it that exists,
+    takes a new file (tried with an unnamed temporary file, gone when closed): asked, not assumed
+    from permission bits, which root and read-only mounts both make misleading."""
     existing = Path(run_dir).absolute()
     while not existing.exists():
         existing = existing.parent
     try:
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
-        raise ConfigError(f"run dir {str(run_dir)!r} is not writable: no file can be created "
-                          f"in {existing} ({err.strerror}); choose another --run-dir") from None
+        raise ConfigError(f"{what} {str(run_dir)!r} is not writable: no file can be created "
+                          f"in {existing} ({err.strerror}); {instead}") from None
 
 
 def load_run_config(run_dir: Path) -> Config:

@@ -99,6 +99,18 @@ def _leaf_type(cfg: Config, dotted: str) -> Any:
     return get_type_hints(type(node)).get(leaf)
 
 
+def get_key(cfg: Config, dotted: str) -> Any:
+    """The value of one dotted key; ConfigError for a section or a key the schema lacks."""
+    node = cfg
+    for part in dotted.split("."):
+        if not _is_section(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            raise ConfigError(f"unknown key {dotted!r}")
+        node = getattr(node, part)
+    if _is_section(node):
+        raise ConfigError(f"{dotted!r} is a section, not a key")
+    return node
+
+
 def set_key(cfg: Config, dotted: str, value: Any) -> None:
     """Set one dotted key, converting int->float where the schema wants a float."""
     *path, leaf = dotted.split(".")

@@ -7,7 +7,7 @@ import os
 import ray
 
 from mbrl_ray.agents import agent_class
-from mbrl_ray.config import Config, ConfigError, check_machine, validate
+from mbrl_ray.config import Config, ConfigError, check_machine, get_key, validate
 from mbrl_ray.envs import EnvSpec, check_env_spec, env_kwargs, env_spec
 from mbrl_ray.distributed.learner import BATCHES_PER_REQUEST
 from mbrl_ray.distributed.loopback import listen_on_loopback_only, starts_a_new_ray
@@ -100,7 +100,7 @@ def check_network_memory(cfg: Config, spec: EnvSpec, size_keys: tuple[str, ...],
     if need > have:
         sized_by = (*size_keys, "workers.num") + (("train.replay_capacity",) if replay > need
                                                   else ())
-        keys = ", ".join(f"{k}={_get(cfg, k)}" for k in sized_by)
+        keys = ", ".join(f"{k}={get_key(cfg, k)}" for k in sized_by)
         raise ConfigError(
             f"the networks need {need / 2**30:,.1f} GiB (the learner "
             f"{learner_host / 2**30:,.1f} GiB: " + ("its checkpoint copy" if on_gpu else
@@ -111,11 +111,6 @@ def check_network_memory(cfg: Config, spec: EnvSpec, size_keys: tuple[str, ...],
             f"than the {max(have, 0) / 2**30:,.1f} GiB left of {REPLAY_MEMORY_SHARE:.0%} of "
             f"this machine's memory beside the replay's {replay / 2**30:,.1f} GiB; lower {keys}, "
             "or join a cluster with ray.address")
-
-
-def _get(cfg: Config, dotted: str):
-    section, key = dotted.split(".")
-    return getattr(getattr(cfg, section), key)
 
 
 def check_batch(cfg: Config, batch: BatchSpec) -> None:
