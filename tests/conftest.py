@@ -12,12 +12,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-TIERS = ("unit", "ray", "slow", "gpu")  # pyproject.toml's markers: each test carries one
+TIERS = ("unit", "ray", "long", "slow", "gpu")  # pyproject.toml's markers: each test carries one
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Refuse a test with no tier marker or several: `-m unit` must run every fast test and
-    `-m ray` no slow one."""
+    """Refuse a test with no tier marker or several: `-m unit` must run every fast test,
+    `-m ray` no long or slow one."""
     wrong = [f"{item.nodeid}: {tiers or 'none'}" for item in items
              if len(tiers := sorted({m.name for m in item.iter_markers()} & set(TIERS))) != 1]
     if wrong:
