@@ -169,7 +169,7 @@ def bench_topology(steps: int) -> None:
 
     from mbrl_ray.distributed.param_server import ParameterServer
     from mbrl_ray.distributed.replay_actor import ReplayActor
-    from mbrl_ray.distributed.env_batch import EnvBatch
+    from mbrl_ray.envs.batch import EnvBatch
     from mbrl_ray.distributed.rollout_worker import RolloutWorker
     from mbrl_ray.envs import env_kwargs, env_spec
 

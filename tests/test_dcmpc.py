@@ -638,7 +638,7 @@ def test_dcmpc_learns_the_dummy_env_through_the_async_topology_across_a_resume(r
 
 @pytest.mark.unit
 def test_fast_mish_matches_torch_in_value_and_gradient():
-    from mbrl_ray.critics.nets import mish
+    from mbrl_ray.nn import mish
 
     x = torch.linspace(-40, 40, 4001, dtype=torch.float64, requires_grad=True)
     assert torch.allclose(mish(x), F.mish(x), atol=1e-12)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mbrl_ray.distributed.env_batch import EnvBatch
+from mbrl_ray.envs.batch import EnvBatch
 from mbrl_ray.distributed.rollout_worker import first_episodes
 from mbrl_ray.envs import make_env
 

@@ -12,7 +12,7 @@ import torch
 
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import apply_overrides, load_preset
-from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.finite import check_finite
 from mbrl_ray.replay import StreamStorage, all_transitions, sample

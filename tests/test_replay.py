@@ -105,7 +105,7 @@ def test_derived_next_observations_are_the_envs_with_the_truncated_final_one():
     what env.step returned, also at a time limit, where the reset obs follows in the stream."""
     from types import SimpleNamespace
 
-    from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+    from mbrl_ray.envs.batch import EnvBatch, StreamRows
     from mbrl_ray.envs import make_env
 
     cfg = SimpleNamespace(id="dummy", max_episode_steps=7, action_repeat=1, obs="state",

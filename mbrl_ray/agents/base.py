@@ -64,6 +64,12 @@ class Agent(ABC):
             raise ConfigError(f"agent.name={name!r} runs on train.schedule "
                               f"{' or '.join(cls.schedules)}, not {cfg.train.schedule!r}")
 
+    @classmethod
+    def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str | None:
+        """One line on what each action costs its planner, printed before the first step (a
+        value that cannot finish shows there); None for an agent that does not plan."""
+        return None
+
     @property
     def batch_spec(self) -> BatchSpec:
         return self.batch_spec_for(self.cfg)

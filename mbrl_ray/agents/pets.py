@@ -16,7 +16,7 @@ from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.planners import SMCPlanner, make_planner
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.density import log_mixture_density
-from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
+from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble, planning_flops
 from mbrl_ray.world_models.ensemble_training import (ensemble_from_config, fit_from_config,
                                                       fit_normalizers, to_tensors)
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
@@ -34,6 +34,15 @@ class PETSAgent(Agent):
     size_keys = ("model.ensemble_size", "model.hidden_size", "model.num_layers",
                  "sac.hidden_size", "sac.num_layers")
     refresh_rows = NORMALIZER_ROWS
+
+    @classmethod
+    def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
+        p, m = cfg.planner, cfg.model
+        rollouts = p.population * m.particles * p.iterations
+        gflop = planning_flops(cfg, spec.obs_dim, spec.act_dim) / 1e9
+        return (f"planning: {p.name}, {rollouts:,} rollouts of {p.horizon} steps per action "
+                f"(population x particles x iterations), about {gflop:.3g} GFLOP per action "
+                f"per env")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:

@@ -52,6 +52,13 @@ class PlaNetAgent(RSSMAgent):
         super().__init__(spec, cfg, device, seed, trainable)
         self.policy = MPCPolicy(cfg.planner, spec.act_dim)
 
+    @classmethod
+    def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
+        p = cfg.planner
+        return (f"planning: {p.name} in the RSSM's latent space, {p.population * p.iterations:,} "
+                f"imagined rollouts of {p.horizon} steps per action per env "
+                "(population x iterations)")
+
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
         return {**super().initial_state(batch), **self.policy.initial_state(batch, self.device)}
 

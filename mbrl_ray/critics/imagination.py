@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from mbrl_ray import seeding
-from mbrl_ray.critics.nets import Actor, mlp
+from mbrl_ray.critics.nets import Actor
+from mbrl_ray.nn import mlp
 from mbrl_ray.world_models.rssm import Belief
 
 NORM_DECAY = 0.99

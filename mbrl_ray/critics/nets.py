@@ -9,25 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbrl_ray.world_models.ensemble import EnsembleLinear
+from mbrl_ray.nn import EnsembleLinear, mish, mlp, normed_mlp
 
 LOG_STD = (-5.0, 2.0)
 ACTION_EPS = 1e-4  # given actions are kept this far inside +-1 before atanh
-
-
-def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
-    dims = [inp] + [hidden] * layers
-    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), nn.ReLU())]
-    return nn.Sequential(*body, nn.Linear(dims[-1], out))
-
-
-def normed_mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
-    """`layers` hidden layers of Linear -> LayerNorm -> Mish, then a plain Linear (the layer
-    block of TD-MPC2 and of the DCWM authors' code)."""
-    dims = [inp] + [hidden] * layers
-    body = [m for i, o in zip(dims, dims[1:])
-            for m in (nn.Linear(i, o), nn.LayerNorm(o), Mish())]
-    return nn.Sequential(*body, nn.Linear(dims[-1], out))
 
 
 class DeterministicActor(nn.Module):
@@ -135,31 +120,3 @@ class QEnsemble(nn.Module):
         pair = torch.randperm(self.members, generator=generator, device=generator.device
                               if generator is not None else "cpu")[:2]
         return pair.to(device)
-
-
-class _Mish(torch.autograd.Function):
-    """mish(x) = x tanh(softplus(x)) from one exp: tanh(softplus(x)) = n / (n + 2) with
-    n = e^x (e^x + 2); torch's CPU mish and softplus kernels cost ~10x SiLU per element."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        e = torch.exp(x.clamp(max=20.0))  # above 20, tanh(softplus(x)) = 1 in float32
-        n = e * (e + 2.0)
-        t = n / (n + 2.0)
-        ctx.save_for_backward(x, t)
-        return x * t
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, t = ctx.saved_tensors
-        return grad * (t + x * (1.0 - t * t) * torch.sigmoid(x))
-
-
-def mish(x: torch.Tensor) -> torch.Tensor:
-    """Mish (Misra 2019), as F.mish, computed from one exp (see _Mish)."""
-    return _Mish.apply(x)
-
-
-class Mish(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return mish(x)

@@ -15,7 +15,6 @@ from mbrl_ray.config.machine import is_local_run, local_gpu_count, local_memory_
 from mbrl_ray.distributed.network_memory import agent_network_bytes
 from mbrl_ray.replay import BatchSpec
 from mbrl_ray.replay.storage import bytes_per_row
-from mbrl_ray.world_models.ensemble import planning_flops
 
 
 def preflight(cfg: Config) -> EnvSpec:
@@ -146,17 +145,5 @@ def init_ray(cfg: Config) -> bool:
 
 
 def describe_planning(cfg: Config, spec: EnvSpec) -> str | None:
-    """One line on what each action costs the planner (PETS's ensemble MLP), None for agents
-    that do not plan: a value that cannot finish shows here before the first step."""
-    p, m = cfg.planner, cfg.model
-    if cfg.agent.name == "planet":
-        return (f"planning: {p.name} in the RSSM's latent space, {p.population * p.iterations:,} "
-                f"imagined rollouts of {p.horizon} steps per action per env "
-                "(population x iterations)")
-    if cfg.agent.name != "pets":
-        return None
-    rollouts = p.population * m.particles * p.iterations
-    gflop = planning_flops(cfg, spec.obs_dim, spec.act_dim) / 1e9
-    return (f"planning: {p.name}, {rollouts:,} rollouts of {p.horizon} steps per action "
-            f"(population x particles x iterations), about {gflop:.3g} GFLOP per action "
-            f"per env")
+    """The agent's line on what each action costs its planner (`Agent.planning_cost`)."""
+    return agent_class(cfg).planning_cost(cfg, spec)

@@ -14,7 +14,7 @@ from mbrl_ray import seeding
 from mbrl_ray.agents import make_agent
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
-from mbrl_ray.distributed.env_batch import EnvBatch, StreamRows
+from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.telemetry import metrics

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mbrl_ray.critics.nets import normed_mlp
+from mbrl_ray.nn import normed_mlp
 from mbrl_ray.world_models.fsq import FSQ, cross_entropy
 
 

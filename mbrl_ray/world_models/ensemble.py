@@ -12,30 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mbrl_ray.nn import EnsembleLinear
 from mbrl_ray.world_models.information import member_spread, mutual_information
 
 TERM_HIDDEN = 64  # width of the small termination head
-
-
-class EnsembleLinear(nn.Module):
-    """E independent linear layers applied as one batched matmul: (E, N, in) -> (E, N, out)."""
-
-    seeded_init = True  # seeding.init_weights draws its weights through reset_parameters
-
-    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
-        self.reset_parameters()
-
-    @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        bound = 1.0 / self.weight.shape[1] ** 0.5
-        self.weight.uniform_(-bound, bound, generator=generator)
-        self.bias.zero_()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
 
 
 class Standardizer(nn.Module):

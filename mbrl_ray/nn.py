@@ -1,0 +1,72 @@
+"""Layers shared by world models, critics and policies: plain and normed MLPs, Mish, and E
+independent linear layers as one batched matmul. Neither `critics` nor `world_models` imports
+the other for these."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` hidden layers of Linear -> ReLU, then a plain Linear (SAC's networks)."""
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), nn.ReLU())]
+    return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+def normed_mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` hidden layers of Linear -> LayerNorm -> Mish, then a plain Linear (the layer
+    block of TD-MPC2 and of the DCWM authors' code)."""
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:])
+            for m in (nn.Linear(i, o), nn.LayerNorm(o), Mish())]
+    return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers applied as one batched matmul: (E, N, in) -> (E, N, out)."""
+
+    seeded_init = True  # seeding.init_weights draws its weights through reset_parameters
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / self.weight.shape[1] ** 0.5
+        self.weight.uniform_(-bound, bound, generator=generator)
+        self.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class _Mish(torch.autograd.Function):
+    """mish(x) = x tanh(softplus(x)) from one exp: tanh(softplus(x)) = n / (n + 2) with
+    n = e^x (e^x + 2); torch's CPU mish and softplus kernels cost ~10x SiLU per element."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(x.clamp(max=20.0))  # above 20, tanh(softplus(x)) = 1 in float32
+        n = e * (e + 2.0)
+        t = n / (n + 2.0)
+        ctx.save_for_backward(x, t)
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        x, t = ctx.saved_tensors
+        return grad * (t + x * (1.0 - t * t) * torch.sigmoid(x))
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    """Mish (Misra 2019), as F.mish, computed from one exp (see _Mish)."""
+    return _Mish.apply(x)
+
+
+class Mish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mish(x)
