@@ -67,3 +67,51 @@ def test_unknown_preset_lists_presets():
     with pytest.raises(ConfigError) as err:
         load_preset("pets-pendulm")
     assert "pets-pendulum" in str(err.value)
+
+
+def test_a_preset_with_a_base_is_its_base_with_the_stated_keys_over_it():
+    """dcmpc-mw-reach states only env.id over dcmpc-mw-push, which states its differences over
+    dcmpc-walker-walk: a section's unstated keys (env.action_repeat) come from below."""
+    reach = to_dict(load_preset("dcmpc-mw-reach"))
+    push = apply_overrides(load_preset("dcmpc-mw-push"), ["env.id=metaworld:reach"])
+    walker = apply_overrides(load_preset("dcmpc-walker-walk"), [
+        "env.id=metaworld:reach", "env.max_episode_steps=200", "dcmpc.nstep=3",
+        "dcmpc.explore_std_end=0.05", "train.random_steps=1000", "train.pretrain_updates=1000"])
+    for below in (push, walker):
+        below.preset = "dcmpc-mw-reach"
+        assert reach == to_dict(below)
+    assert reach["env"]["action_repeat"] == 2 and reach["dcmpc"]["latent_dim"] == 512
+
+
+@pytest.mark.parametrize("files, words", [
+    ({"a": "base: nothing-here\n"}, ["preset 'a': base='nothing-here' is not a preset",
+                                     "allowed: a"]),
+    ({"a": "base: b\n", "b": "base: a\n"}, ["preset 'b': base='a' makes a cycle (a -> b -> a)"]),
+    ({"a": "base: a\n"}, ["preset 'a': base='a' makes a cycle (a -> a)"]),
+    ({"a": "base: b\nenv: {nope: 1}\n", "b": "env: {id: debug}\n"}, ["unknown key 'env.nope'"]),
+])
+def test_a_bad_base_is_refused_naming_the_preset_and_the_chain(tmp_path, monkeypatch, files,
+                                                                words):
+    from mbrl_ray.config import loading
+
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(f"description: {name}\n{text}")
+    monkeypatch.setattr(loading, "preset_dir", lambda: tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_preset("a")
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_a_base_preset_deep_merges_and_keeps_the_variants_description(tmp_path, monkeypatch):
+    from mbrl_ray.config import loading
+
+    (tmp_path / "b.yaml").write_text("description: the base\nenv: {id: debug, action_repeat: 3}\n"
+                                     "train: {steps: 700, eval_every: 100}\n")
+    (tmp_path / "a.yaml").write_text("description: the variant\nbase: b\n"
+                                     "train: {steps: 900}\n")
+    monkeypatch.setattr(loading, "preset_dir", lambda: tmp_path)
+    cfg = load_preset("a")
+    assert (cfg.env.id, cfg.env.action_repeat, cfg.train.steps, cfg.train.eval_every) == (
+        "debug", 3, 900, 100)
+    assert cfg.preset == "a" and list_presets() == {"a": "the variant", "b": "the base"}

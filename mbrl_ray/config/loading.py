@@ -39,11 +39,35 @@ def load_preset(name: str) -> Config:
     if name not in names:
         raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(names)}"
                           + _close(name, names))
-    raw = yaml.safe_load((preset_dir() / f"{name}.yaml").read_text())
-    raw.pop("description", None)
-    cfg = from_dict(raw)
+    cfg = from_dict(_preset_values(name, names))
     cfg.preset = name
     return cfg
+
+
+def _preset_values(name: str, names: list[str], below: tuple[str, ...] = ()) -> dict:
+    """The preset's values over those of its `base` preset (recursively): a task variant states
+    only what differs. Its description is its own."""
+    raw = yaml.safe_load((preset_dir() / f"{name}.yaml").read_text())
+    raw.pop("description", None)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if base not in names:
+        raise ConfigError(f"preset {name!r}: base={base!r} is not a preset; allowed: "
+                          f"{', '.join(names)}" + _close(str(base), names))
+    if base == name or base in below:
+        chain = " -> ".join((*below, name, base))
+        raise ConfigError(f"preset {name!r}: base={base!r} makes a cycle ({chain})")
+    return _merged(_preset_values(base, names, (*below, name)), raw)
+
+
+def _merged(under: dict, over: dict) -> dict:
+    """`under` with `over`'s keys set on it, section by section."""
+    out = dict(under)
+    for key, value in over.items():
+        both_sections = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both_sections else value
+    return out
 
 
 def from_dict(raw: dict) -> Config:
