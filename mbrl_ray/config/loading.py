@@ -196,11 +196,16 @@ def _close(word: str, options: list[str]) -> str:
 
 def iter_fields(cfg: Config):
     """(dotted key, value, help, choices) for every leaf of the config, in schema order."""
+    for key, value, meta in iter_field_metadata(cfg):
+        yield key, value, meta.get("help", ""), meta.get("choices")
+
+
+def iter_field_metadata(cfg: Config):
+    """(dotted key, value, the field's metadata: help, choices, bound, upper) for every leaf."""
     for section in dataclasses.fields(cfg):
         node = getattr(cfg, section.name)
         if not _is_section(node):
-            yield section.name, node, section.metadata.get("help", ""), None
+            yield section.name, node, section.metadata
             continue
         for f in dataclasses.fields(node):
-            yield (f"{section.name}.{f.name}", getattr(node, f.name),
-                   f.metadata.get("help", ""), f.metadata.get("choices"))
+            yield f"{section.name}.{f.name}", getattr(node, f.name), f.metadata

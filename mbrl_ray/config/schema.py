@@ -8,11 +8,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-def doc(default, help: str, **kw):
-    """A dataclass field with a help string shown by `mbrl-ray train --help`."""
+# A field's `bound` -> what it allows, as validate()'s refusal says it ("KEY=VALUE must ...").
+BOUNDS = {
+    "count": "be a positive count (>= 1)",
+    ">= 0": "be >= 0",
+    "> 0": "be > 0",  # rates, temperatures, standard deviations
+    "(0, 1)": "lie strictly between 0 and 1",
+    "[0, 1]": "lie in [0, 1]",
+}
+
+
+def doc(default, help: str, *, bound: str | None = None, upper: float | None = None, **kw):
+    """A dataclass field with a help string shown by `mbrl-ray train --help`; `bound` (a key of
+    BOUNDS) and `upper` (the most any run can mean: a typo, an extra digit) are its range.
+    Uppers sit far above the papers' sizes: widths 16,384 (DreamerV3's largest is 8,192; a
+    16,384-square layer is already 1 GiB), depths 64, a million rows a batch; evaluation episodes
+    below seeding.EVAL_STRIDE (7,919), so two evaluations never share an env seed."""
+    if bound is not None and bound not in BOUNDS:
+        raise ValueError(f"bound={bound!r}; one of {', '.join(BOUNDS)}")
+    meta = {"help": help, "bound": bound, "upper": upper, **kw}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -21,27 +38,32 @@ class EnvConfig:
                   "dmc:<domain>-<task> (dmc:cheetah-run), metaworld:<task> "
                   "(metaworld:door-open) or 'dummy'")
     max_episode_steps: int = doc(0, "time limit override in the suite's own steps (before "
-                                 "action repeat); 0 keeps the env's own limit")
-    action_repeat: int = doc(1, "each action is applied this many times, rewards summed")
+                                 "action repeat); 0 keeps the env's own limit", bound=">= 0")
+    action_repeat: int = doc(1, "each action is applied this many times, rewards summed",
+                             bound="count")
     obs: str = doc("state", "observation: flat float32 state, or the rendered frame "
                    "(uint8, 3 x image_size x image_size)", choices=("state", "pixels"))
-    image_size: int = doc(64, "side of the rendered frame when env.obs=pixels")
+    image_size: int = doc(64, "side of the rendered frame when env.obs=pixels",
+                          bound="count", upper=1_024)
 
 
 @dataclass
 class ModelConfig:
-    ensemble_size: int = doc(5, "members of the probabilistic ensemble (E)")
-    num_elites: int = doc(5, "members used for planning, chosen by validation loss")
-    hidden_size: int = doc(200, "width of each hidden layer")
-    num_layers: int = doc(4, "hidden layers per member")
-    lr: float = doc(1e-3, "Adam learning rate")
-    weight_decay: float = doc(5e-5, "L2 weight decay")
-    batch_size: int = doc(256, "minibatch size per member")
-    holdout: float = doc(0.2, "fraction of data held out for validation and early stopping")
-    patience: int = doc(5, "epochs without >1% validation improvement before stopping")
-    max_epochs: int = doc(50, "upper bound on epochs per fit (sync schedule)")
+    ensemble_size: int = doc(5, "members of the probabilistic ensemble (E)",
+                             bound="count", upper=100)
+    num_elites: int = doc(5, "members used for planning, chosen by validation loss", bound="count")
+    hidden_size: int = doc(200, "width of each hidden layer", bound="count", upper=16_384)
+    num_layers: int = doc(4, "hidden layers per member", bound="count", upper=64)
+    lr: float = doc(1e-3, "Adam learning rate", bound="> 0")
+    weight_decay: float = doc(5e-5, "L2 weight decay", bound=">= 0")
+    batch_size: int = doc(256, "minibatch size per member", bound="count", upper=1_000_000)
+    holdout: float = doc(0.2, "fraction of data held out for validation and early stopping",
+                         bound="(0, 1)")
+    patience: int = doc(5, "epochs without >1% validation improvement before stopping",
+                        bound="count")
+    max_epochs: int = doc(50, "upper bound on epochs per fit (sync schedule)", bound="count")
     propagation: str = doc("ts_inf", "particle propagation", choices=("ts1", "ts_inf"))
-    particles: int = doc(20, "particles per action sequence (P)")
+    particles: int = doc(20, "particles per action sequence (P)", bound="count", upper=1_000)
     termination: bool = doc(True, "learn p(terminated | s') and plan with it (planet, "
                             "dreamer: the RSSM's continue head); off for envs that never end")
     bootstrap: bool = doc(True, "sync fits: each member trains on its own sample of the rows "
@@ -62,41 +84,47 @@ class PlannerConfig:
                          choices=("mpc", "lst"))
     resampling: str = doc("systematic", "smcp: resampling after every step",
                           choices=("systematic", "multinomial"))
-    horizon: int = doc(30, "planning horizon (H)")
-    population: int = doc(500, "action sequences sampled per iteration")
-    num_elites: int = doc(50, "elites refitted per iteration")
-    iterations: int = doc(5, "refinement iterations per action (rs: batches of samples)")
-    alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit")
-    init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]")
+    horizon: int = doc(30, "planning horizon (H)", bound="count", upper=1_000)
+    population: int = doc(500, "action sequences sampled per iteration",
+                          bound="count", upper=100_000)
+    num_elites: int = doc(50, "elites refitted per iteration", bound="count")
+    iterations: int = doc(5, "refinement iterations per action (rs: batches of samples)",
+                          bound="count", upper=100)
+    alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit",
+                       bound="[0, 1]")
+    init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]",
+                          bound="> 0")
     execute: str = doc("mean", "cem: act on the final elite mean (PETS paper) or the best "
                        "sequence sampled (mbrl-lib; robust when elites split between modes)",
                        choices=("mean", "best"))
     noise_beta: float = doc(2.0, "icem: exponent of the coloured noise's 1/f^beta spectrum "
-                            "(0: white)")
+                            "(0: white)", bound=">= 0")
     population_decay: float = doc(1.25, "icem: population divided by this each iteration")
     keep_elites: float = doc(0.3, "icem: fraction of elites kept into the next iteration and "
-                             "the next step")
-    temperature: float = doc(0.5, "mppi: elites weighted by exp(temperature x (value - max))")
+                             "the next step", bound="[0, 1]")
+    temperature: float = doc(0.5, "mppi: elites weighted by exp(temperature x (value - max))",
+                             bound="> 0")
     min_std: float = doc(0.05, "mppi: lower bound of the sampling std; smcp-lst: of the "
                          "Gaussian fitted to each sweep's weighted first actions")
     sweeps: int = doc(1, "smcp with posterior lst: K sweeps of the LST paper's Algorithm 1 "
                       "(sweep k > 1 draws first actions from a Gaussian fitted to sweep k-1's "
-                      "LST posterior); 1: one sweep from the proposal")
+                      "LST posterior); 1: one sweep from the proposal", bound="count", upper=100)
     max_std: float = doc(2.0, "mppi: upper bound and initial sampling std")
-    discount: float = doc(1.0, "discount of predicted rewards along the horizon")
+    discount: float = doc(1.0, "discount of predicted rewards along the horizon", bound="[0, 1]")
     value_weight: float = doc(0.0, "weight of a learned terminal value at the horizon, "
                               "V(s_H) = min of a SAC critic's twin Q at its actor's mean action, "
                               "trained on the same replay (sac.* keys); 0: off, PETS as in the "
-                              "paper. (dcmpc always closes its plans with its own critics)")
+                              "paper. (dcmpc always closes its plans with its own critics)",
+                              bound=">= 0")
     prior_samples: int = doc(0, "action prior: sequences of the agent's prior policy (PETS: "
                              "the SAC actor trained for the terminal value; DC-MPC: its actor) "
                              "rolled through the model, mixed into every planner iteration's "
-                             "samples; 0: off")
+                             "samples; 0: off", bound=">= 0")
     prior_weight: float = doc(0.0, "seed 001 Eq. 8's action term: adds prior_weight x "
                               "sum_t discount^t [log p(a_t | s_t) - log q(a_t)] to each "
                               "sequence's value, p the action prior (PETS: the SAC actor, "
                               "trained on the same replay), q the planner's sampling Gaussian "
-                              "(cem, icem, mppi); 0: off")
+                              "(cem, icem, mppi); 0: off", bound=">= 0")
     prior_init: bool = doc(False, "cem, icem, mppi: start each action's first iteration from "
                            "the Gaussian fitted to the prior's sequences (planner.prior_samples) "
                            "instead of the warm start")
@@ -124,165 +152,207 @@ class AgentConfig:
 
 @dataclass
 class SACConfig:
-    hidden_size: int = doc(256, "width of the actor's and critics' hidden layers")
-    num_layers: int = doc(2, "hidden layers of the actor and of each critic")
-    lr: float = doc(3e-4, "Adam learning rate of actor, critics and temperature")
-    batch_size: int = doc(256, "minibatch per gradient step")
-    gamma: float = doc(0.99, "discount")
-    tau: float = doc(0.005, "Polyak rate of the target critics")
-    init_alpha: float = doc(1.0, "initial entropy temperature (tuned towards -|A| nats)")
-    updates_per_fit: int = doc(250, "gradient steps per round (sync schedule)")
+    hidden_size: int = doc(256, "width of the actor's and critics' hidden layers",
+                           bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers of the actor and of each critic",
+                          bound="count", upper=64)
+    lr: float = doc(3e-4, "Adam learning rate of actor, critics and temperature", bound="> 0")
+    batch_size: int = doc(256, "minibatch per gradient step", bound="count", upper=1_000_000)
+    gamma: float = doc(0.99, "discount", bound="[0, 1]")
+    tau: float = doc(0.005, "Polyak rate of the target critics", bound="(0, 1)")
+    init_alpha: float = doc(1.0, "initial entropy temperature (tuned towards -|A| nats)",
+                            bound="> 0")
+    updates_per_fit: int = doc(250, "gradient steps per round (sync schedule)", bound="count")
     consolidation: float = doc(0.0, "weight of -log pi(a | s) of the actions in replay (those "
                                "the planner executed) in the actor's loss: the inference view's "
-                               "consolidation of plans into the prior policy; 0: off")
+                               "consolidation of plans into the prior policy; 0: off",
+                               bound=">= 0")
 
 
 @dataclass
 class MBPOConfig:
-    rollouts_per_step: int = doc(400, "model rollouts branched from replay states per new env step")
-    rollout_length_start: int = doc(1, "rollout length until schedule_start_steps")
-    rollout_length_end: int = doc(1, "rollout length from schedule_end_steps (linear in between)")
-    schedule_start_steps: int = doc(20_000, "env steps where the rollout length starts to grow")
-    schedule_end_steps: int = doc(100_000, "env steps where it reaches rollout_length_end")
-    updates_per_step: int = doc(20, "SAC gradient steps per new env step")
-    real_ratio: float = doc(0.05, "fraction of each SAC batch drawn from real transitions")
-    retain_steps: int = doc(1000, "model rollouts of this many env steps are kept (FIFO)")
+    rollouts_per_step: int = doc(400, "model rollouts branched from replay states per new env step",
+                                 bound="count")
+    rollout_length_start: int = doc(1, "rollout length until schedule_start_steps", bound="count")
+    rollout_length_end: int = doc(1, "rollout length from schedule_end_steps (linear in between)",
+                                  bound="count")
+    schedule_start_steps: int = doc(20_000, "env steps where the rollout length starts to grow",
+                                    bound=">= 0")
+    schedule_end_steps: int = doc(100_000, "env steps where it reaches rollout_length_end",
+                                  bound=">= 0")
+    updates_per_step: int = doc(20, "SAC gradient steps per new env step", bound="count")
+    real_ratio: float = doc(0.05, "fraction of each SAC batch drawn from real transitions",
+                            bound="[0, 1]")
+    retain_steps: int = doc(1000, "model rollouts of this many env steps are kept (FIFO)",
+                            bound="count")
 
 
 @dataclass
 class DCMPCConfig:
-    latent_dim: int = doc(512, "latent slots d (the paper: 512; 1024 for dog and humanoid)")
+    latent_dim: int = doc(512, "latent slots d (the paper: 512; 1024 for dog and humanoid)",
+                          bound="count", upper=65_536)
     fsq_levels: list[int] = doc([5, 3], "FSQ levels of each slot's channels; the codebook is "
                                 "their product (15 codes of 2 numbers for [5, 3])")
-    encoder_hidden: int = doc(256, "width of the encoder's hidden layer")
-    hidden_size: int = doc(512, "width of the hidden layers of dynamics, reward, critics, actor")
-    num_layers: int = doc(2, "hidden layers of dynamics, reward head, each critic and the actor")
-    horizon: int = doc(5, "steps of each training rollout (sequences of horizon + 1 rows)")
-    rho: float = doc(0.9, "weight rho^t of rollout step t in the world model's loss")
+    encoder_hidden: int = doc(256, "width of the encoder's hidden layer",
+                              bound="count", upper=16_384)
+    hidden_size: int = doc(512, "width of the hidden layers of dynamics, reward, critics, actor",
+                           bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers of dynamics, reward head, each critic and the actor",
+                          bound="count", upper=64)
+    horizon: int = doc(5, "steps of each training rollout (sequences of horizon + 1 rows)",
+                       bound="count", upper=1_000)
+    rho: float = doc(0.9, "weight rho^t of rollout step t in the world model's loss",
+                     bound="[0, 1]")
     gumbel_temperature: float = doc(1.0, "temperature of the straight-through Gumbel-softmax "
-                                    "samples fed forward in training rollouts")
-    model_lr: float = doc(1e-4, "AdamW learning rate of encoder, dynamics and reward head")
-    model_weight_decay: float = doc(0.01, "AdamW weight decay of the world model")
-    lr: float = doc(3e-4, "Adam learning rate of the critics and the actor")
-    grad_clip: float = doc(20.0, "gradient norm clip, separately for model, critics and actor")
-    batch_size: int = doc(512, "sequences per gradient step")
-    num_q: int = doc(5, "Q networks of the critic ensemble (targets: min of 2 drawn at random)")
-    gamma: float = doc(0.99, "discount of the TD targets")
-    tau: float = doc(0.005, "Polyak rate of the target critics and target actor")
-    nstep: int = doc(1, "n of the n-step TD target (the paper: 3 for dog and Meta-World)")
-    policy_noise: float = doc(0.2, "std of the target actor's smoothing noise (TD3)")
-    noise_clip: float = doc(0.3, "the smoothing noise is clipped to +-this")
-    actor_every: int = doc(2, "critic steps per actor step")
+                                    "samples fed forward in training rollouts", bound="> 0")
+    model_lr: float = doc(1e-4, "AdamW learning rate of encoder, dynamics and reward head",
+                          bound="> 0")
+    model_weight_decay: float = doc(0.01, "AdamW weight decay of the world model", bound=">= 0")
+    lr: float = doc(3e-4, "Adam learning rate of the critics and the actor", bound="> 0")
+    grad_clip: float = doc(20.0, "gradient norm clip, separately for model, critics and actor",
+                           bound="> 0")
+    batch_size: int = doc(512, "sequences per gradient step", bound="count", upper=1_000_000)
+    num_q: int = doc(5, "Q networks of the critic ensemble (targets: min of 2 drawn at random)",
+                     upper=100)
+    gamma: float = doc(0.99, "discount of the TD targets", bound="[0, 1]")
+    tau: float = doc(0.005, "Polyak rate of the target critics and target actor", bound="(0, 1)")
+    nstep: int = doc(1, "n of the n-step TD target (the paper: 3 for dog and Meta-World)",
+                     bound="count")
+    policy_noise: float = doc(0.2, "std of the target actor's smoothing noise (TD3)", bound=">= 0")
+    noise_clip: float = doc(0.3, "the smoothing noise is clipped to +-this", bound=">= 0")
+    actor_every: int = doc(2, "critic steps per actor step", bound="count")
     explore_std_start: float = doc(1.0, "std of the exploration noise added to acted actions, "
-                                   "at the first update")
-    explore_std_end: float = doc(0.1, "... reached after explore_decay_updates (then kept)")
+                                   "at the first update", bound=">= 0")
+    explore_std_end: float = doc(0.1, "... reached after explore_decay_updates (then kept)",
+                                 bound=">= 0")
     explore_decay_updates: int = doc(25_000, "learner updates over which the exploration std "
-                                     "decays linearly (one update per env step: env steps)")
+                                     "decays linearly (one update per env step: env steps)",
+                                     bound="count")
 
 
 @dataclass
 class RSSMConfig:
-    deter: int = doc(200, "size of the deterministic (GRU) state h")
-    stoch: int = doc(30, "stochastic latent s: Gaussian dims, or categorical variables")
+    deter: int = doc(200, "size of the deterministic (GRU) state h", bound="count", upper=16_384)
+    stoch: int = doc(30, "stochastic latent s: Gaussian dims, or categorical variables",
+                     bound="count", upper=4_096)
     latent: str = doc("gaussian", "stochastic latent: gaussian (PlaNet, Dreamer) or "
                       "categorical (stoch variables of rssm.classes classes, straight-through "
                       "samples with 1% uniform mixed in: DreamerV2/V3)",
                       choices=("gaussian", "categorical"))
-    classes: int = doc(32, "classes of each categorical variable (rssm.latent=categorical)")
-    hidden: int = doc(200, "width of the RSSM's hidden layers and of the reward/continue heads")
-    min_std: float = doc(0.1, "lower bound of the Gaussian latent's std")
+    classes: int = doc(32, "classes of each categorical variable (rssm.latent=categorical)",
+                       bound="count", upper=4_096)
+    hidden: int = doc(200, "width of the RSSM's hidden layers and of the reward/continue heads",
+                      bound="count", upper=16_384)
+    min_std: float = doc(0.1, "lower bound of the Gaussian latent's std", bound="> 0")
     free_nats: float = doc(3.0, "the KL term is max(KL, free_nats) per step (PlaNet 3, "
-                           "DreamerV3 1)")
+                           "DreamerV3 1)", bound=">= 0")
     kl_balance: float = doc(0.0, "0: plain KL(posterior || prior); in (0, 1): KL balancing "
                             "(DreamerV2 0.8), this weight on training the prior toward the "
                             "posterior, the rest on the posterior (each side's free nats apart)")
-    kl_scale: float = doc(1.0, "weight of the KL term in the world model's loss")
+    kl_scale: float = doc(1.0, "weight of the KL term in the world model's loss", bound=">= 0")
     cnn_depth: int = doc(32, "pixels: channels of the first conv layer, doubled per layer "
-                         "(PlaNet 32-64-128-256)")
+                         "(PlaNet 32-64-128-256)", bound="count", upper=1_024)
     cnn_layers: int = doc(4, "pixels: conv layers of kernel 4, stride 2 (each halves the "
-                          "image; env.image_size must be a multiple of 2^cnn_layers)")
-    mlp_hidden: int = doc(200, "state observations: width of the encoder and decoder MLPs")
-    mlp_layers: int = doc(2, "state observations: hidden layers of the encoder and decoder")
-    batch_size: int = doc(50, "sequences per gradient step (B)")
+                          "image; env.image_size must be a multiple of 2^cnn_layers)",
+                          bound="count", upper=8)
+    mlp_hidden: int = doc(200, "state observations: width of the encoder and decoder MLPs",
+                          bound="count", upper=16_384)
+    mlp_layers: int = doc(2, "state observations: hidden layers of the encoder and decoder",
+                          bound="count", upper=64)
+    batch_size: int = doc(50, "sequences per gradient step (B)", bound="count", upper=1_000_000)
     seq_len: int = doc(50, "rows per sequence (L); sequences may cross episode starts, where "
-                       "is_first resets the state")
-    lr: float = doc(1e-3, "Adam learning rate of the world model (PlaNet 1e-3, Dreamer 6e-4)")
-    eps: float = doc(1e-4, "Adam epsilon of every RSSM agent's optimiser")
+                       "is_first resets the state", bound="count", upper=100_000)
+    lr: float = doc(1e-3, "Adam learning rate of the world model (PlaNet 1e-3, Dreamer 6e-4)",
+                    bound="> 0")
+    eps: float = doc(1e-4, "Adam epsilon of every RSSM agent's optimiser", bound="> 0")
     grad_clip: float = doc(1000.0, "gradient norm clip of the world model (PlaNet 1000, "
-                           "Dreamer 100)")
+                           "Dreamer 100)", bound="> 0")
     explore_noise: float = doc(0.3, "std of Gaussian noise added to acted actions when "
-                               "exploring (PlaNet and Dreamer 0.3)")
+                               "exploring (PlaNet and Dreamer 0.3)", bound=">= 0")
 
 
 @dataclass
 class DreamerConfig:
-    horizon: int = doc(15, "imagination horizon of actor and critic training")
-    gamma: float = doc(0.99, "discount of imagined rewards")
-    lam: float = doc(0.95, "lambda of the lambda-returns")
-    hidden: int = doc(300, "width of the actor's and critic's hidden layers")
-    layers: int = doc(3, "hidden layers of actor and critic")
-    actor_lr: float = doc(8e-5, "Adam learning rate of the actor")
-    critic_lr: float = doc(8e-5, "Adam learning rate of the critic")
-    grad_clip: float = doc(100.0, "gradient norm clip of actor and critic")
-    entropy: float = doc(3e-4, "weight of the actor's entropy bonus (DreamerV3 3e-4)")
+    horizon: int = doc(15, "imagination horizon of actor and critic training",
+                       bound="count", upper=1_000)
+    gamma: float = doc(0.99, "discount of imagined rewards", bound="[0, 1]")
+    lam: float = doc(0.95, "lambda of the lambda-returns", bound="[0, 1]")
+    hidden: int = doc(300, "width of the actor's and critic's hidden layers",
+                      bound="count", upper=16_384)
+    layers: int = doc(3, "hidden layers of actor and critic", bound="count", upper=64)
+    actor_lr: float = doc(8e-5, "Adam learning rate of the actor", bound="> 0")
+    critic_lr: float = doc(8e-5, "Adam learning rate of the critic", bound="> 0")
+    grad_clip: float = doc(100.0, "gradient norm clip of actor and critic", bound="> 0")
+    entropy: float = doc(3e-4, "weight of the actor's entropy bonus (DreamerV3 3e-4)",
+                         bound=">= 0")
     slow_critic_rate: float = doc(0.02, "Polyak rate of the slow critic whose values the "
-                                  "lambda-returns bootstrap from (DreamerV3 0.02)")
+                                  "lambda-returns bootstrap from (DreamerV3 0.02)", bound="(0, 1)")
     return_norm: bool = doc(True, "scale returns by max(1, S), S the EMA (0.99) of their "
                             "5th-95th percentile range (DreamerV3); false: unscaled")
 
 @dataclass
 class WorkersConfig:
-    num: int = doc(1, "rollout worker actors")
-    envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call")
-    num_cpus: float = doc(1.0, "CPUs reserved per rollout worker (also its torch threads)")
+    num: int = doc(1, "rollout worker actors", bound="count", upper=10_000)
+    envs_per_worker: int = doc(1, "environments per worker, planned for in one batched call",
+                               bound="count", upper=4_096)
+    num_cpus: float = doc(1.0, "CPUs reserved per rollout worker (also its torch threads)",
+                          bound=">= 0")
     device: str = doc("cpu", "torch device the workers plan on: auto (cuda if the worker "
                       "sees one), cpu, cuda, cuda:N")
-    max_restarts: int = doc(3, "times Ray restarts a dead worker")
+    max_restarts: int = doc(3, "times Ray restarts a dead worker", bound=">= 0", upper=1_000)
 
 
 @dataclass
 class LearnerConfig:
     device: str = doc("auto", "torch device of the learner: auto (cuda if present), cpu, cuda, cuda:N")
-    num_cpus: float = doc(1.0, "CPUs reserved for the learner")
-    num_gpus: float = doc(0.0, "GPUs reserved for the learner (set 1 on a GPU node)")
+    num_cpus: float = doc(1.0, "CPUs reserved for the learner", bound=">= 0")
+    num_gpus: float = doc(0.0, "GPUs reserved for the learner (set 1 on a GPU node)", bound=">= 0")
     max_restarts: int = doc(3, "times the driver restarts a dead learner from the newest "
-                            "checkpoint (replay and workers go on)")
+                            "checkpoint (replay and workers go on)", bound=">= 0", upper=1_000)
 
 
 @dataclass
 class TrainConfig:
-    steps: int = doc(5000, "env step budget (all workers together)")
+    steps: int = doc(5000, "env step budget (all workers together)",
+                     bound="count", upper=10_000_000_000)
     seed: int = doc(0, "seed of envs, networks, planners and replay sampling (0 .. 2^31-1); "
                     "each actor's offset is in mbrl_ray/seeding.py")
     schedule: str = doc("sync", "sync: collect, fit, broadcast; async: free-running workers",
                         choices=("sync", "async"))
-    random_steps: int = doc(250, "steps of uniform random actions before the first model fit")
-    steps_per_round: int = doc(250, "env steps collected between model fits (sync)")
-    updates_per_round: int = doc(100, "gradient steps between weight broadcasts (async)")
-    samples_per_insert: float = doc(8.0, "async update-to-data ratio: samples drawn per inserted step")
-    spi_error_buffer: float = doc(2000.0, "slack of the samples-per-insert limiter, in samples")
+    random_steps: int = doc(250, "steps of uniform random actions before the first model fit",
+                            bound=">= 0")
+    steps_per_round: int = doc(250, "env steps collected between model fits (sync)", bound="count")
+    updates_per_round: int = doc(100, "gradient steps between weight broadcasts (async)",
+                                 bound="count")
+    samples_per_insert: float = doc(8.0, "async update-to-data ratio: samples drawn per inserted step",
+                                    bound="> 0")
+    spi_error_buffer: float = doc(2000.0, "slack of the samples-per-insert limiter, in samples",
+                                  bound=">= 0")
     pretrain_updates: int = doc(0, "async: learner updates right after the random steps, with "
-                                "workers waiting (TD-MPC2 and DC-MPC: as many as random steps)")
+                                "workers waiting (TD-MPC2 and DC-MPC: as many as random steps)",
+                                bound=">= 0")
     replay_capacity: int = doc(1_000_000, "rows kept in replay: one per env step plus one per "
-                               "episode start (its first observation)")
-    eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end")
-    eval_episodes: int = doc(1, "episodes per evaluation")
+                               "episode start (its first observation)", bound="count")
+    eval_every: int = doc(1000, "env steps between evaluations; 0 evaluates only at the end",
+                          bound=">= 0")
+    eval_episodes: int = doc(1, "episodes per evaluation", bound="count", upper=7_000)
     eval_wait: bool = doc(False, "training waits for each evaluation, so every due point is "
                           "evaluated (exact curves, slower); false: evaluations run beside "
                           "training and a point due while one runs is skipped")
     video_every: int = doc(0, "record one evaluation episode as a TensorBoard video every K "
-                           "evaluations (eval/video); 0: never")
-    video_size: int = doc(128, "side of the evaluation video's frames")
+                           "evaluations (eval/video); 0: never", bound=">= 0")
+    video_size: int = doc(128, "side of the evaluation video's frames", bound="count", upper=1_024)
     checkpoint_every: int = doc(0, "env steps between checkpoints; 0: every 10% of train.steps; "
-                                "one is always written at the end")
+                                "one is always written at the end", bound=">= 0")
 
 
 @dataclass
 class RayConfig:
     address: str = doc("", "Ray address; empty starts or joins a local Ray (ray job submit sets it)")
-    num_cpus: int = doc(0, "CPUs of a local Ray; 0 lets Ray decide")
+    num_cpus: int = doc(0, "CPUs of a local Ray; 0 lets Ray decide", bound=">= 0")
     resource_wait_s: float = doc(0.0, "seconds to wait for an autoscaling cluster to grow to the "
-                                 "run's CPUs/GPUs (asked of the autoscaler); 0 fails at once")
+                                 "run's CPUs/GPUs (asked of the autoscaler); 0 fails at once",
+                                 bound=">= 0")
 
 
 @dataclass

@@ -6,75 +6,15 @@ import math
 import re
 import sys
 
-from mbrl_ray.config.loading import ConfigError, iter_fields
+from mbrl_ray.config.loading import ConfigError, iter_field_metadata
 from mbrl_ray.config.machine import (check_ray_address, is_local_run, local_cpu_count,
                                      local_gpu_count)
-from mbrl_ray.config.schema import Config
+from mbrl_ray.config.schema import BOUNDS, Config
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
-# Keys that count things: they must be >= 1.
-POSITIVE = {
-    "model.ensemble_size", "model.num_elites", "model.hidden_size", "model.num_layers",
-    "model.batch_size", "model.patience", "model.max_epochs", "model.particles",
-    "planner.horizon", "planner.population", "planner.num_elites", "planner.iterations",
-    "planner.sweeps",
-    "workers.num", "workers.envs_per_worker", "train.steps", "train.steps_per_round",
-    "train.updates_per_round", "train.replay_capacity", "train.eval_episodes",
-    "env.action_repeat", "env.image_size", "train.video_size",
-    "sac.hidden_size", "sac.num_layers", "sac.batch_size", "sac.updates_per_fit",
-    "mbpo.rollouts_per_step", "mbpo.rollout_length_start", "mbpo.rollout_length_end",
-    "mbpo.updates_per_step", "mbpo.retain_steps",
-    "dcmpc.latent_dim", "dcmpc.encoder_hidden", "dcmpc.hidden_size", "dcmpc.num_layers",
-    "dcmpc.horizon", "dcmpc.batch_size", "dcmpc.nstep", "dcmpc.actor_every",
-    "dcmpc.explore_decay_updates",
-    "rssm.deter", "rssm.stoch", "rssm.classes", "rssm.hidden", "rssm.cnn_depth",
-    "rssm.cnn_layers", "rssm.mlp_hidden", "rssm.mlp_layers", "rssm.batch_size", "rssm.seq_len",
-    "dreamer.horizon", "dreamer.hidden", "dreamer.layers",
-}
-NON_NEGATIVE = {
-    "env.max_episode_steps", "workers.max_restarts", "workers.num_cpus", "learner.num_cpus",
-    "learner.num_gpus", "train.random_steps", "train.eval_every", "train.spi_error_buffer",
-    "ray.num_cpus", "train.checkpoint_every", "planner.prior_weight",
-    "ray.resource_wait_s", "train.video_every", "planner.noise_beta", "planner.value_weight",
-    "planner.prior_samples", "sac.consolidation", "mbpo.schedule_start_steps",
-    "mbpo.schedule_end_steps", "model.weight_decay", "learner.max_restarts",
-    "dcmpc.model_weight_decay", "train.pretrain_updates", "dcmpc.policy_noise", "dcmpc.noise_clip",
-    "dcmpc.explore_std_start", "dcmpc.explore_std_end",
-    "rssm.free_nats", "rssm.kl_scale", "rssm.explore_noise", "dreamer.entropy",
-}
-# Rates, temperatures and standard deviations: > 0.
-STRICTLY_POSITIVE = {"model.lr", "sac.lr", "sac.init_alpha", "planner.init_std",
-                     "planner.temperature", "train.samples_per_insert", "dcmpc.model_lr",
-                     "dcmpc.lr", "dcmpc.grad_clip", "dcmpc.gumbel_temperature",
-                     "rssm.min_std", "rssm.lr", "rssm.eps", "rssm.grad_clip",
-                     "dreamer.actor_lr", "dreamer.critic_lr", "dreamer.grad_clip"}
-OPEN_UNIT = {"model.holdout", "sac.tau", "dcmpc.tau", "dreamer.slow_critic_rate"}
-CLOSED_UNIT = {"mbpo.real_ratio", "planner.alpha", "planner.discount", "planner.keep_elites",
-               "sac.gamma", "dcmpc.gamma", "dcmpc.rho", "dreamer.gamma", "dreamer.lam"}
-# Values no run can mean (a typo, an extra digit): refused with the bound named. Paper sizes
-# are far below (PETS: horizon 30, 5 iterations, 20 particles, population 500). Evaluation
-# episodes: below seeding.EVAL_STRIDE (7,919), so two evaluations never share an env seed.
-UPPER = {
-    "train.steps": 10**10, "planner.horizon": 1000, "planner.iterations": 100,
-    "planner.sweeps": 100,
-    "planner.population": 100_000, "model.particles": 1000, "model.ensemble_size": 100,
-    "workers.num": 10_000, "workers.envs_per_worker": 4096, "train.eval_episodes": 7_000,
-    "workers.max_restarts": 1000, "learner.max_restarts": 1000,
-    "env.image_size": 1024, "train.video_size": 1024,
-    "dcmpc.latent_dim": 65_536, "dcmpc.horizon": 1000, "dcmpc.num_q": 100,
-    "rssm.cnn_layers": 8, "rssm.seq_len": 100_000, "dreamer.horizon": 1000,
-    # Widths and depths: DreamerV3's largest (400M) uses 8,192 wide layers; 16,384 x 16,384 is
-    # already 1 GiB a layer. Batches: a million rows a step is far beyond any paper.
-    **dict.fromkeys(("model.hidden_size", "sac.hidden_size", "dcmpc.encoder_hidden",
-                     "dcmpc.hidden_size", "rssm.deter", "rssm.hidden", "rssm.mlp_hidden",
-                     "dreamer.hidden"), 16_384),
-    **dict.fromkeys(("model.num_layers", "sac.num_layers", "dcmpc.num_layers",
-                     "rssm.mlp_layers", "dreamer.layers"), 64),
-    "rssm.stoch": 4096, "rssm.classes": 4096, "rssm.cnn_depth": 1024,
-    **dict.fromkeys(("model.batch_size", "sac.batch_size", "dcmpc.batch_size",
-                     "rssm.batch_size"), 1_000_000),
-}
+WITHIN = {"count": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
+          "(0, 1)": lambda v: 0 < v < 1, "[0, 1]": lambda v: 0 <= v <= 1}  # schema.BOUNDS
 MAX_CODEBOOK = 2**16  # FSQ's largest codebook in its paper; the planner holds one row each
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
 # Gymnasium's id grammar ([namespace/]name[-vN]); a suite's id is 'suite:task'.
@@ -85,8 +25,8 @@ def validate(cfg: Config) -> Config:
     """Raise ConfigError for the first value outside its allowed range; return cfg otherwise.
     Depends on the config alone (presets validate anywhere); `check_machine` adds this
     machine's devices."""
-    for key, value, _help, choices in iter_fields(cfg):
-        _check_value(key, value, choices)
+    for key, value, meta in iter_field_metadata(cfg):
+        _check_value(key, value, meta)
     _check_relations(cfg)
     _check_device_names(cfg)
     _check_env_id(cfg.env.id)
@@ -101,24 +41,18 @@ def _check_env_id(env_id: str) -> None:
                           "'dmc:<domain>-<task>', 'metaworld:<task>' nor 'dummy'")
 
 
-def _check_value(key: str, value, choices) -> None:
+def _check_value(key: str, value, meta) -> None:
+    """The value against its field's choices, bound and upper (config/schema.py)."""
+    choices, bound, upper = meta.get("choices"), meta.get("bound"), meta.get("upper")
     if choices and value not in choices:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(choices)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}={value!r} must be a finite number")
-    if key in POSITIVE and value < 1:
-        raise ConfigError(f"{key}={value!r} must be a positive count (>= 1)")
-    if key in NON_NEGATIVE and value < 0:
-        raise ConfigError(f"{key}={value!r} must be >= 0")
-    if key in STRICTLY_POSITIVE and value <= 0:
-        raise ConfigError(f"{key}={value!r} must be > 0")
-    if key in OPEN_UNIT and not 0 < value < 1:
-        raise ConfigError(f"{key}={value!r} must lie strictly between 0 and 1")
-    if key in CLOSED_UNIT and not 0 <= value <= 1:
-        raise ConfigError(f"{key}={value!r} must lie in [0, 1]")
-    if key in UPPER and value > UPPER[key]:
-        raise ConfigError(f"{key}={value!r} exceeds {UPPER[key]:,}, the most any run can mean "
-                          "(config/validate.py: UPPER)")
+    if bound and not WITHIN[bound](value):
+        raise ConfigError(f"{key}={value!r} must {BOUNDS[bound]}")
+    if upper is not None and value > upper:
+        raise ConfigError(f"{key}={value!r} exceeds {upper:,}, the most any run can mean "
+                          "(config/schema.py)")
 
 
 def _check_relations(cfg: Config) -> None:
