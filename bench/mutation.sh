@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the library's core modules with mutmut, against the fast unit tier.
 #
-#   bash bench/mutation.sh [MODULE...]     MODULE: mbrl_ray/replay (or just replay); default: all five
-#                                          of world_models planners critics agents replay
+#   bash bench/mutation.sh [MODULE...]     MODULE: mbrl_ray/replay (or just replay); default: all six
+#                                          of world_models planners critics agents replay nn
+#                                          (nn: the shared layers, mbrl_ray/nn.py)
 #
 # Writes bench/results/mutation.md (and mutation.json, which keeps the rows of modules not run this
 # time). Runs from a fresh clone: calls scripts/setup.sh, then puts mutmut (pinned in
@@ -33,12 +34,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 main() {
-ALL=(mbrl_ray/world_models mbrl_ray/planners mbrl_ray/critics mbrl_ray/agents mbrl_ray/replay)
+ALL=(mbrl_ray/world_models mbrl_ray/planners mbrl_ray/critics mbrl_ray/agents mbrl_ray/replay mbrl_ray/nn)
 declare -A TESTS=(
   [mbrl_ray/planners]="tests/test_planners.py tests/test_planner_math.py tests/test_planner_contracts.py tests/test_smcp_lst.py"
   [mbrl_ray/replay]="tests/test_replay.py tests/test_replay_contracts.py tests/test_mbpo_math.py"
   [mbrl_ray/critics]="tests/test_sac.py tests/test_sac_math.py tests/test_dcmpc.py tests/test_imagination.py tests/test_critic_contracts.py"
   [mbrl_ray/world_models]="tests/test_ensemble.py tests/test_ensemble_math.py tests/test_ensemble_training.py tests/test_planning_ensemble_contracts.py tests/test_planning_onednn.py tests/test_world_model_contracts.py tests/test_rssm.py tests/test_dcmpc.py tests/test_smcp_lst.py"
+  [mbrl_ray/nn]="tests/test_nn.py tests/test_dcmpc.py"
   [mbrl_ray/agents]="tests/test_agent_contract.py tests/test_pets_agent.py tests/test_mbpo.py tests/test_mbpo_math.py tests/test_sac.py tests/test_dcmpc.py tests/test_imagination.py tests/test_rssm.py tests/test_smcp_lst.py tests/test_executed_actions.py"
 )
 modules=()
@@ -68,7 +70,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 MUTMUT=$(realpath "$MV/bin/mutmut")
 # `mutmut run` with only_mutate narrowed to the modules asked for, so that a one-module run neither
-# generates nor traces the other modules' mutants, and the test selection narrowed to theirs (pyproject.toml lists all five for `results`,
+# generates nor traces the other modules' mutants, and the test selection narrowed to theirs (pyproject.toml lists all six for `results`,
 # `show` and `browse`). Pinned mutmut: config() is its cached Config dataclass.
 selection=${MUTATION_TESTS:-$(for m in "${modules[@]}"; do echo "${TESTS[$m]}"; done | tr ' ' '\n' | sort -u | tr '\n' ' ')}
 export MUTATION_SELECTION="$selection -m unit"
@@ -77,7 +79,8 @@ NICE=${MUTATION_NICE:-19}
 run_mutmut=(nice -n "$NICE" "$MV/bin/python" -c '
 import sys
 from mutmut.configuration import config
-config().only_mutate = [m + "/*" for m in sys.argv[1].split()]
+import os
+config().only_mutate = [m + ".py" if os.path.isfile(m + ".py") else m + "/*" for m in sys.argv[1].split()]
 config().pytest_add_cli_args_test_selection = sys.argv[2].split()
 sys.argv = ["mutmut"] + sys.argv[3:]
 from mutmut.__main__ import cli
