@@ -19,7 +19,8 @@ from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
-from mbrl_ray.world_models.dcwm import DCWM
+from mbrl_ray.world_models.base import rollout_returns
+from mbrl_ray.world_models.dcwm import DCWM, CodeRollout
 
 
 class DCMPCAgent(Agent):
@@ -84,14 +85,11 @@ class DCMPCAgent(Agent):
                     noise_std: float = 0.0) -> torch.Tensor:
         """Values of action sequences (B, N, H, A) from codes (B, d*b): discounted predicted
         rewards along expected codes, plus the discounted critics' value at the horizon."""
-        z = code[:, None].expand(-1, actions.shape[1], -1)
-        discount = self.cfg.planner.discount
-        ret = torch.zeros(actions.shape[:2], device=actions.device)
-        for h in range(actions.shape[2]):
-            ret += discount ** h * self.model.reward(z, actions[:, :, h])
-            z = self.model.expected_next(z, actions[:, :, h])
-        value = self.critics.value(z, noise_std, self.generator)
-        return ret + discount ** actions.shape[2] * value
+        def value(z: torch.Tensor) -> torch.Tensor:
+            return self.critics.value(z, noise_std, self.generator)
+
+        return rollout_returns(CodeRollout(self.model, code), actions, self.cfg.planner.discount,
+                               value)
 
     def _prior_sequences(self, code: torch.Tensor, noise_std: float) -> torch.Tensor:
         """The prior policy's sequences (B, P, H, A) along expected codes."""

@@ -5,45 +5,25 @@ family's (CEM as the paper: horizon 12, 10 iterations, 1000 candidates, top 100)
 start carried per env like the belief."""
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 
 from mbrl_ray.agents.mpc import MPCPolicy
 from mbrl_ray.agents.rssm_agent import RSSMAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.world_models.base import rollout_returns
 from mbrl_ray.world_models.rssm import Belief
+from mbrl_ray.world_models.rssm_world_model import LatentRollout, RSSMWorldModel
 
 
-class LatentModel(Protocol):
-    """What latent planning needs of a model (RSSMWorldModel has it)."""
-
-    def img_step(self, prev: Belief, action: torch.Tensor, generator=None) -> Belief: ...
-
-    def reward(self, feat: torch.Tensor) -> torch.Tensor: ...
-
-    def continues(self, feat: torch.Tensor) -> torch.Tensor: ...
-
-
-def latent_returns(model: LatentModel, belief: Belief, actions: torch.Tensor,
+def latent_returns(model: RSSMWorldModel, belief: Belief, actions: torch.Tensor,
                    discount: float = 1.0, generator: torch.Generator | None = None
                    ) -> torch.Tensor:
     """Values (B, N) of action sequences (B, N, H, A) from beliefs (B, ...): the discounted sum
     of predicted rewards along one imagined trajectory per sequence, each step's reward weighted
     by the predicted probability that the episode had not ended before that step
     (sum_t discount^t prod_{j<t} c_j r_t: the step on which it ends still pays its reward)."""
-    b, n, horizon, _ = actions.shape
-    state = Belief(*(x.repeat_interleave(n, 0) for x in (belief.h, belief.s, belief.stats)))
-    flat = actions.reshape(b * n, horizon, -1)
-    ret = torch.zeros(b * n, device=actions.device)
-    alive = torch.ones(b * n, device=actions.device)
-    for t in range(horizon):
-        state = model.img_step(state, flat[:, t], generator)
-        feat = state.feat
-        ret = ret + discount ** t * alive * model.reward(feat)
-        alive = alive * model.continues(feat)  # after the reward: it weighs later steps only
-    return ret.reshape(b, n)
+    return rollout_returns(LatentRollout(model, belief), actions, discount, generator=generator)
 
 
 class PlaNetAgent(RSSMAgent):

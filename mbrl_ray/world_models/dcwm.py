@@ -86,3 +86,22 @@ class DCWM(nn.Module):
                "reward": torch.stack(reward_err).mean()}
         out["total"] = out["consistency"] + out["reward"]
         return out
+
+
+class CodeRollout:
+    """The DCWM's planning view (world_models/base.py): from each code, every candidate moves
+    along expected codes E[c] (the paper's planning latent); rewards read (code, action) before
+    the step; episodes never end in the model."""
+
+    def __init__(self, model: DCWM, code: torch.Tensor) -> None:
+        self.model, self.code = model, code
+
+    def start(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.code[:, None].expand(-1, actions.shape[1], -1), actions
+
+    def step(self, z: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None):
+        return self.model.expected_next(z, action), self.model.reward(z, action), 1.0
+
+    def values(self, returns: torch.Tensor) -> torch.Tensor:
+        return returns
+

@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 
 from mbrl_ray.finite import NonFiniteError
+from mbrl_ray.world_models.base import rollout_returns
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble
 from mbrl_ray.world_models.planning_ensemble import PlanningEnsemble
 
@@ -28,6 +29,71 @@ def _information(model, state: torch.Tensor, action: torch.Tensor, propagation: 
                                            kind, generator))
 
 
+class EnsembleRollout:
+    """The ensemble's planning view (world_models/base.py): `particles` rows per candidate from
+    each observation, padded to a multiple of E with copies. ts_inf: row i stays on member i % E
+    for the whole horizon (rows in member layout (E, K, ·)); ts1: a random member per step."""
+
+    def __init__(self, model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
+                 particles: int, propagation: str) -> None:
+        self.model, self.obs, self.particles, self.propagation = model, obs, particles, propagation
+        self.first: torch.Tensor | None = None  # every row's state after the first action
+
+    def start(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, h, a = actions.shape
+        obs, e = self.obs, self.model.members
+        self.shape = (b, n, self.particles)
+        rows = self.rows = b * n * self.particles
+        pad = (-rows) % e
+        state = obs[:, None, None, :].expand(*self.shape, obs.shape[-1]).reshape(rows, -1)
+        acts = actions[:, :, None].expand(*self.shape, h, a).reshape(rows, h, a)
+        if pad:  # fill up to a multiple of E with copies of rows (more than `rows` when rows < E)
+            fill = torch.arange(pad, device=obs.device) % rows
+            state = torch.cat([state, state[fill]])
+            acts = torch.cat([acts, acts[fill]])
+        if self.propagation == "ts_inf":  # rows stay in member layout for the whole horizon
+            return _to_members(state, e), _to_members(acts, e)
+        return state, acts
+
+    def step(self, state: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None):
+        if self.propagation == "ts_inf":
+            state, reward, p_term = self.model.step(state, action, generator)
+        else:
+            e, total = self.model.members, state.shape[0]
+            perm = torch.randperm(total, device=state.device, generator=generator)
+            nxt, reward, p_term = self.model.step(_to_members(state[perm], e),
+                                                  _to_members(action[perm], e), generator)
+            inverse = torch.empty_like(perm)
+            inverse[perm] = torch.arange(total, device=state.device)
+            state = _from_members(nxt)[inverse]
+            reward, p_term = _from_members(reward)[inverse], _from_members(p_term)[inverse]
+        if self.first is None:
+            self.first = state
+        return state, reward, 1.0 - p_term
+
+    def values(self, returns: torch.Tensor) -> torch.Tensor:
+        """Mean over particles; a non-finite return stops planning (a broken model)."""
+        if self.propagation == "ts_inf":
+            returns = _from_members(returns)
+        ret = returns[:self.rows]
+        if not bool(torch.isfinite(ret).all()):  # a broken model: stop, do not plan around it
+            raise NonFiniteError("non-finite predicted return in planning "
+                                 f"({int((~torch.isfinite(ret)).sum())} of {ret.numel()} "
+                                 "rollouts)")
+        return ret.view(self.shape).mean(-1)
+
+    def first_states(self) -> torch.Tensor:
+        """Every particle's sampled state after the first action, (B, N, particles, obs_dim)."""
+        first = _from_members(self.first) if self.propagation == "ts_inf" else self.first
+        return first[:self.rows].view(*self.shape, -1)
+
+    def information(self, kind: str, generator: torch.Generator | None):
+        """The inference view's information term at each row's state and action (seed 001)."""
+        def term(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+            return _information(self.model, state, action, self.propagation, kind, generator)
+        return term
+
+
 @torch.no_grad()
 def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch.Tensor,
                      actions: torch.Tensor, *, particles: int, propagation: str,
@@ -35,11 +101,11 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
                      terminal_value: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      log_prior: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                      generator: torch.Generator | None = None, first_states: bool = False):
-    """Mean return over particles of each action sequence.
+    """Mean return over particles of each action sequence (trajectory sampling, PETS).
 
-    obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N). A particle's reward at step t counts
-    with the model's probability that it has not terminated before t, so planning foresees falls.
-    ts_inf: each particle keeps one member for the whole horizon; ts1: a random member per step.
+    obs (B, obs_dim), actions (B, N, H, act_dim) -> (B, N), by `rollout_returns` on the
+    ensemble's view (EnsembleRollout): a particle's reward at step t counts with the model's
+    probability that it has not terminated before t, so planning foresees falls.
     info_weight != 0 adds, per step, that weight times the information term of the inference
     view at the particle's state and action (info_term "mi": the mutual information between
     member and predicted transition; "std": the members' spread; costs E more passes):
@@ -52,57 +118,18 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     first_states=True also returns every particle's sampled state after the first action
     (B, N, particles, obs_dim), for the LST posterior.
     """
-    b, n, h, a = actions.shape
-    e = model.members
-    rows = b * n * particles
-    pad = (-rows) % e
-    state = obs[:, None, None, :].expand(b, n, particles, obs.shape[-1]).reshape(rows, -1)
-    acts = actions[:, :, None].expand(b, n, particles, h, a).reshape(rows, h, a)
-    if pad:  # fill up to a multiple of E with copies of rows (more than `rows` when rows < E)
-        fill = torch.arange(pad, device=obs.device) % rows
-        state = torch.cat([state, state[fill]])
-        acts = torch.cat([acts, acts[fill]])
-    total = rows + pad
-    shape = (e, total // e) if propagation == "ts_inf" else (total,)
-    ret = torch.zeros(shape, device=obs.device)
-    alive = torch.ones(shape, device=obs.device)
-    if propagation == "ts_inf":  # rows stay in member layout for the whole horizon
-        state, acts = _to_members(state, e), _to_members(acts, e)
-    for t in range(h):
-        if log_prior is not None:
-            ret += (discount ** t) * alive * _flat_call(log_prior, state, acts[..., t, :])
-        if info_weight:
-            ret += (discount ** t) * alive * info_weight * _information(
-                model, state, acts[..., t, :], propagation, info_term, generator)
-        if propagation == "ts_inf":
-            state, reward, p_term = model.step(state, acts[:, :, t], generator)
-        else:
-            perm = torch.randperm(total, device=obs.device, generator=generator)
-            nxt, reward, p_term = model.step(_to_members(state[perm], e),
-                                             _to_members(acts[perm, t], e), generator)
-            inverse = torch.empty_like(perm)
-            inverse[perm] = torch.arange(total, device=obs.device)
-            state = _from_members(nxt)[inverse]
-            reward, p_term = _from_members(reward)[inverse], _from_members(p_term)[inverse]
-        ret += (discount ** t) * alive * reward
-        alive = alive * (1.0 - p_term)
-        if t == 0:
-            first = state
+    view = EnsembleRollout(model, obs, particles, propagation)
+    bonuses = []
+    if log_prior is not None:
+        bonuses.append((1.0, lambda s, a: _flat_call(log_prior, s, a)))
+    if info_weight:
+        bonuses.append((info_weight, view.information(info_term, generator)))
+    value = None
     if terminal_value is not None:
-        ret += (discount ** h) * alive * terminal_value(state.reshape(-1, state.shape[-1])).view(
-            ret.shape)
-    if propagation == "ts_inf":
-        ret = _from_members(ret)
-    ret = ret[:rows]
-    if not bool(torch.isfinite(ret).all()):  # a broken model: stop, do not plan around it
-        raise NonFiniteError("non-finite predicted return in planning "
-                             f"({int((~torch.isfinite(ret)).sum())} of {ret.numel()} rollouts)")
-    values = ret.view(b, n, particles).mean(-1)
-    if not first_states:
-        return values
-    if propagation == "ts_inf":
-        first = _from_members(first)
-    return values, first[:rows].view(b, n, particles, -1)
+        def value(state: torch.Tensor) -> torch.Tensor:
+            return terminal_value(state.reshape(-1, state.shape[-1])).view(state.shape[:-1])
+    values = rollout_returns(view, actions, discount, value, bonuses, generator)
+    return (values, view.first_states()) if first_states else values
 
 
 def _flat_call(fn, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:

@@ -83,3 +83,26 @@ class RSSMWorldModel(nn.Module):
             total = total + cont
             logs["rssm_continue_bce"] = cont.item()
         return total, logs, post
+
+
+class LatentRollout:
+    """The RSSM's planning view (world_models/base.py): one sampled latent trajectory of the
+    prior per candidate from each belief; reward and continuation read the state reached."""
+
+    def __init__(self, model: RSSMWorldModel, belief: Belief) -> None:
+        self.model, self.belief = model, belief
+
+    def start(self, actions: torch.Tensor) -> tuple[Belief, torch.Tensor]:
+        b, n, horizon, _ = self.shape = actions.shape
+        state = Belief(*(x.repeat_interleave(n, 0) for x in
+                         (self.belief.h, self.belief.s, self.belief.stats)))
+        return state, actions.reshape(b * n, horizon, -1)
+
+    def step(self, state: Belief, action: torch.Tensor, generator: torch.Generator | None):
+        state = self.model.img_step(state, action, generator)
+        feat = state.feat
+        return state, self.model.reward(feat), self.model.continues(feat)
+
+    def values(self, returns: torch.Tensor) -> torch.Tensor:
+        return returns.reshape(self.shape[:2])
+
