@@ -70,6 +70,11 @@ class Agent(ABC):
         value that cannot finish shows there); None for an agent that does not plan."""
         return None
 
+    def random_actions(self, count: int) -> np.ndarray:
+        """Uniform actions in [-1, 1], (count, act_dim), from the agent's numpy generator
+        `self.rng`: how an agent acts while it holds no trained weights."""
+        return self.rng.uniform(-1, 1, (count, self.spec.act_dim)).astype(np.float32)
+
     @property
     def batch_spec(self) -> BatchSpec:
         return self.batch_spec_for(self.cfg)

@@ -69,8 +69,7 @@ class DCMPCAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: dict, explore: bool = True):
         if not self.fitted:
-            return self.rng.uniform(-1, 1, (len(obs), self.spec.act_dim)).astype(
-                np.float32), state
+            return self.random_actions(len(obs)), state
         code = self.model.encode(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         noise = self.explore_std if explore else 0.0
         prior = self._prior_sequences(code, noise) if self.cfg.planner.prior_samples else None

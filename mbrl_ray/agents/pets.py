@@ -88,8 +88,7 @@ class PETSAgent(Agent):
         on its plan whether exploring or evaluating.)"""
         self._refresh_plan_model()
         if self.plan_model is None or (self.smcp and not self.sac.fitted):
-            return self.rng.uniform(-1, 1, (len(obs), self.spec.act_dim)).astype(
-                np.float32), state
+            return self.random_actions(len(obs)), state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if self._planning is None or self._planning.source is not self.plan_model:
             self._planning = PlanningEnsemble(self.plan_model)

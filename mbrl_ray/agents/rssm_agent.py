@@ -66,8 +66,7 @@ class RSSMAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: dict, explore: bool = True):
         if not self.fitted:
-            action = self.rng.uniform(-1, 1, (len(obs), self.spec.act_dim)).astype(np.float32)
-            return action, state
+            return self.random_actions(len(obs)), state
         belief = self.filter(obs, state)
         action, state = self.policy_action(belief, state, explore)
         noise = self.cfg.rssm.explore_noise if explore else 0.0
