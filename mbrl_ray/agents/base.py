@@ -92,9 +92,11 @@ class Agent(ABC):
             ) -> tuple[np.ndarray, State]:
         """Actions in [-1, 1] for a batch of observations, and the next state."""
 
+    open_loop_rows: ClassVar[int] = 0  # an evaluation's first rows given to open_loop_video
+
     def open_loop_video(self, obs: np.ndarray, actions: np.ndarray
                         ) -> tuple[np.ndarray, float] | None:
-        """An episode's first rows (obs, the actions that led to them) -> frames of the world
+        """An episode's first `open_loop_rows` rows (obs, the actions that led to them) -> frames of the world
         model's open-loop prediction beside the real ones (T, H, W, 3) uint8 and its error;
         None for agents whose model cannot draw observations."""
         return None

@@ -78,6 +78,8 @@ class RSSMAgent(Agent):
                  "action": action.clone()}  # the returned array must not alias the state
         return action.cpu().numpy(), state
 
+    open_loop_rows = open_loop.LENGTH
+
     def open_loop_video(self, obs: np.ndarray, actions: np.ndarray
                         ) -> tuple[np.ndarray, float] | None:
         """From pixels, once trained: real | imagined | difference (world_models/open_loop)."""

@@ -19,7 +19,6 @@ from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.telemetry import metrics
 from mbrl_ray.telemetry.video import encode_gif
-from mbrl_ray.world_models.open_loop import LENGTH as OPEN_LOOP_ROWS
 
 EVAL_BATCH = 16  # evaluation envs stepped together: one batched plan per step for all of them
 
@@ -178,7 +177,7 @@ def evaluation_episodes(agent, cfg, seed: int, num_episodes: int, video_size: in
         envs = EnvBatch(cfg.env, count, seed + len(episodes),
                         render_size=0 if episodes else video_size)
         if video_size and not episodes:
-            film = _Film(envs, agent.spec.act_dim)
+            film = _Film(envs, agent.spec.act_dim, agent.open_loop_rows)
         episodes += first_episodes(agent, envs, check_actions, None if episodes else film)
         envs.close()
     out = {"returns": [e.ret for e in episodes],
@@ -212,17 +211,18 @@ def first_episodes(agent, envs: EnvBatch, check_actions=None,
 
 
 class _Film:
-    """The first evaluation episode: rendered frames, and the agent's observations with the
-    actions that led to them (replay's row layout) for an open-loop prediction."""
+    """The first evaluation episode: rendered frames, and the agent's first `rows` observations
+    with the actions that led to them (replay's row layout) for an open-loop prediction."""
 
-    def __init__(self, envs: EnvBatch, act_dim: int) -> None:
+    def __init__(self, envs: EnvBatch, act_dim: int, rows: int) -> None:
         self.frames = [envs.envs[0].render()]
         self.obs = [np.array(envs.obs[0])]
         self.actions = [np.zeros(act_dim, np.float32)]
+        self.rows = rows
 
     def record(self, envs: EnvBatch, action: np.ndarray) -> None:
         self.frames.append(envs.envs[0].render())
-        if len(self.obs) < OPEN_LOOP_ROWS:
+        if len(self.obs) < self.rows:
             self.obs.append(np.array(envs.obs[0]))
             self.actions.append(np.asarray(action, np.float32))
 
