@@ -98,6 +98,10 @@ if [ -d bench/out ] && [ "$(du -sm bench/out | cut -f1)" -gt 100 ]; then
   echo "note: bench/out is $(du -sh bench/out | cut -f1); mutmut copies bench/ (also_copy) into mutants/" >&2
 fi
 
+# the tree the mutants come from, for the report (the working tree may move on during the run)
+export MUTATION_COMMIT=$(git rev-parse --short HEAD)
+export MUTATION_DIRTY=$([ -n "$(git status --porcelain -- mbrl_ray tests)" ] && echo 1 || echo 0)
+
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 t_all=$(now)

@@ -331,10 +331,13 @@ def main() -> None:
 
     timings = read_timings(args.timings)
     version = subprocess.run([args.mutmut, "--version"], capture_output=True, text=True).stdout.strip()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "mbrl_ray", "tests"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
+    # The tree the mutants were generated from: mutation.sh records it before it starts (the tree
+    # may move on during an hour-long run); a bare re-render reads the tree as it is now.
+    commit = os.environ.get("MUTATION_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = os.environ["MUTATION_DIRTY"] == "1" if "MUTATION_DIRTY" in os.environ else bool(
+        subprocess.run(["git", "status", "--porcelain", "--", "mbrl_ray", "tests"], cwd=ROOT,
+                       capture_output=True, text=True).stdout.strip())
     run = {"date": dt.date.today().isoformat(), "commit": commit, "dirty": dirty,
            "mutmut": version.rpartition(" ")[2] or version, "jobs": args.jobs,
            "host": f"{os.cpu_count()} CPUs", "nice": os.environ.get("MUTATION_NICE", "19"),
