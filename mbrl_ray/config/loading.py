@@ -10,11 +10,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from mbrl_ray.config.schema import Config
-
-
-class ConfigError(ValueError):
-    """Bad user input: the message names the key, the bad value and what is allowed."""
+from mbrl_ray.config.schema import Config, ConfigError
 
 
 def _is_section(value: Any) -> bool:

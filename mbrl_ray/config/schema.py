@@ -5,7 +5,16 @@ A run is fully described by one `Config`. Presets (YAML) and dotted overrides
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message names the key, the bad value and what is allowed."""
+
+
+MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
+MAX_CODEBOOK = 2**16  # FSQ's largest codebook in its paper; the planner holds one row each
 
 
 # A field's `bound` -> what it allows, as validate()'s refusal says it ("KEY=VALUE must ...").
@@ -68,6 +77,11 @@ class ModelConfig:
                             "dreamer: the RSSM's continue head); off for envs that never end")
     bootstrap: bool = doc(True, "sync fits: each member trains on its own sample of the rows "
                           "drawn with replacement (PETS); false: its own shuffle of all rows")
+
+    def check(self, cfg: Config) -> None:
+        if self.num_elites > self.ensemble_size:
+            raise ConfigError(f"model.num_elites={self.num_elites} exceeds "
+                              f"model.ensemble_size={self.ensemble_size}")
 
 
 @dataclass
@@ -137,6 +151,39 @@ class PlannerConfig:
                          "member and predicted (state change, reward), from the mixture "
                          "density) or std (a proxy: std of the members' mean state change)",
                          choices=("mi", "std"))
+
+    def check(self, cfg: Config) -> None:
+        if self.num_elites > self.population:
+            raise ConfigError(f"planner.num_elites={self.num_elites} exceeds "
+                              f"planner.population={self.population}")
+        if self.name in ("cem", "icem", "mppi") and self.num_elites < 2:
+            raise ConfigError(f"planner.num_elites={self.num_elites} leaves the {self.name} "
+                              "refit's standard deviation undefined; use at least 2")
+        if self.posterior == "lst" and self.name not in ("cem", "smcp"):
+            raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
+                              f"not {self.name!r}")
+        if self.sweeps > 1 and (self.name, self.posterior) != ("smcp", "lst"):
+            raise ConfigError(f"planner.sweeps={self.sweeps} needs planner.name=smcp with "
+                              f"planner.posterior=lst, not {self.name!r} with "
+                              f"{self.posterior!r}; other planners iterate by planner.iterations")
+        self._check_action_prior(cfg)
+        if self.population_decay < 1:
+            raise ConfigError(f"planner.population_decay={self.population_decay!r} must be >= 1")
+        if not 0 < self.min_std <= self.max_std:
+            raise ConfigError(f"planner.min_std={self.min_std!r} and planner.max_std="
+                              f"{self.max_std!r} must satisfy 0 < min_std <= max_std")
+
+    def _check_action_prior(self, cfg: Config) -> None:
+        if self.prior_weight > 0 and self.name not in ("cem", "icem", "mppi"):
+            raise ConfigError(f"planner.prior_weight={self.prior_weight} needs a Gaussian "
+                              f"sampler (planner.name cem, icem or mppi), not {self.name!r}")
+        if self.prior_weight > 0 and cfg.agent.name != "pets":
+            raise ConfigError(f"planner.prior_weight={self.prior_weight} needs agent.name=pets "
+                              f"(a stochastic action prior), not {cfg.agent.name!r}")
+        if self.prior_init and self.prior_samples < 2:
+            raise ConfigError(f"planner.prior_init=true fits a Gaussian to the prior's "
+                              f"sequences: planner.prior_samples={self.prior_samples} must be "
+                              "at least 2")
 
 
 @dataclass
@@ -229,6 +276,28 @@ class DCMPCConfig:
                                      "decays linearly (one update per env step: env steps)",
                                      bound="count")
 
+    def check(self, cfg: Config) -> None:
+        if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
+            raise ConfigError(f"dcmpc.fsq_levels={self.fsq_levels!r}: give one or more levels, "
+                              "each >= 2 (the paper: [5, 3])")
+        codebook = math.prod(self.fsq_levels)
+        if codebook > MAX_CODEBOOK:
+            raise ConfigError(f"dcmpc.fsq_levels={self.fsq_levels!r} make a codebook of "
+                              f"{codebook:,} codes per slot, above {MAX_CODEBOOK:,} (the paper: "
+                              "[5, 3], 15 codes)")
+        if self.num_q < 2:
+            raise ConfigError(f"dcmpc.num_q={self.num_q!r}: the targets take the min of 2 Q "
+                              "networks drawn at random; use at least 2 (the paper: 5)")
+        if self.nstep > self.horizon:
+            raise ConfigError(f"dcmpc.nstep={self.nstep} exceeds dcmpc.horizon={self.horizon}: "
+                              "the n-step target lies inside the sampled sequences of horizon "
+                              "+ 1 rows")
+        p = cfg.planner
+        if cfg.agent.name == "dcmpc" and (p.name == "smcp" or p.posterior != "mpc"):
+            raise ConfigError(f"agent.name='dcmpc' plans with a sequence planner (mppi as the "
+                              f"paper, cem, icem, rs) and planner.posterior='mpc', not "
+                              f"planner.name={p.name!r} with planner.posterior={p.posterior!r}")
+
 
 @dataclass
 class RSSMConfig:
@@ -269,6 +338,26 @@ class RSSMConfig:
                            "Dreamer 100)", bound="> 0")
     explore_noise: float = doc(0.3, "std of Gaussian noise added to acted actions when "
                                "exploring (PlaNet and Dreamer 0.3)", bound=">= 0")
+
+    def check(self, cfg: Config) -> None:
+        if not 0 <= self.kl_balance < 1:
+            raise ConfigError(f"rssm.kl_balance={self.kl_balance!r} must lie in [0, 1): 0 for "
+                              "the plain KL, DreamerV2's 0.8 for balancing")
+        env = cfg.env
+        if (cfg.agent.name in ("planet", "dreamer") and env.obs == "pixels"
+                and env.image_size % 2 ** self.cnn_layers):
+            raise ConfigError(
+                f"env.image_size={env.image_size} cannot pass rssm.cnn_layers="
+                f"{self.cnn_layers} conv layers of stride 2: the size must be a multiple of "
+                f"{2 ** self.cnn_layers} (64 as the papers)")
+        p = cfg.planner
+        if cfg.agent.name == "planet" and (p.name == "smcp" or p.posterior != "mpc"
+                                           or p.prior_samples or p.value_weight):
+            raise ConfigError(f"agent.name='planet' plans with a sequence planner (cem as the "
+                              f"paper, icem, mppi, rs), planner.posterior='mpc' and no prior "
+                              f"or value, not planner.name={p.name!r}, planner.posterior="
+                              f"{p.posterior!r}, planner.prior_samples={p.prior_samples}, "
+                              f"planner.value_weight={p.value_weight:g}")
 
 
 @dataclass
@@ -344,6 +433,10 @@ class TrainConfig:
     video_size: int = doc(128, "side of the evaluation video's frames", bound="count", upper=1_024)
     checkpoint_every: int = doc(0, "env steps between checkpoints; 0: every 10% of train.steps; "
                                 "one is always written at the end", bound=">= 0")
+
+    def check(self, cfg: Config) -> None:
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"train.seed={self.seed!r} must lie in 0 .. {MAX_SEED}")
 
 
 @dataclass
