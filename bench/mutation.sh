@@ -151,4 +151,4 @@ printf 'total\t%s\n' "$(since "$t_all")" >> "$timings"
   --mutmut "$MUTMUT" --jobs "$JOBS"
 }
 
-main "$@"  # parsed whole before it runs: editing this file cannot derail a run in progress
+main "$@"; exit  # parsed whole before it runs, and the exit read with it: an edit during a run cannot derail it

@@ -392,3 +392,53 @@ def test_q_ensemble_of_one_hidden_layer_and_pairs_without_a_generator():
     assert torch.allclose(q.mean_of_two(obs, act), values[pair].mean(0))
     torch.manual_seed(0)
     assert torch.allclose(q.min_of_two(obs, act), values[pair].min(0).values)
+
+
+def test_twin_q_reads_any_leading_shape_as_rows_of_both_networks():
+    """TwinQ (obs (..., D), act (..., A)) -> two (...): each network on [s, a], last axis."""
+    from mbrl_ray.critics.nets import TwinQ
+
+    torch.manual_seed(0)
+    twin = TwinQ(3, 2, 8, 2)
+    obs, act = torch.randn(2, 5, 3), torch.randn(2, 5, 2)
+    q1, q2 = twin(obs, act)
+    rows = torch.cat([obs, act], -1).reshape(10, 5)
+    assert q1.shape == q2.shape == (2, 5)
+    assert torch.allclose(q1.reshape(10), twin.q1(rows)[:, 0])
+    assert torch.allclose(q2.reshape(10), twin.q2(rows)[:, 0])
+    assert not torch.allclose(q1, q2)
+
+
+def test_sac_learner_settings_and_unfitted_state():
+    """Adam at sac.lr for actor, critics and temperature; the target critics frozen (Polyak
+    only); before any update `fitted` is False in its checkpoint; the seed defaults to 0."""
+    sac = _sac(lr=0.0037)
+    assert [o.param_groups[0]["lr"] for o in (sac.actor_opt, sac.critic_opt, sac.alpha_opt)] \
+        == [0.0037] * 3
+    assert not any(p.requires_grad for p in sac.target.parameters())
+    assert all(p.requires_grad for p in sac.critic.parameters())
+    assert sac.state_dict()["fitted"] is False
+    cfg = apply_overrides(load_preset("debug"), ["sac.hidden_size=16"])
+    default, zero = (SoftActorCritic(3, 2, cfg.sac, torch.device("cpu"), **kw)
+                     for kw in ({}, {"seed": 0}))
+    assert all(torch.equal(a, b) for a, b in zip(default.actor.parameters(),
+                                                 zero.actor.parameters()))
+
+
+def test_actor_halves_its_output_into_mean_and_log_std_for_any_leading_shape():
+    """With 3 action dims and (2, 4, obs) inputs: the mean action is tanh of the first 3
+    outputs, a sample tanh(mean + exp(clamped log std) noise) with the generator's noise."""
+    from mbrl_ray.critics.nets import Actor
+
+    torch.manual_seed(0)
+    actor = Actor(5, 3, 8, 2)
+    obs = torch.randn(2, 4, 5)
+    out = actor.net(obs)
+    mean, log_std = out[..., :3], out[..., 3:].clamp(-5.0, 2.0)
+    deterministic, none = actor(obs, deterministic=True)
+    assert none is None and torch.allclose(deterministic, torch.tanh(mean))
+    gen = torch.Generator().manual_seed(7)
+    action, _, mean_action = actor.sample_with_mean(obs, torch.Generator().manual_seed(7))
+    noise = torch.randn(2, 4, 3, generator=gen)
+    assert torch.allclose(mean_action, torch.tanh(mean))
+    assert torch.allclose(action, torch.tanh(mean + log_std.exp() * noise))

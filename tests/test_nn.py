@@ -26,13 +26,15 @@ def _randomise(net: nn.Module) -> None:
             p.copy_(torch.randn(p.shape, generator=gen) * 0.7)
 
 
-def test_mlp_is_relu_layers_then_a_plain_linear():
+@pytest.mark.parametrize("layers, shapes", [(3, [(3, 5), (5, 5), (5, 5), (5, 2)]),
+                                            (1, [(3, 5), (5, 2)])])
+def test_mlp_is_relu_layers_then_a_plain_linear(layers, shapes):
     torch.manual_seed(0)
-    net = mlp(3, 2, hidden=5, layers=3)
+    net = mlp(3, 2, hidden=5, layers=layers)
     _randomise(net)
     x = torch.randn(7, 3)
     linears = _linears(net)
-    assert [(m.in_features, m.out_features) for m in linears] == [(3, 5), (5, 5), (5, 5), (5, 2)]
+    assert [(m.in_features, m.out_features) for m in linears] == shapes
     h = x.double()
     for i, m in enumerate(linears):
         h = h @ m.weight.double().T + m.bias.double()

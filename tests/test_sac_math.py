@@ -48,6 +48,12 @@ def _policy(net: torch.nn.Module, obs: torch.Tensor, noise: torch.Tensor):
     return torch.tanh(u), gauss - torch.log1p(-torch.tanh(u) ** 2).sum(-1)
 
 
+def _twin_q(critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor):
+    """Both Q networks on [s, a], read from their layers (not TwinQ.forward, under test)."""
+    x = torch.cat([obs, act], -1)
+    return critic.q1(x)[..., 0], critic.q2(x)[..., 0]
+
+
 def _noises(sac: SoftActorCritic) -> tuple[torch.Tensor, torch.Tensor]:
     """The two draws of (N, ACT) standard normals the update makes: next action, new action."""
     g = torch.Generator().manual_seed(0)
@@ -67,11 +73,12 @@ def test_critic_loss_is_the_soft_bellman_error_of_both_critics(nstep):
     d = {k: torch.as_tensor(v).double() for k, v in batch.items()}
     discount = d["discount"] if nstep else 0.9 * (1 - d["terminated"])
     next_action, next_logp = _policy(actor, d["next_obs"], next_noise)
-    q1t, q2t = target(d["next_obs"], next_action)
+    q1t, q2t = _twin_q(target, d["next_obs"], next_action)
     y = d["reward"] + discount * (torch.minimum(q1t, q2t) - alpha * next_logp)
-    q1, q2 = critic(d["obs"], d["action"])
+    q1, q2 = _twin_q(critic, d["obs"], d["action"])
     expected = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
     assert math.isclose(out["sac_critic_loss"], float(expected), rel_tol=1e-4)
+    assert math.isclose(out["sac_q"], float(q1.mean()), rel_tol=1e-4)  # Q1 before the step
     assert math.isclose(out["sac_alpha"], alpha, rel_tol=1e-6)
 
 
@@ -87,7 +94,7 @@ def test_actor_loss_uses_the_updated_critics_and_the_consolidation_term(consolid
     critic = _double(sac.critic)  # the critic step is done before the actor's
     obs, replay_action = (torch.as_tensor(batch[k]).double() for k in ("obs", "action"))
     action, logp = _policy(actor, obs, noise)
-    expected = (alpha * logp - torch.minimum(*critic(obs, action))).mean()
+    expected = (alpha * logp - torch.minimum(*_twin_q(critic, obs, action))).mean()
     mean, log_std = actor(obs).chunk(2, -1)
     u = torch.atanh(replay_action)
     replay_logp = (torch.distributions.Normal(mean, log_std.clamp(-5, 2).exp()).log_prob(u)
@@ -115,3 +122,5 @@ def test_temperature_steps_towards_the_target_entropy(log_std_bias, rises):
     assert (gradient < 0) == rises, "the test's two cases must straddle the target"
     assert math.isclose(float(sac.log_alpha.detach()), before - 0.01 * math.copysign(1, gradient),
                         rel_tol=0, abs_tol=1e-5)
+    # the temperature's loss -log alpha (log pi + target entropy), by its gradient
+    assert math.isclose(float(sac.log_alpha.grad), gradient, rel_tol=1e-4, abs_tol=1e-6)
