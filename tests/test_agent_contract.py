@@ -523,3 +523,39 @@ def test_pets_logs_its_fit():
     logs = agent.fit(all_transitions(_replay(cfg, spec)), ENVS * STEPS)
     assert {"model_nll", "model_val_mse", "model_epochs"} <= set(logs)
     assert logs["model_epochs"] == float(int(logs["model_epochs"])) >= 1
+
+
+def test_the_planning_cost_line_is_the_planning_agents_own():
+    """PETS: population x particles x iterations rollouts and the ensemble's GFLOP per action;
+    PlaNet: population x iterations latent rollouts; agents that do not plan: no line."""
+    from mbrl_ray.agents import agent_class
+    from mbrl_ray.world_models.ensemble import planning_flops
+
+    lines = {}
+    for case in ("pets-cem", "planet", "sac", "mbpo", "dcmpc", "dreamer"):
+        cfg, spec = _setup(case)
+        cfg = apply_overrides(cfg, ["planner.population=30", "planner.iterations=3",
+                                    "planner.horizon=7", "model.particles=4"])
+        lines[case] = agent_class(cfg).planning_cost(cfg, spec)
+    cfg, spec = _setup("pets-cem")
+    cfg = apply_overrides(cfg, ["planner.population=30", "planner.iterations=3",
+                                "planner.horizon=7", "model.particles=4"])
+    gflop = planning_flops(cfg, spec.obs_dim, spec.act_dim) / 1e9
+    assert lines["pets-cem"] == (
+        f"planning: cem, 360 rollouts of 7 steps per action (population x particles x "
+        f"iterations), about {gflop:.3g} GFLOP per action per env")
+    assert lines["planet"] == ("planning: cem in the RSSM's latent space, 90 imagined rollouts "
+                               "of 7 steps per action per env (population x iterations)")
+    assert [lines[c] for c in ("sac", "mbpo", "dcmpc", "dreamer")] == [None] * 4
+
+
+def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():
+    """The refusal names the agent, what it accepts and what the config gives."""
+    from mbrl_ray.agents import agent_class
+    from mbrl_ray.config import ConfigError
+
+    cfg, spec = _setup("dcmpc")
+    cfg = apply_overrides(cfg, ["train.schedule=sync"])
+    with pytest.raises(ConfigError, match="agent.name='dcmpc' runs on train.schedule async, "
+                                          "not 'sync'"):
+        agent_class(cfg).check_config(cfg, spec)
