@@ -69,7 +69,7 @@ def test_loss_is_the_mean_squared_error_of_the_standardised_targets():
     y = (torch.cat([batch["next_obs"] - batch["obs"], batch["reward"][:, None]], -1).double()
          - targets.mean(0)) / targets.std(0)
     want = float(((_net64(model, x) - y) ** 2).mean())
-    assert abs(float(loss) - want) < 1e-5 * max(1.0, want)
+    assert abs(loss.item() - want) < 1e-5 * max(1.0, want)
     assert logs == {"model_mse": pytest.approx(want, rel=1e-5)}
 
 
@@ -101,4 +101,4 @@ def test_a_few_hundred_steps_learn_a_linear_system():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.05 * float(first)
+    assert loss.item() < 0.05 * first.item()
