@@ -559,3 +559,23 @@ def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():
     with pytest.raises(ConfigError, match="agent.name='dcmpc' runs on train.schedule async, "
                                           "not 'sync'"):
         agent_class(cfg).check_config(cfg, spec)
+
+
+def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
+    """planner.prior_samples=1: the SAC actor's one sequence per env reaches the planner."""
+    cfg, spec = _setup("pets-value-prior")
+    cfg = apply_overrides(cfg, ["planner.prior_samples=1"])
+    store = _replay(cfg, spec)
+    agent = make_agent(spec, cfg, seed=0)
+    _train(agent, store, rounds=1)
+    seen = []
+    plan = agent.policy.act
+
+    def spy(objective, state, generator, prior=None, density=None):
+        seen.append(prior)
+        return plan(objective, state, generator, prior, density)
+
+    agent.policy.act = spy
+    obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
+    agent.act(obs, agent.initial_state(ENVS), explore=False)
+    assert seen[0] is not None and seen[0].shape == (ENVS, 1, cfg.planner.horizon, spec.act_dim)
