@@ -579,3 +579,15 @@ def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
     obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
     agent.act(obs, agent.initial_state(ENVS), explore=False)
     assert seen[0] is not None and seen[0].shape == (ENVS, 1, cfg.planner.horizon, spec.act_dim)
+
+
+def test_acting_explores_unless_told_otherwise(trained):
+    """The rollout worker calls act(obs, state): its default is exploring."""
+    case, cfg, spec, store, learner = trained
+    worker = make_agent(spec, cfg, seed=5, trainable=False)
+    worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+    obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
+    twin = copy.deepcopy(worker)
+    default, _ = worker.act(obs, worker.initial_state(ENVS))
+    exploring, _ = twin.act(obs, twin.initial_state(ENVS), True)
+    np.testing.assert_array_equal(default, exploring)

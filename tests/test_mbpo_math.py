@@ -109,3 +109,28 @@ def test_a_batch_holds_the_real_ratio_of_real_rows_and_the_rest_from_rollouts(ra
         real_rows = {tuple(np.r_[o, r]) for o, r in zip(real["obs"], real["reward"])}
         assert all(tuple(np.r_[o, r]) in real_rows
                    for o, r in zip(batch["obs"][from_real], batch["reward"][from_real]))
+
+
+def test_real_rows_are_drawn_uniformly_by_the_agents_generator():
+    """The real part of a batch: rows rng.integers(0, n, real) of the real data (any row, the
+    first included), from the agent's own generator."""
+    import copy
+
+    agent, real = _agent(), _real()
+    first_rows = copy.deepcopy(agent.rng).integers(0, len(real["obs"]), 40)
+    batch = agent._mixed_batch(real)
+    np.testing.assert_array_equal(batch["obs"], real["obs"][first_rows])
+    small = {k: v[:2] for k, v in real.items()}  # row 0 is drawn about 20 times in 40
+    rows = copy.deepcopy(agent.rng).integers(0, 2, 40)
+    np.testing.assert_array_equal(agent._mixed_batch(small)["obs"], small["obs"][rows])
+
+
+def test_the_seed_decides_the_model_and_the_rollout_generator():
+    """Two MBPO learners of one seed: the same ensemble and the same draws; another seed: other
+    ensemble weights and other draws."""
+    cfg = apply_overrides(load_preset("debug"), ["agent.name=mbpo", "sac.hidden_size=16"])
+    a, b, c = (make_agent(SPEC, cfg, seed=s) for s in (1, 1, 2))
+    weights = [torch.cat([p.flatten() for p in x.model.parameters()]) for x in (a, b, c)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    draws = [x.rng.integers(0, 1000, 8).tolist() for x in (a, b, c)]
+    assert draws[0] == draws[1] != draws[2]
