@@ -591,3 +591,15 @@ def test_acting_explores_unless_told_otherwise(trained):
     default, _ = worker.act(obs, worker.initial_state(ENVS))
     exploring, _ = twin.act(obs, twin.initial_state(ENVS), True)
     np.testing.assert_array_equal(default, exploring)
+
+
+def test_float64_observations_act_as_their_float32_values(trained):
+    """Simulators hand out float64 (MuJoCo): an agent acts on them as on float32."""
+    case, cfg, spec, store, learner = trained
+    worker = make_agent(spec, cfg, seed=5, trainable=False)
+    worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+    obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
+    twin = copy.deepcopy(worker)
+    single, _ = worker.act(obs.astype(np.float32), worker.initial_state(ENVS), False)
+    double, _ = twin.act(obs.astype(np.float64), twin.initial_state(ENVS), False)
+    np.testing.assert_array_equal(single, double)
