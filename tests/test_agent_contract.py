@@ -603,3 +603,60 @@ def test_float64_observations_act_as_their_float32_values(trained):
     single, _ = worker.act(obs.astype(np.float32), worker.initial_state(ENVS), False)
     double, _ = twin.act(obs.astype(np.float64), twin.initial_state(ENVS), False)
     np.testing.assert_array_equal(single, double)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_seed_decides_every_network(case):
+    """Two learners of one seed hold the same tensors; another seed changes every network's."""
+    cfg, spec = _setup(case)
+    a, b, c = (make_agent(spec, cfg, seed=s).state_dict() for s in (1, 1, 2))
+
+    def leaves(tree, path=()):
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                yield from leaves(value, (*path, key))
+        elif isinstance(tree, torch.Tensor) and tree.is_floating_point() and tree.numel() > 1:
+            yield path, tree
+
+    same, other = dict(leaves(a)), dict(leaves(c))
+    assert all(torch.equal(t, dict(leaves(b))[p]) for p, t in same.items())
+    weights = [p for p, t in same.items() if p[-1].endswith("weight") and t.dim() >= 2]
+    assert weights and all(not torch.equal(same[p], other[p]) for p in weights), case
+
+
+def test_async_pets_publishes_its_current_elites_after_an_update():
+    cfg, spec = _setup("pets-cem")
+    cfg = apply_overrides(cfg, ["train.schedule=async", "model.ensemble_size=4",
+                                "model.num_elites=2"])
+    store = _replay(cfg, spec)
+    learner = make_agent(spec, cfg, seed=0)
+    assert learner.inference_weights() is None
+    _train(learner, store, rounds=2)
+    published = learner.inference_weights()["model"]
+    expected = learner.model.select(learner.elites).state_dict()
+    assert published.keys() == expected.keys()
+    assert all(torch.equal(published[k], expected[k].cpu()) for k in expected)
+
+
+def test_smcp_lst_hands_the_planner_the_models_transition_density():
+    """posterior=lst: SMCP gets a density of (actions, next states) from the ensemble's
+    mixture; posterior=mpc: none."""
+    from mbrl_ray.world_models.density import log_mixture_density
+
+    for posterior in ("lst", "mpc"):
+        cfg, spec = _setup("pets-smcp-lst")
+        cfg = apply_overrides(cfg, [f"planner.posterior={posterior}"])
+        store = _replay(cfg, spec)
+        agent = make_agent(spec, cfg, seed=0)
+        _train(agent, store, rounds=1)
+        seen, plan = [], agent.smc.plan
+        agent.smc.plan = lambda *args: seen.append(args[-1]) or plan(*args)
+        obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
+        agent.act(obs, agent.initial_state(ENVS), explore=False)
+        if posterior == "mpc":
+            assert seen == [None]
+            continue
+        actions, nxt = torch.rand(ENVS, 5, spec.act_dim), torch.randn(ENVS, 6, spec.obs_dim)
+        obs_t = torch.as_tensor(obs, dtype=torch.float32)
+        assert torch.allclose(seen[0](actions, nxt),
+                              log_mixture_density(agent._planning, obs_t, actions, nxt))
