@@ -631,6 +631,7 @@ def test_async_pets_publishes_its_current_elites_after_an_update():
     store = _replay(cfg, spec)
     learner = make_agent(spec, cfg, seed=0)
     assert learner.inference_weights() is None
+    assert learner.state_dict()["elites"] == [0, 1]  # before any update: the first members
     _train(learner, store, rounds=2)
     published = learner.inference_weights()["model"]
     expected = learner.model.select(learner.elites).state_dict()
