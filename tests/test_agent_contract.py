@@ -562,9 +562,11 @@ def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():
 
 
 def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
-    """planner.prior_samples=1: the SAC actor's one sequence per env reaches the planner."""
+    """planner.prior_samples=1 (and no other use of SAC): SAC is trained and the actor's one
+    sequence per env reaches the planner."""
     cfg, spec = _setup("pets-value-prior")
-    cfg = apply_overrides(cfg, ["planner.prior_samples=1"])
+    cfg = apply_overrides(cfg, ["planner.prior_samples=1", "planner.value_weight=0",
+                                "planner.prior_weight=0"])
     store = _replay(cfg, spec)
     agent = make_agent(spec, cfg, seed=0)
     _train(agent, store, rounds=1)

@@ -134,3 +134,15 @@ def test_the_seed_decides_the_model_and_the_rollout_generator():
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     draws = [x.rng.integers(0, 1000, 8).tolist() for x in (a, b, c)]
     assert draws[0] == draws[1] != draws[2]
+
+
+def test_a_learners_checkpoint_holds_the_model_and_a_workers_does_not():
+    cfg = apply_overrides(load_preset("debug"), ["agent.name=mbpo", "sac.hidden_size=16"])
+    learner = make_agent(SPEC, cfg, seed=0)
+    worker = make_agent(SPEC, cfg, seed=0, trainable=False)
+    assert {"model", "optimizer"} <= learner.state_dict().keys()
+    assert not {"model", "optimizer"} & worker.state_dict().keys()
+    fresh = make_agent(SPEC, cfg, seed=1)
+    fresh.load_state_dict(learner.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(),
+                                                 learner.model.parameters()))
