@@ -583,13 +583,19 @@ def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
     assert seen[0] is not None and seen[0].shape == (ENVS, 1, cfg.planner.horizon, spec.act_dim)
 
 
-def test_acting_explores_unless_told_otherwise(trained):
-    """The rollout worker calls act(obs, state): its default is exploring."""
+def _worker_twins(trained):
+    """Two identical workers (generators included) holding the learner's weights, and the
+    first row of each env's stream as observations."""
     case, cfg, spec, store, learner = trained
     worker = make_agent(spec, cfg, seed=5, trainable=False)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
-    twin = copy.deepcopy(worker)
+    return worker, copy.deepcopy(worker), obs
+
+
+def test_acting_explores_unless_told_otherwise(trained):
+    """The rollout worker calls act(obs, state): its default is exploring."""
+    worker, twin, obs = _worker_twins(trained)
     default, _ = worker.act(obs, worker.initial_state(ENVS))
     exploring, _ = twin.act(obs, twin.initial_state(ENVS), True)
     np.testing.assert_array_equal(default, exploring)
@@ -597,11 +603,7 @@ def test_acting_explores_unless_told_otherwise(trained):
 
 def test_float64_observations_act_as_their_float32_values(trained):
     """Simulators hand out float64 (MuJoCo): an agent acts on them as on float32."""
-    case, cfg, spec, store, learner = trained
-    worker = make_agent(spec, cfg, seed=5, trainable=False)
-    worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
-    obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
-    twin = copy.deepcopy(worker)
+    worker, twin, obs = _worker_twins(trained)
     single, _ = worker.act(obs.astype(np.float32), worker.initial_state(ENVS), False)
     double, _ = twin.act(obs.astype(np.float64), twin.initial_state(ENVS), False)
     np.testing.assert_array_equal(single, double)
