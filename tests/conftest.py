@@ -12,12 +12,13 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-TIERS = ("unit", "ray", "long", "slow", "gpu")  # pyproject.toml's markers: each test carries one
+TIERS = ("unit", "ray", "slow", "gpu")  # pyproject.toml's tiers: each test carries one (and
+# may carry `long`, over a minute: left out of the default run, run by CI after it)
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Refuse a test with no tier marker or several: `-m unit` must run every fast test,
-    `-m ray` no long or slow one."""
+    """Refuse a test with no tier marker or several: `-m unit` must run every unit test and
+    `-m ray` no slow one."""
     wrong = [f"{item.nodeid}: {tiers or 'none'}" for item in items
              if len(tiers := sorted({m.name for m in item.iter_markers()} & set(TIERS))) != 1]
     if wrong:

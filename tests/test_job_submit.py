@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.long
+pytestmark = [pytest.mark.ray, pytest.mark.long]
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -222,6 +222,7 @@ def test_a_run_dir_has_one_writer_and_a_dead_one_holds_nothing(tmp_path):
 
 
 # ---- whole runs on the session's Ray ---------------------------------------------------------
+@pytest.mark.ray
 @pytest.mark.long
 def test_resume_falls_back_past_a_truncated_checkpoint_and_keeps_tensorboard(
         ray_session, tmp_path, capsys):
@@ -303,6 +304,7 @@ def _wait_for_step(process: subprocess.Popen, step: int) -> None:
                          f"{process.stderr.read()}")
 
 
+@pytest.mark.ray
 @pytest.mark.long
 def test_stop_signals_checkpoint_and_leave_a_result(ray_session, tmp_path, capsys):
     """Issue 45 (2, 4): while a run is live a second writer is refused, naming the holder;
@@ -390,6 +392,7 @@ def _listening_addresses(pids: list[int]) -> set[str]:
     return found
 
 
+@pytest.mark.ray
 @pytest.mark.long
 def test_a_driver_killed_twice_before_a_checkpoint_resumes_twice(ray_session, tmp_path):
     """Issue 45 (1, 6): SIGKILL the driver after its first checkpoint, then the resumed driver
@@ -502,6 +505,7 @@ def test_a_non_finite_loss_stops_the_run_clearly(ray_session, tmp_path, capsys):
         assert first_nonfinite(state) is None, path
 
 
+@pytest.mark.ray
 @pytest.mark.long
 def test_chaos_workers_killed_every_few_seconds_and_the_learner_once(ray_session, tmp_path):
     """A rollout worker is killed every 4 s and the learner once, mid-run: the run completes,

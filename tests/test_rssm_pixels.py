@@ -12,7 +12,7 @@ from mbrl_ray.envs import EnvSpec, make_env
 from mbrl_ray.world_models import open_loop
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
 
-pytestmark = pytest.mark.long
+pytestmark = [pytest.mark.unit, pytest.mark.long]
 
 TASK, REPEAT, WINDOW = "dmc:walker-stand", 8, 16
 

@@ -40,6 +40,7 @@ def test_same_seed_same_initial_weights_in_fresh_processes():
     assert first != other
 
 
+@pytest.mark.ray
 @pytest.mark.long
 def test_same_seed_same_debug_curve(ray_session, tmp_path):
     runs = [_run(tmp_path, f"seed0-{i}", ["train.steps=800", "train.eval_every=200"])[0]

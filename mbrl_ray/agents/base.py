@@ -96,9 +96,9 @@ class Agent(ABC):
 
     def open_loop_video(self, obs: np.ndarray, actions: np.ndarray
                         ) -> tuple[np.ndarray, float] | None:
-        """An episode's first `open_loop_rows` rows (obs, the actions that led to them) -> frames of the world
-        model's open-loop prediction beside the real ones (T, H, W, 3) uint8 and its error;
-        None for agents whose model cannot draw observations."""
+        """An episode's first `open_loop_rows` rows (obs, the actions that led to them) ->
+        frames of the world model's open-loop prediction beside the real ones (T, H, W, 3) uint8
+        and its error; None for agents whose model cannot draw observations."""
         return None
 
     # ---- learning (learner) -------------------------------------------------------------------

@@ -10,10 +10,9 @@ import sys
 from mbrl_ray.config.loading import ConfigError, iter_field_metadata
 from mbrl_ray.config.machine import (check_ray_address, is_local_run, local_cpu_count,
                                      local_gpu_count)
-from mbrl_ray.config.schema import BOUNDS, Config
+from mbrl_ray.config.fields import BOUNDS
+from mbrl_ray.config.schema import Config
 
-WITHIN = {"count": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0,
-          "(0, 1)": lambda v: 0 < v < 1, "[0, 1]": lambda v: 0 <= v <= 1}  # schema.BOUNDS
 DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:(\d+)|mps)$")
 # Gymnasium's id grammar ([namespace/]name[-vN]); a suite's id is 'suite:task'.
 ENV_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+(?:-v\d+)?$|^[\w.-]+:.+$")
@@ -40,21 +39,23 @@ def _check_env_id(env_id: str) -> None:
 
 
 def _check_value(key: str, value, meta) -> None:
-    """The value against its field's choices, bound and upper (config/schema.py)."""
+    """The value against its field's choices, bound and upper (config/fields.py: doc)."""
     choices, bound, upper = meta.get("choices"), meta.get("bound"), meta.get("upper")
     if choices and value not in choices:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of {', '.join(choices)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}={value!r} must be a finite number")
-    if bound and not WITHIN[bound](value):
-        raise ConfigError(f"{key}={value!r} must {BOUNDS[bound]}")
+    if bound:
+        words, within = BOUNDS[bound]
+        if not within(value):
+            raise ConfigError(f"{key}={value!r} must {words}")
     if upper is not None and value > upper:
         raise ConfigError(f"{key}={value!r} exceeds {upper:,}, the most any run can mean "
-                          "(config/schema.py)")
+                          "(the field's upper in config/)")
 
 
 def _check_relations(cfg: Config) -> None:
-    """Each section's cross-key rules (its `check` in config/schema.py), in schema order."""
+    """Each section's cross-key rules (its `check`), in schema order."""
     for section in dataclasses.fields(cfg):
         check = getattr(getattr(cfg, section.name), "check", None)
         if check is not None:

@@ -1,0 +1,328 @@
+"""The config sections of the algorithms: the world models (`model`: the ensemble; `rssm`,
+`dcmpc`), the planners (`planner`), the critics and policies (`sac`, `mbpo`, `dreamer`), each field
+documented in place with its bound, and each section's cross-key rules in its `check(cfg)`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mbrl_ray.config.fields import ConfigError, doc
+
+if TYPE_CHECKING:
+    from mbrl_ray.config.schema import Config
+
+MAX_CODEBOOK = 2**16  # FSQ's largest codebook in its paper; the planner holds one row each
+
+
+@dataclass
+class ModelConfig:
+    ensemble_size: int = doc(5, "members of the probabilistic ensemble (E)",
+                             bound="count", upper=100)
+    num_elites: int = doc(5, "members used for planning, chosen by validation loss", bound="count")
+    hidden_size: int = doc(200, "width of each hidden layer", bound="count", upper=16_384)
+    num_layers: int = doc(4, "hidden layers per member", bound="count", upper=64)
+    lr: float = doc(1e-3, "Adam learning rate", bound="> 0")
+    weight_decay: float = doc(5e-5, "L2 weight decay", bound=">= 0")
+    batch_size: int = doc(256, "minibatch size per member", bound="count", upper=1_000_000)
+    holdout: float = doc(0.2, "fraction of data held out for validation and early stopping",
+                         bound="(0, 1)")
+    patience: int = doc(5, "epochs without >1% validation improvement before stopping",
+                        bound="count")
+    max_epochs: int = doc(50, "upper bound on epochs per fit (sync schedule)", bound="count")
+    propagation: str = doc("ts_inf", "particle propagation", choices=("ts1", "ts_inf"))
+    particles: int = doc(20, "particles per action sequence (P)", bound="count", upper=1_000)
+    termination: bool = doc(True, "learn p(terminated | s') and plan with it (planet, "
+                            "dreamer: the RSSM's continue head); off for envs that never end")
+    bootstrap: bool = doc(True, "sync fits: each member trains on its own sample of the rows "
+                          "drawn with replacement (PETS); false: its own shuffle of all rows")
+
+    def check(self, cfg: Config) -> None:
+        if self.num_elites > self.ensemble_size:
+            raise ConfigError(f"model.num_elites={self.num_elites} exceeds "
+                              f"model.ensemble_size={self.ensemble_size}")
+
+
+@dataclass
+class PlannerConfig:
+    name: str = doc("cem", "planner: cem (PETS), icem (coloured noise, decaying population, "
+                    "kept elites), mppi (score-weighted refit, TD-MPC2), rs (random shooting), "
+                    "smcp (sequential Monte Carlo with the SAC policy as proposal and its soft "
+                    "value in the weights; population = particles)",
+                    choices=("cem", "icem", "mppi", "rs", "smcp"))
+    posterior: str = doc("mpc", "cem and smcp: act as MPC (elite mean / a surviving particle's "
+                         "first action) or sample the action from the LST posterior (Eq. 4: "
+                         "candidates reweighted by the model's transition density to the "
+                         "optimal trajectories' next states; CEM-LST, SMCP-LST)",
+                         choices=("mpc", "lst"))
+    resampling: str = doc("systematic", "smcp: resampling after every step",
+                          choices=("systematic", "multinomial"))
+    horizon: int = doc(30, "planning horizon (H)", bound="count", upper=1_000)
+    population: int = doc(500, "action sequences sampled per iteration",
+                          bound="count", upper=100_000)
+    num_elites: int = doc(50, "elites refitted per iteration", bound="count")
+    iterations: int = doc(5, "refinement iterations per action (rs: batches of samples)",
+                          bound="count", upper=100)
+    alpha: float = doc(0.1, "momentum: weight of the previous mean/std in each refit",
+                       bound="[0, 1]")
+    init_std: float = doc(0.5, "initial std of the sampling distribution, actions in [-1, 1]",
+                          bound="> 0")
+    execute: str = doc("mean", "cem: act on the final elite mean (PETS paper) or the best "
+                       "sequence sampled (mbrl-lib; robust when elites split between modes)",
+                       choices=("mean", "best"))
+    noise_beta: float = doc(2.0, "icem: exponent of the coloured noise's 1/f^beta spectrum "
+                            "(0: white)", bound=">= 0")
+    population_decay: float = doc(1.25, "icem: population divided by this each iteration")
+    keep_elites: float = doc(0.3, "icem: fraction of elites kept into the next iteration and "
+                             "the next step", bound="[0, 1]")
+    temperature: float = doc(0.5, "mppi: elites weighted by exp(temperature x (value - max))",
+                             bound="> 0")
+    min_std: float = doc(0.05, "mppi: lower bound of the sampling std; smcp-lst: of the "
+                         "Gaussian fitted to each sweep's weighted first actions")
+    sweeps: int = doc(1, "smcp with posterior lst: K sweeps of the LST paper's Algorithm 1 "
+                      "(sweep k > 1 draws first actions from a Gaussian fitted to sweep k-1's "
+                      "LST posterior); 1: one sweep from the proposal", bound="count", upper=100)
+    max_std: float = doc(2.0, "mppi: upper bound and initial sampling std")
+    discount: float = doc(1.0, "discount of predicted rewards along the horizon", bound="[0, 1]")
+    value_weight: float = doc(0.0, "weight of a learned terminal value at the horizon, "
+                              "V(s_H) = min of a SAC critic's twin Q at its actor's mean action, "
+                              "trained on the same replay (sac.* keys); 0: off, PETS as in the "
+                              "paper. (dcmpc always closes its plans with its own critics)",
+                              bound=">= 0")
+    prior_samples: int = doc(0, "action prior: sequences of the agent's prior policy (PETS: "
+                             "the SAC actor trained for the terminal value; DC-MPC: its actor) "
+                             "rolled through the model, mixed into every planner iteration's "
+                             "samples; 0: off", bound=">= 0")
+    prior_weight: float = doc(0.0, "seed 001 Eq. 8's action term: adds prior_weight x "
+                              "sum_t discount^t [log p(a_t | s_t) - log q(a_t)] to each "
+                              "sequence's value, p the action prior (PETS: the SAC actor, "
+                              "trained on the same replay), q the planner's sampling Gaussian "
+                              "(cem, icem, mppi); 0: off", bound=">= 0")
+    prior_init: bool = doc(False, "cem, icem, mppi: start each action's first iteration from "
+                           "the Gaussian fitted to the prior's sequences (planner.prior_samples) "
+                           "instead of the warm start")
+    info_weight: float = doc(0.0, "weight of the information term added to the planning "
+                             "objective per step: +1 is seed 001's Eq. 10 (the information "
+                             "between the model's latent and the predicted transition is "
+                             "rewarded); negative penalises it (toward states the members "
+                             "agree on); 0: off. Costs E extra member passes per step")
+    info_term: str = doc("mi", "the information term: mi (mutual information between ensemble "
+                         "member and predicted (state change, reward), from the mixture "
+                         "density) or std (a proxy: std of the members' mean state change)",
+                         choices=("mi", "std"))
+
+    def check(self, cfg: Config) -> None:
+        if self.num_elites > self.population:
+            raise ConfigError(f"planner.num_elites={self.num_elites} exceeds "
+                              f"planner.population={self.population}")
+        if self.name in ("cem", "icem", "mppi") and self.num_elites < 2:
+            raise ConfigError(f"planner.num_elites={self.num_elites} leaves the {self.name} "
+                              "refit's standard deviation undefined; use at least 2")
+        if self.posterior == "lst" and self.name not in ("cem", "smcp"):
+            raise ConfigError(f"planner.posterior='lst' needs planner.name cem or smcp, "
+                              f"not {self.name!r}")
+        if self.sweeps > 1 and (self.name, self.posterior) != ("smcp", "lst"):
+            raise ConfigError(f"planner.sweeps={self.sweeps} needs planner.name=smcp with "
+                              f"planner.posterior=lst, not {self.name!r} with "
+                              f"{self.posterior!r}; other planners iterate by planner.iterations")
+        self._check_action_prior(cfg)
+        if self.population_decay < 1:
+            raise ConfigError(f"planner.population_decay={self.population_decay!r} must be >= 1")
+        if not 0 < self.min_std <= self.max_std:
+            raise ConfigError(f"planner.min_std={self.min_std!r} and planner.max_std="
+                              f"{self.max_std!r} must satisfy 0 < min_std <= max_std")
+
+    def _check_action_prior(self, cfg: Config) -> None:
+        if self.prior_weight > 0 and self.name not in ("cem", "icem", "mppi"):
+            raise ConfigError(f"planner.prior_weight={self.prior_weight} needs a Gaussian "
+                              f"sampler (planner.name cem, icem or mppi), not {self.name!r}")
+        if self.prior_weight > 0 and cfg.agent.name != "pets":
+            raise ConfigError(f"planner.prior_weight={self.prior_weight} needs agent.name=pets "
+                              f"(a stochastic action prior), not {cfg.agent.name!r}")
+        if self.prior_init and self.prior_samples < 2:
+            raise ConfigError(f"planner.prior_init=true fits a Gaussian to the prior's "
+                              f"sequences: planner.prior_samples={self.prior_samples} must be "
+                              "at least 2")
+
+
+@dataclass
+class SACConfig:
+    hidden_size: int = doc(256, "width of the actor's and critics' hidden layers",
+                           bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers of the actor and of each critic",
+                          bound="count", upper=64)
+    lr: float = doc(3e-4, "Adam learning rate of actor, critics and temperature", bound="> 0")
+    batch_size: int = doc(256, "minibatch per gradient step", bound="count", upper=1_000_000)
+    gamma: float = doc(0.99, "discount", bound="[0, 1]")
+    tau: float = doc(0.005, "Polyak rate of the target critics", bound="(0, 1)")
+    init_alpha: float = doc(1.0, "initial entropy temperature (tuned towards -|A| nats)",
+                            bound="> 0")
+    updates_per_fit: int = doc(250, "gradient steps per round (sync schedule)", bound="count")
+    consolidation: float = doc(0.0, "weight of -log pi(a | s) of the actions in replay (those "
+                               "the planner executed) in the actor's loss: the inference view's "
+                               "consolidation of plans into the prior policy; 0: off",
+                               bound=">= 0")
+
+
+@dataclass
+class MBPOConfig:
+    rollouts_per_step: int = doc(400, "model rollouts branched from replay states per new env step",
+                                 bound="count")
+    rollout_length_start: int = doc(1, "rollout length until schedule_start_steps", bound="count")
+    rollout_length_end: int = doc(1, "rollout length from schedule_end_steps (linear in between)",
+                                  bound="count")
+    schedule_start_steps: int = doc(20_000, "env steps where the rollout length starts to grow",
+                                    bound=">= 0")
+    schedule_end_steps: int = doc(100_000, "env steps where it reaches rollout_length_end",
+                                  bound=">= 0")
+    updates_per_step: int = doc(20, "SAC gradient steps per new env step", bound="count")
+    real_ratio: float = doc(0.05, "fraction of each SAC batch drawn from real transitions",
+                            bound="[0, 1]")
+    retain_steps: int = doc(1000, "model rollouts of this many env steps are kept (FIFO)",
+                            bound="count")
+
+
+@dataclass
+class DCMPCConfig:
+    latent_dim: int = doc(512, "latent slots d (the paper: 512; 1024 for dog and humanoid)",
+                          bound="count", upper=65_536)
+    fsq_levels: list[int] = doc([5, 3], "FSQ levels of each slot's channels; the codebook is "
+                                "their product (15 codes of 2 numbers for [5, 3])")
+    encoder_hidden: int = doc(256, "width of the encoder's hidden layer",
+                              bound="count", upper=16_384)
+    hidden_size: int = doc(512, "width of the hidden layers of dynamics, reward, critics, actor",
+                           bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers of dynamics, reward head, each critic and the actor",
+                          bound="count", upper=64)
+    horizon: int = doc(5, "steps of each training rollout (sequences of horizon + 1 rows)",
+                       bound="count", upper=1_000)
+    rho: float = doc(0.9, "weight rho^t of rollout step t in the world model's loss",
+                     bound="[0, 1]")
+    gumbel_temperature: float = doc(1.0, "temperature of the straight-through Gumbel-softmax "
+                                    "samples fed forward in training rollouts", bound="> 0")
+    model_lr: float = doc(1e-4, "AdamW learning rate of encoder, dynamics and reward head",
+                          bound="> 0")
+    model_weight_decay: float = doc(0.01, "AdamW weight decay of the world model", bound=">= 0")
+    lr: float = doc(3e-4, "Adam learning rate of the critics and the actor", bound="> 0")
+    grad_clip: float = doc(20.0, "gradient norm clip, separately for model, critics and actor",
+                           bound="> 0")
+    batch_size: int = doc(512, "sequences per gradient step", bound="count", upper=1_000_000)
+    num_q: int = doc(5, "Q networks of the critic ensemble (targets: min of 2 drawn at random)",
+                     upper=100)
+    gamma: float = doc(0.99, "discount of the TD targets", bound="[0, 1]")
+    tau: float = doc(0.005, "Polyak rate of the target critics and target actor", bound="(0, 1)")
+    nstep: int = doc(1, "n of the n-step TD target (the paper: 3 for dog and Meta-World)",
+                     bound="count")
+    policy_noise: float = doc(0.2, "std of the target actor's smoothing noise (TD3)", bound=">= 0")
+    noise_clip: float = doc(0.3, "the smoothing noise is clipped to +-this", bound=">= 0")
+    actor_every: int = doc(2, "critic steps per actor step", bound="count")
+    explore_std_start: float = doc(1.0, "std of the exploration noise added to acted actions, "
+                                   "at the first update", bound=">= 0")
+    explore_std_end: float = doc(0.1, "... reached after explore_decay_updates (then kept)",
+                                 bound=">= 0")
+    explore_decay_updates: int = doc(25_000, "learner updates over which the exploration std "
+                                     "decays linearly (one update per env step: env steps)",
+                                     bound="count")
+
+    def check(self, cfg: Config) -> None:
+        if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):
+            raise ConfigError(f"dcmpc.fsq_levels={self.fsq_levels!r}: give one or more levels, "
+                              "each >= 2 (the paper: [5, 3])")
+        codebook = math.prod(self.fsq_levels)
+        if codebook > MAX_CODEBOOK:
+            raise ConfigError(f"dcmpc.fsq_levels={self.fsq_levels!r} make a codebook of "
+                              f"{codebook:,} codes per slot, above {MAX_CODEBOOK:,} (the paper: "
+                              "[5, 3], 15 codes)")
+        if self.num_q < 2:
+            raise ConfigError(f"dcmpc.num_q={self.num_q!r}: the targets take the min of 2 Q "
+                              "networks drawn at random; use at least 2 (the paper: 5)")
+        if self.nstep > self.horizon:
+            raise ConfigError(f"dcmpc.nstep={self.nstep} exceeds dcmpc.horizon={self.horizon}: "
+                              "the n-step target lies inside the sampled sequences of horizon "
+                              "+ 1 rows")
+        p = cfg.planner
+        if cfg.agent.name == "dcmpc" and (p.name == "smcp" or p.posterior != "mpc"):
+            raise ConfigError(f"agent.name='dcmpc' plans with a sequence planner (mppi as the "
+                              f"paper, cem, icem, rs) and planner.posterior='mpc', not "
+                              f"planner.name={p.name!r} with planner.posterior={p.posterior!r}")
+
+
+@dataclass
+class RSSMConfig:
+    deter: int = doc(200, "size of the deterministic (GRU) state h", bound="count", upper=16_384)
+    stoch: int = doc(30, "stochastic latent s: Gaussian dims, or categorical variables",
+                     bound="count", upper=4_096)
+    latent: str = doc("gaussian", "stochastic latent: gaussian (PlaNet, Dreamer) or "
+                      "categorical (stoch variables of rssm.classes classes, straight-through "
+                      "samples with 1% uniform mixed in: DreamerV2/V3)",
+                      choices=("gaussian", "categorical"))
+    classes: int = doc(32, "classes of each categorical variable (rssm.latent=categorical)",
+                       bound="count", upper=4_096)
+    hidden: int = doc(200, "width of the RSSM's hidden layers and of the reward/continue heads",
+                      bound="count", upper=16_384)
+    min_std: float = doc(0.1, "lower bound of the Gaussian latent's std", bound="> 0")
+    free_nats: float = doc(3.0, "the KL term is max(KL, free_nats) per step (PlaNet 3, "
+                           "DreamerV3 1)", bound=">= 0")
+    kl_balance: float = doc(0.0, "0: plain KL(posterior || prior); in (0, 1): KL balancing "
+                            "(DreamerV2 0.8), this weight on training the prior toward the "
+                            "posterior, the rest on the posterior (each side's free nats apart)")
+    kl_scale: float = doc(1.0, "weight of the KL term in the world model's loss", bound=">= 0")
+    cnn_depth: int = doc(32, "pixels: channels of the first conv layer, doubled per layer "
+                         "(PlaNet 32-64-128-256)", bound="count", upper=1_024)
+    cnn_layers: int = doc(4, "pixels: conv layers of kernel 4, stride 2 (each halves the "
+                          "image; env.image_size must be a multiple of 2^cnn_layers)",
+                          bound="count", upper=8)
+    mlp_hidden: int = doc(200, "state observations: width of the encoder and decoder MLPs",
+                          bound="count", upper=16_384)
+    mlp_layers: int = doc(2, "state observations: hidden layers of the encoder and decoder",
+                          bound="count", upper=64)
+    batch_size: int = doc(50, "sequences per gradient step (B)", bound="count", upper=1_000_000)
+    seq_len: int = doc(50, "rows per sequence (L); sequences may cross episode starts, where "
+                       "is_first resets the state", bound="count", upper=100_000)
+    lr: float = doc(1e-3, "Adam learning rate of the world model (PlaNet 1e-3, Dreamer 6e-4)",
+                    bound="> 0")
+    eps: float = doc(1e-4, "Adam epsilon of every RSSM agent's optimiser", bound="> 0")
+    grad_clip: float = doc(1000.0, "gradient norm clip of the world model (PlaNet 1000, "
+                           "Dreamer 100)", bound="> 0")
+    explore_noise: float = doc(0.3, "std of Gaussian noise added to acted actions when "
+                               "exploring (PlaNet and Dreamer 0.3)", bound=">= 0")
+
+    def check(self, cfg: Config) -> None:
+        if not 0 <= self.kl_balance < 1:
+            raise ConfigError(f"rssm.kl_balance={self.kl_balance!r} must lie in [0, 1): 0 for "
+                              "the plain KL, DreamerV2's 0.8 for balancing")
+        env = cfg.env
+        if (cfg.agent.name in ("planet", "dreamer") and env.obs == "pixels"
+                and env.image_size % 2 ** self.cnn_layers):
+            raise ConfigError(
+                f"env.image_size={env.image_size} cannot pass rssm.cnn_layers="
+                f"{self.cnn_layers} conv layers of stride 2: the size must be a multiple of "
+                f"{2 ** self.cnn_layers} (64 as the papers)")
+        p = cfg.planner
+        if cfg.agent.name == "planet" and (p.name == "smcp" or p.posterior != "mpc"
+                                           or p.prior_samples or p.value_weight):
+            raise ConfigError(f"agent.name='planet' plans with a sequence planner (cem as the "
+                              f"paper, icem, mppi, rs), planner.posterior='mpc' and no prior "
+                              f"or value, not planner.name={p.name!r}, planner.posterior="
+                              f"{p.posterior!r}, planner.prior_samples={p.prior_samples}, "
+                              f"planner.value_weight={p.value_weight:g}")
+
+
+@dataclass
+class DreamerConfig:
+    horizon: int = doc(15, "imagination horizon of actor and critic training",
+                       bound="count", upper=1_000)
+    gamma: float = doc(0.99, "discount of imagined rewards", bound="[0, 1]")
+    lam: float = doc(0.95, "lambda of the lambda-returns", bound="[0, 1]")
+    hidden: int = doc(300, "width of the actor's and critic's hidden layers",
+                      bound="count", upper=16_384)
+    layers: int = doc(3, "hidden layers of actor and critic", bound="count", upper=64)
+    actor_lr: float = doc(8e-5, "Adam learning rate of the actor", bound="> 0")
+    critic_lr: float = doc(8e-5, "Adam learning rate of the critic", bound="> 0")
+    grad_clip: float = doc(100.0, "gradient norm clip of actor and critic", bound="> 0")
+    entropy: float = doc(3e-4, "weight of the actor's entropy bonus (DreamerV3 3e-4)",
+                         bound=">= 0")
+    slow_critic_rate: float = doc(0.02, "Polyak rate of the slow critic whose values the "
+                                  "lambda-returns bootstrap from (DreamerV3 0.02)", bound="(0, 1)")
+    return_norm: bool = doc(True, "scale returns by max(1, S), S the EMA (0.99) of their "
+                            "5th-95th percentile range (DreamerV3); false: unscaled")
