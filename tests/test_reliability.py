@@ -375,6 +375,21 @@ def _command(pid: int) -> str | None:
     return None if fields["State"].strip().startswith("Z") else fields["Name"].strip()
 
 
+def _wait_until_lost(params, timeout_s: float = 60.0) -> None:
+    """Until the parameter server's weights can no longer be fetched (their owner died)."""
+    import ray
+
+    ref = ray.get(params.current.remote())[1][0]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get(ref, timeout=5)
+        except ray.exceptions.ObjectLostError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the dead owner's object was still readable after {timeout_s} s")
+
+
 def _listening_addresses(pids: list[int]) -> set[str]:
     """Addresses the processes' TCP sockets listen on (/proc/net/tcp{,6}, state 0A)."""
     inodes = set()
@@ -597,7 +612,7 @@ def test_a_worker_keeps_its_weights_when_their_publisher_died(ray_session):
     publisher = Publisher.remote()
     ray.get(publisher.put.remote(params, 5))
     ray.kill(publisher)
-    time.sleep(1.0)
+    _wait_until_lost(params)  # ray.kill returns at once; Ray frees the object a while later
     assert ray.get(worker.sync_weights.remote()) == 0  # still the weights it had
     result = ray.get(worker.collect.remote(10))
     assert result["steps"] >= 10 and result["version"] == 0
