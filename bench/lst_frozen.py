@@ -69,7 +69,7 @@ def frozen_agent(preset: str, rule: str, learner_file: Path):
 
 
 def planner_of(agent):
-    return agent.smc if agent.smcp else agent.policy.planner
+    return agent.policy.planner
 
 
 def lst_ess(agent) -> float:

@@ -413,10 +413,10 @@ def _pets_planning(overrides, monkeypatch):
         return real(model, obs, actions, **kw)
 
     monkeypatch.setattr(pets_module, "expected_returns", recording)
-    act = agent.policy.act
-    agent.policy.act = lambda objective, state, generator, prior, density: (
-        seen.update(prior=prior, density=density, generator_arg=generator)
-        or act(objective, state, generator, prior, density))
+    plan = agent.policy.planner.plan
+    agent.policy.planner.plan = lambda objective, state, generator, prior, **kw: (
+        seen.update(prior=prior, density=kw.get("density"), generator_arg=generator)
+        or plan(objective, state, generator, prior, **kw))
     agent.act(np.zeros((3, spec.obs_dim), np.float32), agent.initial_state(3))
     return agent, seen
 
@@ -461,17 +461,33 @@ def test_pets_lst_hands_its_density_to_the_planner(monkeypatch):
 
 
 def test_mpc_policy_passes_the_density_only_when_there_is_one():
-    from mbrl_ray.agents.mpc import MPCPolicy
+    from mbrl_ray.agents.mpc import MPCPolicy, Problem
     cfg = load_preset("debug")
     policy = MPCPolicy(cfg.planner, 2)
     calls = []
     policy.planner.plan = lambda objective, plan, generator, prior, **kw: (
-        calls.append(kw) or (torch.zeros(1, 5, 2), plan))
+        calls.append((objective, prior, kw)) or (torch.zeros(1, 5, 2), plan))
     state = policy.initial_state(1, torch.device("cpu"))
-    density = object()
-    policy.act(None, state, None, None, density)
-    policy.act(None, state, None, None)
-    assert calls == [{"density": density}, {}]
+    density, objective, prior = object(), object(), torch.ones(1, 1, 5, 2)
+    policy.act(Problem(objective, lambda: prior, density), state, None)
+    policy.act(Problem(objective), state, None)
+    assert calls == [(objective, prior, {"density": density}), (objective, None, {})]
+
+
+def test_the_smcp_policy_hands_its_planner_the_problems_model_step_proposal_and_density():
+    from mbrl_ray.agents.mpc import Problem, SMCPolicy, make_policy
+    cfg = apply_overrides(load_preset("debug"), ["planner.name=smcp"])
+    policy = make_policy(cfg.planner, 2)
+    assert isinstance(policy, SMCPolicy) and policy.needs_proposal
+    assert not make_policy(load_preset("debug").planner, 2).needs_proposal
+    calls = []
+    policy.planner.plan = lambda *args: calls.append(args) or (torch.ones(1, 2), args[3])
+    state = policy.initial_state(1, torch.device("cpu"))
+    step, proposal, obs, density, generator = object(), object(), object(), object(), object()
+    action, after = policy.act(Problem(None, None, density, obs, step, proposal, 0.3), state,
+                               generator)
+    assert calls == [(step, proposal, obs, state["plan"], 0.3, generator, density)]
+    assert torch.equal(action, torch.ones(1, 2)) and after["plan"] is state["plan"]
 
 
 def test_a_pets_checkpoint_keeps_its_unfitted_state_and_skips_a_missing_critic():
@@ -571,13 +587,13 @@ def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
     agent = make_agent(spec, cfg, seed=0)
     _train(agent, store, rounds=1)
     seen = []
-    plan = agent.policy.act
+    plan = agent.policy.planner.plan
 
-    def spy(objective, state, generator, prior=None, density=None):
+    def spy(objective, state, generator, prior=None, **kw):
         seen.append(prior)
-        return plan(objective, state, generator, prior, density)
+        return plan(objective, state, generator, prior, **kw)
 
-    agent.policy.act = spy
+    agent.policy.planner.plan = spy
     obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
     agent.act(obs, agent.initial_state(ENVS), explore=False)
     assert seen[0] is not None and seen[0].shape == (ENVS, 1, cfg.planner.horizon, spec.act_dim)
@@ -654,8 +670,8 @@ def test_smcp_lst_hands_the_planner_the_models_transition_density():
         store = _replay(cfg, spec)
         agent = make_agent(spec, cfg, seed=0)
         _train(agent, store, rounds=1)
-        seen, plan = [], agent.smc.plan
-        agent.smc.plan = lambda *args: seen.append(args[-1]) or plan(*args)
+        seen, plan = [], agent.policy.planner.plan
+        agent.policy.planner.plan = lambda *args: seen.append(args[-1]) or plan(*args)
         obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
         agent.act(obs, agent.initial_state(ENVS), explore=False)
         if posterior == "mpc":

@@ -14,7 +14,7 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import MPCPolicy
+from mbrl_ray.agents.mpc import MPCPolicy, Problem
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs.spec import EnvSpec
@@ -72,9 +72,10 @@ class DCMPCAgent(Agent):
             return self.random_actions(len(obs)), state
         code = self.model.encode(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         noise = self.explore_std if explore else 0.0
-        prior = self._prior_sequences(code, noise) if self.cfg.planner.prior_samples else None
-        action, state = self.policy.act(lambda a: self.plan_values(code, a, noise), state,
-                                        self.generator, prior)
+        prior = (lambda: self._prior_sequences(code, noise)) if self.cfg.planner.prior_samples \
+            else None
+        action, state = self.policy.act(Problem(lambda a: self.plan_values(code, a, noise), prior),
+                                        state, self.generator)
         if noise > 0:
             action = action + noise * torch.randn(action.shape, device=action.device,
                                                   generator=self.generator)

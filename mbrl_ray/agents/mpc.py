@@ -1,29 +1,81 @@
-"""An MPC policy any world model can plan with: a sequence planner (CEM, CEM-LST, iCEM, MPPI,
-RS), its warm start carried per env, and the first action of the plan executed."""
+"""MPC policies any world model can plan with: an agent states its planning problem once per
+act call (`Problem`), and the policy `planner.name` picks reads from it what it needs.
+
+- `MPCPolicy`: a sequence planner (CEM, CEM-LST, iCEM, MPPI, RS) over the problem's objective,
+  its warm start carried per env, and the first action of the plan executed.
+- `SMCPolicy`: Sequential Monte Carlo planning (planners/smcp.py), a policy of its own: it does
+  not optimise an objective of sequences but steps particles through the model with a proposal
+  policy and its soft value (`needs_proposal`: an agent that plans with it trains one).
+"""
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from mbrl_ray.planners import make_planner
+from mbrl_ray.planners import SMCPlanner, make_planner
 from mbrl_ray.planners.base import Objective
+from mbrl_ray.planners.lst import Density
+from mbrl_ray.planners.smcp import Proposal, Step
+
+PlanState = dict[str, torch.Tensor]
+
+
+@dataclass
+class Problem:
+    """What one act call offers its policy; the costly parts are built only when asked for.
+
+    objective: action sequences (B, N, H, A) -> values (B, N) (with a density, the LST
+    posterior's planners also take the first simulated next states); prior: () -> a prior
+    policy's sequences (B, P, H, A) to mix into the samples; density: the model's
+    transition density for the LST posterior, or None. SMCP's: the observations (B, obs_dim),
+    one sampled model step of (R, ·) rows, the proposal and its temperature."""
+    objective: Objective | None = None
+    prior: Callable[[], torch.Tensor] | None = None
+    density: Density | None = None
+    obs: torch.Tensor | None = None
+    step: Step | None = None
+    proposal: Proposal | None = None
+    temperature: float = 1.0
 
 
 class MPCPolicy:
-    """act(objective, state) -> first actions (B, A), next state; the state is the planner's
+    """act(problem, state) -> first actions (B, A), next state; the state is the planner's
     warm start under 'plan' (a dict entry, reset per env by the agent contract)."""
+
+    needs_proposal = False
 
     def __init__(self, planner_cfg, act_dim: int) -> None:
         self.planner = make_planner(planner_cfg, act_dim)
 
-    def initial_state(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    def initial_state(self, batch: int, device: torch.device) -> PlanState:
         return {"plan": self.planner.initial_state(batch, device)}
 
-    def act(self, objective: Objective, state: dict[str, torch.Tensor],
-            generator: torch.Generator, prior: torch.Tensor | None = None, density=None
-            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """objective: action sequences (B, N, H, A) -> values (B, N) (with a density, the LST
-        posterior's planners also take the first simulated next states); prior: sequences of a
-        prior policy (B, P, H, A) mixed into the samples."""
-        extra = {} if density is None else {"density": density}
-        sequence, plan = self.planner.plan(objective, state["plan"], generator, prior, **extra)
+    def act(self, problem: Problem, state: PlanState, generator: torch.Generator
+            ) -> tuple[torch.Tensor, PlanState]:
+        extra = {} if problem.density is None else {"density": problem.density}
+        prior = problem.prior() if problem.prior is not None else None
+        sequence, plan = self.planner.plan(problem.objective, state["plan"], generator, prior,
+                                           **extra)
         return sequence[:, 0], {"plan": plan}
+
+
+class SMCPolicy(MPCPolicy):
+    """SMCP-MPC, or SMCP-LST given the problem's density (planners/smcp.py)."""
+
+    needs_proposal = True
+    planner: SMCPlanner
+
+    def act(self, problem: Problem, state: PlanState, generator: torch.Generator
+            ) -> tuple[torch.Tensor, PlanState]:
+        action, plan = self.planner.plan(problem.step, problem.proposal, problem.obs,
+                                         state["plan"], problem.temperature, generator,
+                                         problem.density)
+        return action, {"plan": plan}
+
+
+def make_policy(planner_cfg, act_dim: int) -> MPCPolicy:
+    """The policy of a config's `planner` section."""
+    policy = SMCPolicy if planner_cfg.name == "smcp" else MPCPolicy
+    return policy(planner_cfg, act_dim)

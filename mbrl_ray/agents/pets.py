@@ -9,11 +9,10 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import MPCPolicy
+from mbrl_ray.agents.mpc import Problem, make_policy
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics import SoftActorCritic
 from mbrl_ray.envs.spec import EnvSpec
-from mbrl_ray.planners import SMCPlanner, make_planner
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.density import log_mixture_density
 from mbrl_ray.world_models.ensemble import ProbabilisticEnsemble, planning_flops
@@ -55,15 +54,12 @@ class PETSAgent(Agent):
         self._plan_stale = False  # async updates moved the weights since plan_model was made
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
-        self.smcp = cfg.planner.name == "smcp"
-        self.policy = None if self.smcp else MPCPolicy(cfg.planner, spec.act_dim)
-        self.smc: SMCPlanner | None = make_planner(cfg.planner, spec.act_dim) if self.smcp \
-            else None
+        self.policy = make_policy(cfg.planner, spec.act_dim)
         # A SAC actor-critic trained on the same replay, for the planner's terminal value
         # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
         # soft value; workers hold its networks too.
-        uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0 or self.smcp
-                    or cfg.planner.prior_weight > 0)
+        uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0
+                    or self.policy.needs_proposal or cfg.planner.prior_weight > 0)
         self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
                                    seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
         self.generator = seeding.device_generator(self.device, seed)
@@ -79,37 +75,29 @@ class PETSAgent(Agent):
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
         """The planner's warm start, one row per env."""
-        if self.smcp:
-            return {"plan": self.smc.initial_state(batch, self.device)}
         return self.policy.initial_state(batch, self.device)
 
     def act(self, obs: np.ndarray, state: dict, explore: bool = True):
         """Plan for every env of the batch in one call; returns actions in [-1, 1]. (PETS acts
         on its plan whether exploring or evaluating.)"""
         self._refresh_plan_model()
-        if self.plan_model is None or (self.smcp and not self.sac.fitted):
+        if self.plan_model is None or (self.policy.needs_proposal and not self.sac.fitted):
             return self.random_actions(len(obs)), state
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if self._planning is None or self._planning.source is not self.plan_model:
             self._planning = PlanningEnsemble(self.plan_model)
-        model = self._planning
-        density = None
-        if self.cfg.planner.posterior == "lst":
-            def density(actions: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
-                return log_mixture_density(model, obs_t, actions, next_states)
-        if self.smcp:
-            action, plan = self.smc.plan(
-                lambda s, a: flat_step(model, s, a, self.generator), self.sac.proposal,
-                obs_t, state["plan"], self.sac.alpha, self.generator, density)
-            return action.cpu().numpy(), {"plan": plan}
-        action, state = self._plan_sequences(model, obs_t, state, density)
+        action, state = self.policy.act(self._problem(self._planning, obs_t), state,
+                                        self.generator)
         return action.cpu().numpy(), state
 
-    def _plan_sequences(self, model: PlanningEnsemble, obs: torch.Tensor, state: dict,
-                        density):
-        """The sequence planners (CEM, CEM-LST, iCEM, MPPI, RS) on trajectory sampling."""
+    def _problem(self, model: PlanningEnsemble, obs: torch.Tensor) -> Problem:
+        """Trajectory sampling through the elites for the sequence planners, one sampled step
+        per particle for SMCP; the critic's terms where their weights ask for them."""
         p, m = self.cfg.planner, self.cfg.model
-        value = prior = log_prior = None
+        density = value = log_prior = prior = None
+        if p.posterior == "lst":
+            def density(actions: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
+                return log_mixture_density(model, obs, actions, next_states)
         if self.sac is not None and self.sac.fitted:
             if p.prior_weight > 0:
                 def log_prior(states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -118,9 +106,10 @@ class PETSAgent(Agent):
                 def value(states: torch.Tensor) -> torch.Tensor:
                     return p.value_weight * self.sac.value(states)
             if p.prior_samples > 0:
-                prior = policy_sequences(
-                    model, obs, lambda s: self.sac.actor(s, generator=self.generator)[0],
-                    p.prior_samples, p.horizon, self.generator)
+                def prior() -> torch.Tensor:
+                    return policy_sequences(
+                        model, obs, lambda s: self.sac.actor(s, generator=self.generator)[0],
+                        p.prior_samples, p.horizon, self.generator)
 
         def objective(actions: torch.Tensor):
             return expected_returns(model, obs, actions, particles=m.particles,
@@ -129,7 +118,10 @@ class PETSAgent(Agent):
                                     terminal_value=value, log_prior=log_prior,
                                     generator=self.generator, first_states=density is not None)
 
-        return self.policy.act(objective, state, self.generator, prior, density)
+        smcp = {} if self.sac is None else {
+            "proposal": self.sac.proposal, "temperature": self.sac.alpha,
+            "step": lambda s, a: flat_step(model, s, a, self.generator)}
+        return Problem(objective, prior, density, obs, **smcp)
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.agents.mpc import MPCPolicy
+from mbrl_ray.agents.mpc import MPCPolicy, Problem
 from mbrl_ray.agents.rssm_agent import RSSMAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
@@ -48,7 +48,8 @@ class PlaNetAgent(RSSMAgent):
         def objective(actions: torch.Tensor) -> torch.Tensor:
             return latent_returns(self.model, belief, actions, discount, self.generator)
 
-        action, plan = self.policy.act(objective, {"plan": state["plan"]}, self.generator)
+        action, plan = self.policy.act(Problem(objective), {"plan": state["plan"]},
+                                       self.generator)
         return action, {**state, **plan}
 
     def update(self, batch: dict) -> dict[str, float]:
