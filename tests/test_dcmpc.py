@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from mbrl_ray.agents import DCMPCAgent, make_agent
-from mbrl_ray.agents.dcmpc import nstep_target_parts
+from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs import EnvSpec

@@ -1,8 +1,11 @@
 """Stream storage and its selectors: windows stay in one stream and behind the write head,
-transitions are the env's, n-step sums match a hand computation, checkpoints are exact."""
+transitions are the env's, n-step targets over sampled sequences match a walk through each
+episode, checkpoints are exact."""
 import numpy as np
 import pytest
+import torch
 
+from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.envs import EnvSpec
 from mbrl_ray.replay import (BatchSpec, SamplesPerInsertLimiter, StreamStorage,
                              all_transitions, empty_rows, sample, sample_sequences,
@@ -131,38 +134,13 @@ def test_derived_next_observations_are_the_envs_with_the_truncated_final_one():
         obs = env.reset()[0] if term or trunc else nxt
 
 
-def test_nstep_returns_against_a_hand_computed_case():
-    store = StreamStorage(100, SPEC)
-    rows = empty_rows(SPEC, 7)
-    rows["obs"][:, 2] = np.arange(7)
-    rows["reward"][:] = [0, 1, 2, 4, 8, 16, 32]
-    rows["is_first"][[0, 5]] = True
-    rows["is_last"][4] = rows["is_terminal"][4] = True  # episode: rows 0..4, terminates at 4
-    store.add(rows, "s")
-    store.add({k: v[:2] for k, v in empty_rows(SPEC, 2).items()}, "s")
-    g = 0.5
-    batch = sample_transitions(store, 2000, np.random.default_rng(0), nstep=3, gamma=g)
-    starts = batch["obs"][:, 2]
-    for s, expect_r, expect_next, expect_disc in [
-            (0, 1 + g * 2 + g * g * 4, 3, g ** 3),   # three steps, no end
-            (1, 2 + g * 4 + g * g * 8, 4, 0.0),      # ends (terminal) at the third step
-            (2, 4 + g * 8, 4, 0.0),                  # ends after two
-            (3, 8, 4, 0.0)]:                         # ends after one
-        rows_s = starts == s
-        assert rows_s.any(), s
-        np.testing.assert_allclose(batch["reward"][rows_s], expect_r, rtol=1e-6)
-        assert (batch["next_obs"][rows_s, 2] == expect_next).all()
-        np.testing.assert_allclose(batch["discount"][rows_s], expect_disc)
-    assert not (starts == 4).any()  # a last row starts no transition
-
-
 def test_save_load_gives_identical_samples(tmp_path):
     store = _fill(StreamStorage(80, SPEC), 7, chunks=50)  # wrapped
     store.save(tmp_path / "r.npz")
     back = StreamStorage.load(tmp_path / "r.npz")
     assert (back.written, back.steps_inserted, back.capacity) == (store.written,
                                                                  store.steps_inserted, 80)
-    for spec in (BatchSpec("transitions", 64, nstep=2),
+    for spec in (BatchSpec("transitions", 64),
                  BatchSpec("sequences", 8, length=4, boundaries=True)):
         a = sample(store, spec, np.random.default_rng(1))
         b = sample(back, spec, np.random.default_rng(1))
@@ -234,22 +212,28 @@ def test_limiter_grants_the_owed_pretraining_samples_while_inserts_wait():
 
 
 @pytest.mark.parametrize("nstep", [2, 4])
-def test_nstep_transitions_match_a_walk_through_each_episode(nstep):
-    """n-step transitions on streams whose episodes end terminated or truncated (time limit) at
-    random, after wrap-around: recomputed here by walking each sampled start's episode row by
-    row. reward = sum_{k<steps} gamma^k r_{t+1+k}, steps = n or up to the episode's last row;
+def test_nstep_targets_of_sampled_sequences_match_a_walk_through_each_episode(nstep):
+    """DC-MPC's n-step targets on sequences as its learner samples them (n+1 rows, crossing
+    episode boundaries), on streams whose episodes end terminated or truncated (time limit) at
+    random, after wrap-around: recomputed here by walking each start's episode row by row.
+    reward = sum_{k<steps} gamma^k r_{t+1+k}, steps = n or up to the episode's last row;
     next_obs the row reached; discount gamma^steps, 0 only at a termination (a truncated end
-    keeps its bootstrap)."""
+    keeps its bootstrap); a sequence whose row 0 ends its episode has no transition."""
     g = 0.7
     store = _fill(StreamStorage(400, SPEC), seed=nstep, chunks=60)
     held = store.gather(np.arange(store.oldest, store.written))
     ends = {tuple(o): (bool(last), bool(term)) for o, last, term
             in zip(held["obs"].astype(int), held["is_last"], held["is_terminal"])}
-    batch = sample_transitions(store, 600, np.random.default_rng(nstep), nstep=nstep, gamma=g)
+    seqs = sample_sequences(store, 600, nstep + 1, np.random.default_rng(nstep), boundaries=True)
+    target = nstep_target_parts({k: torch.as_tensor(v) for k, v in seqs.items()}, nstep, g)
     kinds = set()
-    for obs, reward, nxt, disc in zip(batch["obs"].astype(int), batch["reward"],
-                                      batch["next_obs"].astype(int), batch["discount"]):
+    for i, obs in enumerate(seqs["obs"][:, 0].astype(int)):
         uid, ep, t0 = obs
+        if ends.get((uid, ep, t0), (False, False))[0]:  # row 0 ends its episode
+            assert not target["valid"][i]
+            kinds.add("none")
+            continue
+        assert target["valid"][i]
         want, steps, terminal = 0.0, 0, False
         for k in range(1, nstep + 1):
             want += g ** (k - 1) * (t0 + k)  # the FakeStream's reward of row t is t
@@ -258,7 +242,8 @@ def test_nstep_transitions_match_a_walk_through_each_episode(nstep):
             if last:
                 break
         kinds.add("terminal" if terminal else "truncated" if last else "full")
+        reward, disc = float(target["reward"][i]), float(target["discount"][i])
         assert abs(reward - want) <= 1e-5 * max(1.0, want), (obs, reward, want)
-        assert tuple(nxt) == (uid, ep, t0 + steps)
+        assert tuple(target["next_obs"][i].int().tolist()) == (uid, ep, t0 + steps)
         assert abs(disc - (0.0 if terminal else g ** steps)) < 1e-6
-    assert kinds == {"terminal", "truncated", "full"}, kinds
+    assert kinds == {"terminal", "truncated", "full", "none"}, kinds

@@ -69,25 +69,23 @@ def test_pixel_rows_and_counters_survive_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(back.data["obs"][:6], rows["obs"])
 
 
-def test_one_step_transitions_carry_no_discount_and_float32_fields():
+def test_transitions_are_each_rows_successor_in_float32():
+    """Row 1 of a window holds the action taken in row 0, its reward and termination."""
     store = StreamStorage(50, SPEC)
-    store.add(_rows(20, True), "a")
-    one = sample_transitions(store, 8, np.random.default_rng(0))
-    assert "discount" not in one and one["reward"].dtype == np.float32
-    three = sample_transitions(store, 8, np.random.default_rng(0), nstep=3)
-    assert three["reward"].dtype == np.float32 and three["discount"].dtype == np.float32
-
-
-def test_the_default_discount_is_the_batch_specs():
-    """gamma defaults to 0.99 (BatchSpec's) in the selectors too."""
-    store = StreamStorage(50, SPEC)
-    store.add(_rows(20, True), "a")
-    win = np.array([[2, 3, 4]])
-    default, given = transitions_of(store, win), transitions_of(store, win, BatchSpec().gamma)
-    assert default["reward"][0] == given["reward"][0] == np.float32(3 + 0.99 * 4)
-    drawn = sample_transitions(store, 4, np.random.default_rng(1), nstep=2)
-    first = drawn["obs"][:, 0]
-    np.testing.assert_allclose(drawn["reward"], (first + 1) + 0.99 * (first + 2), rtol=1e-6)
+    rows = _rows(20, True)
+    rows["action"][:] = 0.1 * np.arange(20)[:, None]
+    rows["is_last"][7] = rows["is_terminal"][7] = True
+    store.add(rows, "a")
+    got = transitions_of(store, np.array([[2, 3], [6, 7]]))
+    assert got["reward"].dtype == np.float32 and set(got) == {"obs", "action", "reward",
+                                                              "next_obs", "terminated"}
+    np.testing.assert_array_equal(got["obs"][:, 0], [2, 6])
+    np.testing.assert_array_equal(got["next_obs"][:, 0], [3, 7])
+    np.testing.assert_array_equal(got["reward"], rows["reward"][[3, 7]])
+    np.testing.assert_array_equal(got["action"], rows["action"][[3, 7]])
+    np.testing.assert_array_equal(got["terminated"], [False, True])
+    drawn = sample_transitions(store, 30, np.random.default_rng(1))
+    assert not (drawn["obs"][:, 0] == 7).any()  # an episode's last row starts no transition
 
 
 def _episodes_store() -> StreamStorage:
@@ -110,9 +108,8 @@ def test_sequences_cross_episode_starts_only_when_boundaries_are_allowed():
 
 def test_sample_dispatches_on_the_batch_spec():
     store, rng = _episodes_store(), np.random.default_rng(0)
-    t = sample(store, BatchSpec("transitions", size=6, nstep=2, gamma=0.5), rng)
-    assert t["obs"].shape == (6, 2) and "discount" in t
-    assert set(np.round(t["discount"], 6)) <= {0.0, 0.5, 0.25}
+    t = sample(store, BatchSpec("transitions", size=6), rng)
+    assert t["obs"].shape == (6, 2) and (t["next_obs"][:, 0] == t["obs"][:, 0] + 1).all()
     s = sample(store, BatchSpec("sequences", size=50, length=3, boundaries=True), rng)
     assert s["obs"].shape == (50, 3, 2) and s["is_first"][:, 1:].any()
     with pytest.raises(ValueError, match="BatchSpec.kind='frames': transitions or sequences"):

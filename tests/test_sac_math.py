@@ -24,13 +24,11 @@ def _sac(*overrides: str) -> SoftActorCritic:
     return SoftActorCritic(OBS, ACT, cfg.sac, torch.device("cpu"), seed=3)
 
 
-def _batch(nstep: bool) -> dict[str, np.ndarray]:
+def _batch() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     batch = {"obs": rng.normal(size=(N, OBS)), "action": rng.uniform(-0.9, 0.9, (N, ACT)),
              "reward": rng.normal(size=N) + 1.0, "next_obs": rng.normal(size=(N, OBS)),
              "terminated": np.arange(N) % 5 == 2}  # terminations among the rows
-    if nstep:
-        batch["discount"] = rng.uniform(0.5, 0.95, N) * (~batch["terminated"])
     return {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in batch.items()}
 
 
@@ -61,17 +59,16 @@ def _noises(sac: SoftActorCritic) -> tuple[torch.Tensor, torch.Tensor]:
     return tuple(torch.randn(N, ACT, generator=g).double() for _ in range(2))
 
 
-@pytest.mark.parametrize("nstep", [False, True])
-def test_critic_loss_is_the_soft_bellman_error_of_both_critics(nstep):
+def test_critic_loss_is_the_soft_bellman_error_of_both_critics():
     """y = r + d (min_i Q'_i(s', a') - alpha log pi(a' | s')), a' ~ pi(. | s'), with
-    d = gamma (1 - terminated), or the batch's n-step discount; loss = sum_i mean (Q_i - y)^2."""
-    sac, batch = _sac(), _batch(nstep)
+    d = gamma (1 - terminated); loss = sum_i mean (Q_i - y)^2."""
+    sac, batch = _sac(), _batch()
     actor, critic, target = _double(sac.actor.net), _double(sac.critic), _double(sac.target)
     alpha = sac.alpha
     next_noise, _ = _noises(sac)
     out = sac.update(batch)
     d = {k: torch.as_tensor(v).double() for k, v in batch.items()}
-    discount = d["discount"] if nstep else 0.9 * (1 - d["terminated"])
+    discount = 0.9 * (1 - d["terminated"])
     next_action, next_logp = _policy(actor, d["next_obs"], next_noise)
     q1t, q2t = _twin_q(target, d["next_obs"], next_action)
     y = d["reward"] + discount * (torch.minimum(q1t, q2t) - alpha * next_logp)
@@ -87,7 +84,7 @@ def test_actor_loss_uses_the_updated_critics_and_the_consolidation_term(consolid
     """actor loss = mean(alpha log pi(a|s) - min_i Q_i(s, a)), a ~ pi(. | s), with the critics
     after this update's critic step; consolidation c adds -c mean log pi(a_replay | s)."""
     sac = _sac(f"sac.consolidation={consolidation}")
-    batch = _batch(False)
+    batch = _batch()
     actor, alpha = _double(sac.actor.net), sac.alpha
     _, noise = _noises(sac)
     out = sac.update(batch)
@@ -113,7 +110,7 @@ def test_temperature_steps_towards_the_target_entropy(log_std_bias, rises):
     with torch.no_grad():
         sac.actor.net[-1].bias[ACT:] = log_std_bias
         sac.actor.net[-1].weight[ACT:] *= 0.1
-    batch = _batch(False)
+    batch = _batch()
     actor, before = _double(sac.actor.net), float(sac.log_alpha.detach())
     _, noise = _noises(sac)
     sac.update(batch)

@@ -16,6 +16,7 @@ from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
 from mbrl_ray.agents.mpc import MPCPolicy, Problem
 from mbrl_ray.config.schema import Config
+from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
@@ -155,21 +156,3 @@ class DCMPCAgent(Agent):
         self.updates = state["updates"]
         seeding.load_generator_state(self.generator, self.rng, state)
 
-
-def nstep_target_parts(d: dict[str, torch.Tensor], n: int, gamma: float
-                       ) -> dict[str, torch.Tensor]:
-    """The n-step transition from row 0 of sequences (B, L >= n+1): discounted reward sum up to
-    the episode's end, the observation reached, its discount gamma^steps x (1 - terminated),
-    and whether the transition exists (row 1 continues row 0's episode)."""
-    last = d["is_last"][:, 1:n + 1]
-    ended = last.any(1)
-    steps = torch.where(ended, last.float().argmax(1) + 1, torch.full_like(ended, n,
-                                                                          dtype=torch.long))
-    ks = torch.arange(1, n + 1, device=last.device)
-    live = ks[None, :] <= steps[:, None]
-    reward = (d["reward"][:, 1:n + 1].float() * live * gamma ** (ks - 1).float()).sum(1)
-    idx = torch.arange(len(steps), device=steps.device)
-    terminal = d["is_terminal"][idx, steps]
-    return {"reward": reward, "next_obs": d["obs"][idx, steps].float(),
-            "discount": gamma ** steps.float() * (~terminal).float(),
-            "valid": ~d["is_first"][:, 1]}

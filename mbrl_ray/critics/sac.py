@@ -51,13 +51,11 @@ class SoftActorCritic:
 
     # ---- learning ---------------------------------------------------------------------------
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One SAC step: critics towards the soft Bellman target, then actor and temperature.
-        With an n-step batch (a 'discount' field), the target is r + discount x V(s')."""
+        """One SAC step: critics towards the soft Bellman target, then actor and temperature."""
         d = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         obs, act, nxt = d["obs"].float(), d["action"].float(), d["next_obs"].float()
         reward = d["reward"].float()
-        discount = (d["discount"].float() if "discount" in d
-                    else self.s.gamma * (1 - d["terminated"].float()))
+        discount = self.s.gamma * (1 - d["terminated"].float())
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
             next_act, next_logp = self.actor(nxt, generator=self.generator)

@@ -1,5 +1,6 @@
-"""Selectors: what a learner asks of StreamStorage. Uniform transitions (n-step as an option),
-B x L sequences, and every transition at once (PETS's full-data fit).
+"""Selectors: what a learner asks of StreamStorage. Uniform 1-step transitions, B x L sequences
+(n-step targets are computed from those, critics/nstep.py), and every transition at once
+(PETS's full-data fit).
 
 Each sample is a window of consecutive rows of one stream, found by walking `prev` links back
 from a uniformly drawn end row: a window never crosses a stream (links stay inside one) nor the
@@ -18,13 +19,11 @@ MAX_DRAWS = 64  # rounds of rejection sampling before a request is declared impo
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """What one gradient step needs. kind 'transitions': `size` rows of `nstep`-step
-    transitions (discounted by `gamma` when nstep > 1); kind 'sequences': `size` sequences of
-    `length` rows, crossing episode boundaries (marked by is_first) only if `boundaries`."""
+    """What one gradient step needs. kind 'transitions': `size` 1-step transitions; kind
+    'sequences': `size` sequences of `length` rows, crossing episode boundaries (marked by
+    is_first) only if `boundaries`."""
     kind: str = "transitions"
     size: int = 256
-    nstep: int = 1
-    gamma: float = 0.99
     length: int = 1
     boundaries: bool = False
     keys: str = ""  # the config keys that set the size, for error messages
@@ -70,37 +69,22 @@ def _walk_back(store: StreamStorage, ends: np.ndarray, length: int) -> np.ndarra
     return win
 
 
-def sample_transitions(store: StreamStorage, count: int, rng: np.random.Generator,
-                       nstep: int = 1, gamma: float = 0.99) -> dict[str, np.ndarray]:
-    """`count` uniform transitions: obs, action, reward, next_obs, terminated (and with
-    nstep > 1: reward = sum_k gamma^k r_{t+k} up to the episode's end, next_obs the obs reached,
-    discount = gamma^steps x (1 - terminated))."""
+def sample_transitions(store: StreamStorage, count: int, rng: np.random.Generator
+                       ) -> dict[str, np.ndarray]:
+    """`count` uniform transitions: obs, action, reward, next_obs, terminated."""
     def starts_inside_an_episode(win):
         return ~store.data["is_last"][store.pos(win[:, 0])]
 
-    win = windows(store, count, nstep + 1, rng, starts_inside_an_episode)
-    return transitions_of(store, win, gamma)
+    return transitions_of(store, windows(store, count, 2, rng, starts_inside_an_episode))
 
 
-def transitions_of(store: StreamStorage, win: np.ndarray, gamma: float = 0.99
-                   ) -> dict[str, np.ndarray]:
-    """Transitions of windows (N, n+1) of serials whose first row is not an episode's last."""
+def transitions_of(store: StreamStorage, win: np.ndarray) -> dict[str, np.ndarray]:
+    """Transitions of windows (N, 2) of serials whose first row is not an episode's last (row
+    1 holds the action taken in row 0, its reward and whether it terminated the episode)."""
     rows = store.gather(win)
-    n = win.shape[1] - 1
-    last = rows["is_last"][:, 1:]
-    # Steps taken: up to and including the first last row, else n.
-    ended = last.any(1)
-    steps = np.where(ended, last.argmax(1) + 1, n)
-    live = np.arange(1, n + 1)[None, :] <= steps[:, None]
-    disc = gamma ** np.arange(n, dtype=np.float64)
-    reward = (rows["reward"][:, 1:] * live * disc).sum(1).astype(np.float32)
-    idx = np.arange(len(win))
-    terminated = rows["is_terminal"][idx, steps]
-    out = {"obs": rows["obs"][:, 0], "action": rows["action"][:, 1], "reward": reward,
-           "next_obs": rows["obs"][idx, steps], "terminated": terminated}
-    if n > 1:
-        out["discount"] = (gamma ** steps * ~terminated).astype(np.float32)
-    return out
+    return {"obs": rows["obs"][:, 0], "action": rows["action"][:, 1],
+            "reward": rows["reward"][:, 1].astype(np.float32), "next_obs": rows["obs"][:, 1],
+            "terminated": rows["is_terminal"][:, 1]}
 
 
 def sample_sequences(store: StreamStorage, batch: int, length: int, rng: np.random.Generator,
@@ -127,5 +111,5 @@ def sample(store: StreamStorage, spec: BatchSpec, rng: np.random.Generator
            ) -> dict[str, np.ndarray]:
     """One batch as `spec` asks."""
     if spec.kind == "transitions":
-        return sample_transitions(store, spec.size, rng, spec.nstep, spec.gamma)
+        return sample_transitions(store, spec.size, rng)
     return sample_sequences(store, spec.size, spec.length, rng, spec.boundaries)
