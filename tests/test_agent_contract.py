@@ -34,6 +34,7 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
     "dcmpc": ("dcmpc-debug", []),
     "planet": ("planet-debug", []),
     "dreamer": ("dreamer-debug", []),
+    "mb-mpc": ("mb-mpc-pendulum", DUMMY + ["delta.epochs=2", "planner.population=50"]),
 }
 STEPS = 100  # random env steps per env collected into replay
 ENVS = 3
@@ -149,7 +150,7 @@ def test_workers_act_from_the_learners_weights_alone(trained):
 
 def test_the_explore_flag(trained):
     """Exploring adds the agent's noise (a policy sample, DC-MPC's and the RSSM agents'
-    Gaussian noise); PETS acts on its plan either way."""
+    Gaussian noise); PETS and MB-MPC act on their plan either way."""
     case, cfg, spec, store, learner = trained
     obs = np.stack([store.data["obs"][i] for i in range(3)])
     acted = {}
@@ -157,7 +158,7 @@ def test_the_explore_flag(trained):
         worker = make_agent(spec, cfg, seed=3, trainable=False)
         worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
         acted[explore] = _act(worker, obs, explore)
-    if case.startswith("pets"):
+    if case.startswith("pets") or case == "mb-mpc":
         assert np.array_equal(acted[True], acted[False])
     else:
         assert not np.allclose(acted[True], acted[False])
@@ -543,12 +544,12 @@ def test_pets_logs_its_fit():
 
 def test_the_planning_cost_line_is_the_planning_agents_own():
     """PETS: population x particles x iterations rollouts and the ensemble's GFLOP per action;
-    PlaNet: population x iterations latent rollouts; agents that do not plan: no line."""
+    PlaNet, MB-MPC: population x iterations rollouts; agents that do not plan: no line."""
     from mbrl_ray.agents import agent_class
     from mbrl_ray.world_models.ensemble import planning_flops
 
     lines = {}
-    for case in ("pets-cem", "planet", "sac", "mbpo", "dcmpc", "dreamer"):
+    for case in ("pets-cem", "planet", "sac", "mbpo", "dcmpc", "dreamer", "mb-mpc"):
         cfg, spec = _setup(case)
         cfg = apply_overrides(cfg, ["planner.population=30", "planner.iterations=3",
                                     "planner.horizon=7", "model.particles=4"])
@@ -562,6 +563,8 @@ def test_the_planning_cost_line_is_the_planning_agents_own():
         f"iterations), about {gflop:.3g} GFLOP per action per env")
     assert lines["planet"] == ("planning: cem in the RSSM's latent space, 90 imagined rollouts "
                                "of 7 steps per action per env (population x iterations)")
+    assert lines["mb-mpc"] == ("planning: rs on the delta network, 90 rollouts of 7 steps per "
+                               "action per env (population x iterations)")
     assert [lines[c] for c in ("sac", "mbpo", "dcmpc", "dreamer")] == [None] * 4
 
 
@@ -575,6 +578,36 @@ def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():
     with pytest.raises(ConfigError, match="agent.name='dcmpc' runs on train.schedule async, "
                                           "not 'sync'"):
         agent_class(cfg).check_config(cfg, spec)
+    cfg, spec = _setup("mb-mpc")
+    cfg = apply_overrides(cfg, ["train.schedule=async"])
+    with pytest.raises(ConfigError, match="agent.name='mb-mpc' runs on train.schedule sync, "
+                                          "not 'async'"):
+        agent_class(cfg).check_config(cfg, spec)
+
+
+def test_mb_mpc_plans_on_the_discounted_rewards_of_its_fitted_delta_network():
+    """The objective its planner gets: sum_t 0.9^t r_t along the network's own trajectory of
+    each candidate (horizon 3, two envs), walked here one step at a time; the action is the
+    planner's first, the same whether exploring or not."""
+    cfg, spec = _setup("mb-mpc")
+    cfg = apply_overrides(cfg, ["planner.discount=0.9", "planner.horizon=3"])
+    agent = make_agent(spec, cfg, seed=0)
+    _train(agent, _replay(cfg, spec), rounds=1)
+    seen, plan = [], agent.policy.planner.plan
+    agent.policy.planner.plan = lambda objective, *args, **kw: (
+        seen.append(objective) or plan(objective, *args, **kw))
+    obs = np.random.default_rng(0).normal(size=(2, spec.obs_dim)).astype(np.float32)
+    agent.act(obs, agent.initial_state(2))
+    actions = torch.rand(2, 4, 3, spec.act_dim, generator=torch.Generator().manual_seed(1))
+    values = seen[0](actions * 2 - 1)
+    with torch.no_grad():
+        for b in range(2):
+            for n in range(4):
+                state, total = torch.as_tensor(obs[b:b + 1]), 0.0
+                for t in range(3):
+                    state, reward = agent.model.step(state, actions[b, n, t][None] * 2 - 1)
+                    total += 0.9 ** t * float(reward)
+                assert abs(float(values[b, n]) - total) < 1e-5 * max(1.0, abs(total))
 
 
 def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():

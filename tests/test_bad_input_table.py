@@ -87,6 +87,9 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["dcmpc.horizon=5000"], ["dcmpc.horizon=5000", "exceeds"]),
     (["dcmpc.rho=1.5"], ["dcmpc.rho=1.5", "[0, 1]"]),
     (["agent.name=dcmpc", "planner.name=smcp"], ["agent.name='dcmpc'", "planner.name='smcp'"]),
+    (["agent.name=mb-mpc", "planner.value_weight=1"], ["agent.name='mb-mpc'",
+                                                        "value_weight=1.0"]),
+    (["delta.hidden_size=100000"], ["delta.hidden_size=100000", "exceeds 16,384"]),
     # Issue 45 (5): each of these ran into Ray, a traceback, a wrong message or out of memory.
     (["ray.address=foo"], ["ray.address='foo'", "not a Ray address", "HOST:PORT"]),
     (["ray.address=127.0.0.1:1"], ["ray.address='127.0.0.1:1'", "cannot be reached"]),

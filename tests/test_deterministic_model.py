@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mbrl_ray.world_models.base import rollout_returns
-from mbrl_ray.world_models.deterministic import DeltaMLP, DeltaRollout
+from mbrl_ray.world_models.deterministic import DeltaMLP, DeltaRollout, fit
 
 pytestmark = pytest.mark.unit
 
@@ -102,3 +102,36 @@ def test_a_few_hundred_steps_learn_a_linear_system():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05 * first.item()
+
+
+def test_a_fit_refits_the_standardisation_and_takes_every_row_once_per_epoch():
+    """3 epochs over 10 rows in minibatches of 4: 3 x 3 steps of sizes 4, 4, 2; each epoch
+    a fresh order covering every row once; the statistics are the rows' own; the returned
+    loss is the last epoch's row-weighted mean."""
+    model = DeltaMLP(OBS, ACT, hidden=8, layers=1)
+    batch = _batch(n=10, seed=3)
+    seen, losses, real_loss = [], [], model.loss
+
+    def recording(rows):
+        loss, logs = real_loss(rows)
+        seen.append(rows["obs"][:, 0].tolist())
+        losses.append((float(loss), len(rows["obs"])))
+        return loss, logs
+
+    model.loss = recording
+    steps = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer.step = lambda real=optimizer.step: steps.append(1) or real()
+    last = fit(model, optimizer, batch, epochs=3, batch_size=4,
+               generator=torch.Generator().manual_seed(0))
+    assert len(steps) == 9 and [len(s) for s in seen] == [4, 4, 2] * 3
+    rows = sorted(batch["obs"][:, 0].tolist())
+    epochs = [sum(seen[3 * e:3 * e + 3], []) for e in range(3)]
+    assert all(sorted(e) == rows for e in epochs) and epochs[0] != epochs[1]
+    inputs = torch.cat([batch["obs"], batch["action"]], -1)
+    assert torch.allclose(model.in_norm.mean, inputs.mean(0))
+    assert torch.allclose(model.in_norm.std, inputs.std(0))
+    targets = torch.cat([batch["next_obs"] - batch["obs"], batch["reward"][:, None]], -1)
+    assert torch.allclose(model.out_norm.mean, targets.mean(0))
+    want = sum(loss * n for loss, n in losses[-3:]) / 10
+    assert abs(last - want) < 1e-6 * max(1.0, want)

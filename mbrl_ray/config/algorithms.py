@@ -1,5 +1,5 @@
 """The config sections of the algorithms: the world models (`model`: the ensemble; `rssm`,
-`dcmpc`), the planners (`planner`), the critics and policies (`sac`, `mbpo`, `dreamer`), each field
+`dcmpc`, `delta`), the planners (`planner`), the critics and policies (`sac`, `mbpo`, `dreamer`), each field
 documented in place with its bound, and each section's cross-key rules in its `check(cfg)`."""
 from __future__ import annotations
 
@@ -162,6 +162,29 @@ class SACConfig:
                                "the planner executed) in the actor's loss: the inference view's "
                                "consolidation of plans into the prior policy; 0: off",
                                bound=">= 0")
+
+
+@dataclass
+class DeltaConfig:
+    """MBMF's deterministic delta network (world_models/deterministic.py) and its fit; the
+    paper: 2 hidden layers of 500 ReLU units, Adam 1e-3, batch 512."""
+    hidden_size: int = doc(500, "width of each hidden layer", bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers", bound="count", upper=64)
+    lr: float = doc(1e-3, "Adam learning rate", bound="> 0")
+    batch_size: int = doc(512, "minibatch size", bound="count", upper=1_000_000)
+    epochs: int = doc(60, "passes over all transitions held at every fit (sync schedule)",
+                      bound="count", upper=100_000)
+
+    def check(self, cfg: Config) -> None:
+        p = cfg.planner
+        if cfg.agent.name == "mb-mpc" and (p.name == "smcp" or p.posterior != "mpc" or any(
+                (p.value_weight, p.prior_weight, p.prior_samples, p.info_weight))):
+            raise ConfigError(
+                f"agent.name='mb-mpc' plans with a sequence planner (rs as the paper, cem, "
+                f"icem, mppi) on its model alone: planner.posterior='mpc' and no critic or "
+                f"information terms, not planner.name={p.name!r}, posterior={p.posterior!r}, "
+                f"value_weight={p.value_weight}, prior_weight={p.prior_weight}, "
+                f"prior_samples={p.prior_samples}, info_weight={p.info_weight}")
 
 
 @dataclass

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mbrl_ray.config.algorithms import (DCMPCConfig, DreamerConfig, MBPOConfig, ModelConfig,
-                                        PlannerConfig, RSSMConfig, SACConfig)
+from mbrl_ray.config.algorithms import (DCMPCConfig, DeltaConfig, DreamerConfig, MBPOConfig,
+                                        ModelConfig, PlannerConfig, RSSMConfig, SACConfig)
 from mbrl_ray.config.fields import BOUNDS, ConfigError, doc
 
-__all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DreamerConfig", "MBPOConfig",
-           "ModelConfig", "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
+__all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeltaConfig", "DreamerConfig",
+           "MBPOConfig", "ModelConfig", "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
@@ -40,8 +40,10 @@ class AgentConfig:
                     "or dcmpc (discrete codebook world model, TD3-style critics, MPPI on "
                     "expected codes; dcmpc.* keys), planet (RSSM world model, CEM over "
                     "latent action sequences; rssm.* keys) or dreamer (RSSM, actor and critic "
-                    "trained in imagination; rssm.* and dreamer.* keys)",
-                    choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer"))
+                    "trained in imagination; rssm.* and dreamer.* keys) or mb-mpc (MBMF's "
+                    "model-based phase: a deterministic delta network and random-shooting "
+                    "MPC; delta.* keys)",
+                    choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer", "mb-mpc"))
 
 
 @dataclass
@@ -123,6 +125,7 @@ class Config:
     dcmpc: DCMPCConfig = field(default_factory=DCMPCConfig)
     rssm: RSSMConfig = field(default_factory=RSSMConfig)
     dreamer: DreamerConfig = field(default_factory=DreamerConfig)
+    delta: DeltaConfig = field(default_factory=DeltaConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

@@ -63,3 +63,22 @@ class DeltaRollout:
 
     def values(self, returns: torch.Tensor) -> torch.Tensor:
         return returns
+
+
+def fit(model: DeltaMLP, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+        epochs: int, batch_size: int, generator: torch.Generator | None = None) -> float:
+    """MBMF's fit on every transition held: the standardisation refit to the rows, then
+    `epochs` passes of minibatch steps over a fresh shuffle each; the last pass's mean loss."""
+    model.fit_normalizers(batch)
+    rows = len(batch["obs"])
+    for _ in range(epochs):
+        order = torch.randperm(rows, device=batch["obs"].device, generator=generator)
+        total = 0.0
+        for start in range(0, rows, batch_size):
+            idx = order[start:start + batch_size]
+            loss, _ = model.loss({k: v[idx] for k, v in batch.items()})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+    return total / rows

@@ -1,0 +1,101 @@
+"""MBMF's model-based phase (Nagabandi et al. 2018): a deterministic delta network
+(world_models/deterministic.py) fit to every transition held after each round, and MPC on it
+with a sequence planner (random shooting as the paper). Unlike the paper, which plans on the
+task's known reward function, the network also predicts the reward. Sync schedule only: the
+paper alternates whole rounds of collection and fitting (its data aggregation)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mbrl_ray import seeding
+from mbrl_ray.agents.base import Agent, cpu
+from mbrl_ray.agents.mpc import Problem, make_policy
+from mbrl_ray.config.schema import Config
+from mbrl_ray.envs.spec import EnvSpec
+from mbrl_ray.replay.selectors import BatchSpec
+from mbrl_ray.world_models import deterministic
+from mbrl_ray.world_models.base import rollout_returns
+from mbrl_ray.world_models.deterministic import DeltaMLP, DeltaRollout
+from mbrl_ray.world_models.ensemble_training import to_tensors
+
+
+class MBMPCAgent(Agent):
+    """Acts uniformly at random until its first fit, then plans (see the module docstring)."""
+
+    schedules = ("sync",)
+    size_keys = ("delta.hidden_size", "delta.num_layers")
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        super().__init__(spec, cfg, device, seed, trainable)
+        c = cfg.delta
+        self.model = seeding.init_weights(
+            DeltaMLP(spec.obs_dim, spec.act_dim, c.hidden_size, c.num_layers),
+            seeding.init_generator(seed)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr) if trainable \
+            else None
+        self.policy = make_policy(cfg.planner, spec.act_dim)
+        self.generator = seeding.device_generator(self.device, seed)
+        self.rng = np.random.default_rng(seed)
+        self.fitted = False
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """Sync fits take every transition; a batch is one minibatch of them."""
+        return BatchSpec("transitions", cfg.delta.batch_size, keys="delta.batch_size")
+
+    @classmethod
+    def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
+        p = cfg.planner
+        return (f"planning: {p.name} on the delta network, {p.population * p.iterations:,} "
+                f"rollouts of {p.horizon} steps per action per env (population x iterations)")
+
+    # ---- acting -----------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
+        return self.policy.initial_state(batch, self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
+        """The plan's first action whether exploring or evaluating (as the paper)."""
+        if not self.fitted:
+            return self.random_actions(len(obs)), state
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+
+        def objective(actions: torch.Tensor) -> torch.Tensor:
+            return rollout_returns(DeltaRollout(self.model, obs_t), actions,
+                                   self.cfg.planner.discount)
+
+        action, state = self.policy.act(Problem(objective), state, self.generator)
+        return action.clamp(-1.0, 1.0).cpu().numpy(), state
+
+    # ---- learning ---------------------------------------------------------------------------
+    def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
+        """Sync schedule: refit on every transition held (the paper's aggregated data)."""
+        c = self.cfg.delta
+        loss = deterministic.fit(self.model, self.optimizer, to_tensors(data, self.device),
+                                 c.epochs, c.batch_size, self.generator)
+        self.fitted = True
+        return {"model_mse": loss}
+
+    def update(self, batch: dict) -> dict[str, float]:
+        raise NotImplementedError("mb-mpc trains in sync rounds only (fit)")
+
+    # ---- weights and checkpoints ------------------------------------------------------------
+    def inference_weights(self) -> dict | None:
+        return {"model": cpu(self.model)} if self.fitted else None
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is not None:
+            self.model.load_state_dict(weights["model"])
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "fitted": self.fitted, **seeding.generator_state(self.generator, self.rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.fitted = state["fitted"]
+        seeding.load_generator_state(self.generator, self.rng, state)
