@@ -132,3 +132,46 @@ def test_dreamer_bench_refuses_to_replace_a_measured_seed(tmp_path, monkeypatch)
     with pytest.raises(SystemExit, match="rllib-seed3.json already measured"):
         dreamer.main()
     assert (tmp_path / "rllib-seed3.json").read_bytes() == before
+
+
+vs_mbrl_lib = _module("vs_mbrl_lib")
+vs_summary = _module("vs_mbrl_lib_summary")
+
+
+def test_vs_mbrl_lib_bins_episodes_by_the_round_they_end_in():
+    """Per round of 250 env steps with an episode ending in it: the mean return and the
+    seconds from launch to the last such episode's end; rounds without one are left out."""
+    episodes = [(30, 5.0, 101.0), (250, 7.0, 102.0), (260, 40.0, 105.0), (480, 60.0, 109.0),
+                (900, 100.0, 120.0)]
+    assert vs_mbrl_lib.rounds(episodes, 100.0, 250) == [
+        (250, 6.0, 2.0), (500, 50.0, 9.0), (1000, 100.0, 20.0)]
+
+
+def test_vs_mbrl_lib_summary_pairs_seeds_and_carries_the_last_round_forward(tmp_path):
+    def run(side, seed, rounds, plan_ms=10.0):
+        (tmp_path / f"{side}-seed{seed}.json").write_text(json.dumps(
+            {"side": side, "seed": seed, "wall_s": 100.0, "plan_ms": plan_ms,
+             "rounds": rounds, "settings": {}}))
+
+    run("mbrl-lib", 0, [[250, 10.0, 5.0], [750, 300.0, 30.0]], plan_ms=30.0)
+    run("mbrl-lib", 1, [[250, 20.0, 6.0]], plan_ms=20.0)
+    run("ours", 0, [[500, 250.0, 12.0]])
+    run("ours", 2, [[250, 900.0, 3.0]])  # no mbrl-lib seed 2: never paired
+    runs = vs_summary.load(tmp_path)
+    assert list(runs) == ["mbrl-lib", "ours"]
+    assert vs_summary.return_by(runs["mbrl-lib"][0], 500) == 10.0
+    assert vs_summary.return_by(runs["mbrl-lib"][0], 1000) == 300.0
+    assert vs_summary.seconds_to(runs["mbrl-lib"][0], 200.0) == 30.0
+    mine, theirs = vs_summary.paired(runs, "ours", lambda r: vs_summary.return_by(r, 1000))
+    assert mine.tolist() == [250.0] and theirs.tolist() == [300.0]
+    assert "- ours: planning 3.00× mbrl-lib's speed per action (n=1, paired)" in \
+        vs_summary.ratio_lines(runs)
+
+
+def test_vs_mbrl_lib_refuses_to_replace_a_measured_seed(tmp_path, monkeypatch):
+    (tmp_path / "ours-seed4.json").write_text("{}")
+    monkeypatch.setattr(sys, "argv", ["vs_mbrl_lib.py", "--seeds", "4", "--sides", "ours",
+                                      "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="ours-seed4.json already measured"):
+        vs_mbrl_lib.main()
+    assert (tmp_path / "ours-seed4.json").read_text() == "{}"
