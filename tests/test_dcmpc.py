@@ -298,7 +298,8 @@ def test_update_hands_model_and_critics_the_right_rows():
 
     agent.model.loss, agent.critics.update = loss, critic_update
     logs = agent.update(batch)
-    assert set(logs) == {"dcmpc_consistency", "dcmpc_reward_mse", "dcmpc_explore_std"}
+    assert set(logs) == {"dcmpc_consistency", "dcmpc_reward_mse", "dcmpc_explore_std",
+                         "dcmpc_codebook_usage"}
     with torch.no_grad():  # the critics see row 0 and the row reached, through the new encoder
         assert torch.equal(seen["z"], agent.model.encode(batch["obs"][:, 0]))
         assert torch.equal(seen["next_z"], agent.model.encode(batch["obs"][:, 1]))
@@ -315,6 +316,55 @@ def test_update_hands_model_and_critics_the_right_rows():
 
 
 # ---- n-step targets and the TD3 critics -------------------------------------------------------
+def _critic_discount(*overrides: str) -> torch.Tensor:
+    """The discount DC-MPC's update hands its critics on two 6-row sequences, no ends."""
+    agent = make_agent(SPEC, _cfg(*overrides), seed=0)
+    length = agent.cfg.dcmpc.horizon + 1
+    batch = {"obs": torch.randn(2, length, 4, generator=torch.Generator().manual_seed(0)),
+             "action": torch.zeros(2, length, 1), "reward": torch.ones(2, length),
+             **{k: torch.zeros(2, length, dtype=torch.bool)
+                for k in ("is_first", "is_last", "is_terminal")}}
+    seen = {}
+    agent.critics.update = lambda z, action, reward, discount, next_z, weight: (
+        seen.update(discount=discount) or {})
+    agent.update(batch)
+    return seen["discount"]
+
+
+@pytest.mark.unit
+def test_the_one_step_discount_is_gamma_or_one_as_the_authors_code():
+    assert torch.allclose(_critic_discount("dcmpc.nstep=1"), torch.full((2,), 0.99))
+    assert torch.equal(_critic_discount("dcmpc.nstep=1", "dcmpc.one_step_discount=one"),
+                       torch.ones(2))
+    # n-step targets keep gamma^n either way (the authors' buffer applies it there)
+    assert torch.allclose(_critic_discount("dcmpc.nstep=2", "dcmpc.one_step_discount=one"),
+                          torch.full((2,), 0.99 ** 2))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("mode", ["independent", "shared"])
+def test_the_prior_sequences_noise_is_drawn_per_sequence_or_shared_per_env(mode):
+    """shared (the authors' code): an env's prior sequences are copies; independent: each
+    draws its own noise; envs differ either way."""
+    agent = make_agent(SPEC, _cfg("planner.prior_samples=4", f"dcmpc.prior_noise={mode}"),
+                       seed=0)
+    with torch.no_grad():
+        code = agent.model.encode(torch.randn(2, 4, generator=torch.Generator().manual_seed(1)))
+        seqs = agent._prior_sequences(code, 0.5)
+    assert seqs.shape == (2, 4, agent.cfg.planner.horizon, 1)
+    copies = all(torch.equal(seqs[b, 0], seqs[b, p]) for b in range(2) for p in range(4))
+    assert copies == (mode == "shared")
+    assert not torch.equal(seqs[0, 0], seqs[1, 0])
+
+
+@pytest.mark.unit
+def test_codebook_usage_is_the_mean_fraction_of_codes_each_slot_uses():
+    from mbrl_ray.world_models.dcwm import codebook_usage
+    indices = torch.tensor([[0, 3], [0, 4], [1, 3], [0, 3]])  # slot 0: {0, 1}; slot 1: {3, 4}
+    assert codebook_usage(indices, 5) == pytest.approx((2 / 5 + 2 / 5) / 2)
+    assert codebook_usage(torch.tensor([[0, 1], [2, 1]]), 4) == pytest.approx((2 / 4 + 1 / 4) / 2)
+
+
 def _sequence(rewards, last=(), terminal=(), first=()):
     n = len(rewards)
     d = {"reward": torch.tensor(rewards, dtype=torch.float32)[None],

@@ -21,7 +21,7 @@ from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.base import rollout_returns
-from mbrl_ray.world_models.dcwm import DCWM, CodeRollout
+from mbrl_ray.world_models.dcwm import DCWM, CodeRollout, codebook_usage
 
 
 class DCMPCAgent(Agent):
@@ -97,8 +97,9 @@ class DCMPCAgent(Agent):
         p = self.cfg.planner
         z = code[:, None].expand(-1, p.prior_samples, -1)
         actions = []
+        shared = self.cfg.dcmpc.prior_noise == "shared"
         for _ in range(p.horizon):
-            actions.append(self.critics.act(z, noise_std, self.generator))
+            actions.append(self.critics.act(z, noise_std, self.generator, shared))
             z = self.model.expected_next(z, actions[-1])
         return torch.stack(actions, 2)
 
@@ -117,16 +118,18 @@ class DCMPCAgent(Agent):
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
         self.model_opt.step()
-        target = nstep_target_parts(d, c.nstep, c.gamma)
+        one = c.nstep == 1 and c.one_step_discount == "one"
+        target = nstep_target_parts(d, c.nstep, 1.0 if one else c.gamma)
         with torch.no_grad():
             z = self.model.encode(obs[:, 0])
             next_z = self.model.encode(target["next_obs"])
+            usage = codebook_usage(self.model.code_indices(z), self.model.fsq.size)
         critic = self.critics.update(z, d["action"][:, 1].float(), target["reward"],
                                      target["discount"], next_z, target["valid"].float())
         self.updates += 1
         return {"dcmpc_consistency": losses["consistency"].item(),
                 "dcmpc_reward_mse": losses["reward"].item(), **critic,
-                "dcmpc_explore_std": self.explore_std}
+                "dcmpc_explore_std": self.explore_std, "dcmpc_codebook_usage": usage}
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:

@@ -246,6 +246,14 @@ class DCMPCConfig:
     explore_decay_updates: int = doc(25_000, "learner updates over which the exploration std "
                                      "decays linearly (one update per env step: env steps)",
                                      bound="count")
+    one_step_discount: str = doc("gamma", "discount of the 1-step TD target (dcmpc.nstep=1): "
+                                 "gamma as the paper writes it, or one as the authors' code "
+                                 "runs (its buffer never applies gamma to 1-step targets)",
+                                 choices=("gamma", "one"))
+    prior_noise: str = doc("independent", "exploration noise of the prior policy's sequences "
+                           "mixed into the planner: independent per sequence, or shared (one "
+                           "draw per env and step, as the authors' code: the sequences of an env "
+                           "are copies of each other)", choices=("independent", "shared"))
 
     def check(self, cfg: Config) -> None:
         if not self.fsq_levels or any(level < 2 for level in self.fsq_levels):

@@ -81,11 +81,14 @@ class TD3Critics:
         return self.q.mean_of_two(z, self.act(z, noise_std, generator), generator)
 
     def act(self, z: torch.Tensor, noise_std: float = 0.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-        """The prior policy's action, with Gaussian exploration noise when noise_std > 0."""
+            generator: torch.Generator | None = None, shared: bool = False) -> torch.Tensor:
+        """The prior policy's action, with Gaussian exploration noise when noise_std > 0;
+        shared: one draw for all rows of dim -2 (z (B, P, ·): the same noise for an env's P
+        sequences)."""
         action = self.actor(z)
         if noise_std > 0:
-            noise = torch.randn(action.shape, device=action.device, generator=generator)
+            shape = (*action.shape[:-2], 1, action.shape[-1]) if shared else action.shape
+            noise = torch.randn(shape, device=action.device, generator=generator)
             action = (action + noise_std * noise).clamp(-1.0, 1.0)
         return action
 

@@ -105,3 +105,10 @@ class CodeRollout:
     def values(self, returns: torch.Tensor) -> torch.Tensor:
         return returns
 
+
+def codebook_usage(indices: torch.Tensor, size: int) -> float:
+    """Of a batch's codes (N, slots) of a codebook of `size`: the fraction of the codebook
+    each slot uses, averaged over slots (a collapsing encoder uses few codes)."""
+    used = torch.zeros(indices.shape[1], size, dtype=torch.bool, device=indices.device)
+    used.scatter_(1, indices.T, True)
+    return float(used.float().mean())
