@@ -35,6 +35,8 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
     "planet": ("planet-debug", []),
     "dreamer": ("dreamer-debug", []),
     "mb-mpc": ("mb-mpc-pendulum", DUMMY + ["delta.epochs=2", "planner.population=50"]),
+    "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
+                                                 "planner.population=50"]),
 }
 STEPS = 100  # random env steps per env collected into replay
 ENVS = 3
@@ -158,7 +160,7 @@ def test_the_explore_flag(trained):
         worker = make_agent(spec, cfg, seed=3, trainable=False)
         worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
         acted[explore] = _act(worker, obs, explore)
-    if case.startswith("pets") or case == "mb-mpc":
+    if case.startswith(("pets", "mb-mpc")):
         assert np.array_equal(acted[True], acted[False])
     else:
         assert not np.allclose(acted[True], acted[False])
@@ -578,11 +580,27 @@ def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():
     with pytest.raises(ConfigError, match="agent.name='dcmpc' runs on train.schedule async, "
                                           "not 'sync'"):
         agent_class(cfg).check_config(cfg, spec)
-    cfg, spec = _setup("mb-mpc")
-    cfg = apply_overrides(cfg, ["train.schedule=async"])
-    with pytest.raises(ConfigError, match="agent.name='mb-mpc' runs on train.schedule sync, "
-                                          "not 'async'"):
-        agent_class(cfg).check_config(cfg, spec)
+
+
+def test_mb_mpc_async_update_is_one_adam_step_on_the_batch():
+    """The logged loss is the batch's before the step; Adam's first step moves each weight by
+    lr against its gradient's sign (|m / sqrt(v)| = 1 on step one)."""
+    cfg, spec = _setup("mb-mpc-async")
+    cfg = apply_overrides(cfg, ["delta.lr=0.01"])
+    store = _replay(cfg, spec)
+    agent = make_agent(spec, cfg, seed=0)
+    agent.refresh(all_transitions(store))
+    batch = {k: torch.as_tensor(v)
+             for k, v in sample(store, agent.batch_spec, np.random.default_rng(0)).items()}
+    before = copy.deepcopy(agent.model)
+    loss, _ = before.loss({k: batch[k] for k in ("obs", "action", "reward", "next_obs")})
+    loss.backward()
+    logs = agent.update(batch)
+    assert logs == {"model_mse": pytest.approx(loss.item(), rel=1e-5)} and agent.fitted
+    for old, new in zip(before.parameters(), agent.model.parameters()):
+        moved = old.grad.abs() > 1e-4
+        assert torch.allclose((new - old)[moved], -0.01 * old.grad.sign()[moved], atol=1e-4)
+    assert agent.batch_spec.size == 64
 
 
 def test_mb_mpc_plans_on_the_discounted_rewards_of_its_fitted_delta_network():

@@ -1,8 +1,10 @@
 """MBMF's model-based phase (Nagabandi et al. 2018): a deterministic delta network
 (world_models/deterministic.py) fit to every transition held after each round, and MPC on it
 with a sequence planner (random shooting as the paper). Unlike the paper, which plans on the
-task's known reward function, the network also predicts the reward. Sync schedule only: the
-paper alternates whole rounds of collection and fitting (its data aggregation)."""
+task's known reward function, the network also predicts the reward. The sync schedule is the
+paper's (whole rounds of collection, then a fit on all data: its data aggregation); on the async
+schedule the learner takes one minibatch step per update, its statistics refreshed from a replay
+sample before each round."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +25,8 @@ from mbrl_ray.world_models.ensemble_training import to_tensors
 class MBMPCAgent(Agent):
     """Acts uniformly at random until its first fit, then plans (see the module docstring)."""
 
-    schedules = ("sync",)
     size_keys = ("delta.hidden_size", "delta.num_layers")
+    refresh_rows = 20_000  # async: rows of the replay sample that refresh the statistics
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0, trainable: bool = True) -> None:
@@ -42,7 +44,7 @@ class MBMPCAgent(Agent):
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """Sync fits take every transition; a batch is one minibatch of them."""
+        """Async: one minibatch of transitions (sync fits take every transition held)."""
         return BatchSpec("transitions", cfg.delta.batch_size, keys="delta.batch_size")
 
     @classmethod
@@ -78,8 +80,18 @@ class MBMPCAgent(Agent):
         self.fitted = True
         return {"model_mse": loss}
 
+    def refresh(self, data: dict[str, np.ndarray]) -> None:
+        """Async schedule: the standardisation from a sample of the buffer."""
+        self.model.fit_normalizers(to_tensors(data, self.device))
+
     def update(self, batch: dict) -> dict[str, float]:
-        raise NotImplementedError("mb-mpc trains in sync rounds only (fit)")
+        """Async schedule: one minibatch step (`delta.batch_size` rows)."""
+        loss, logs = self.model.loss(to_tensors(batch, self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.fitted = True
+        return logs
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
