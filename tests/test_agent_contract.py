@@ -546,7 +546,8 @@ def test_pets_logs_its_fit():
 
 def test_the_planning_cost_line_is_the_planning_agents_own():
     """PETS: population x particles x iterations rollouts and the ensemble's GFLOP per action;
-    PlaNet, MB-MPC: population x iterations rollouts; agents that do not plan: no line."""
+    PlaNet, MB-MPC, DC-MPC: population x iterations rollouts (DC-MPC: and its prior's
+    sequences); agents that do not plan: no line."""
     from mbrl_ray.agents import agent_class
     from mbrl_ray.world_models.ensemble import planning_flops
 
@@ -567,7 +568,10 @@ def test_the_planning_cost_line_is_the_planning_agents_own():
                                "of 7 steps per action per env (population x iterations)")
     assert lines["mb-mpc"] == ("planning: rs on the delta network, 90 rollouts of 7 steps per "
                                "action per env (population x iterations)")
-    assert [lines[c] for c in ("sac", "mbpo", "dcmpc", "dreamer")] == [None] * 4
+    assert lines["dcmpc"] == ("planning: mppi on expected codes, 90 rollouts of 7 steps per "
+                              "action per env (population x iterations), 8 of the prior "
+                              "policy's sequences mixed in")
+    assert [lines[c] for c in ("sac", "mbpo", "dreamer")] == [None] * 3
 
 
 def test_an_agent_refuses_an_observation_kind_or_schedule_it_cannot_run():

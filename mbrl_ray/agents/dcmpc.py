@@ -50,6 +50,13 @@ class DCMPCAgent(Agent):
                                                weight_decay=c.model_weight_decay)
 
     @classmethod
+    def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
+        p = cfg.planner
+        return (f"planning: {p.name} on expected codes, {p.population * p.iterations:,} "
+                f"rollouts of {p.horizon} steps per action per env (population x iterations), "
+                f"{p.prior_samples} of the prior policy's sequences mixed in")
+
+    @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
         """Sequences of horizon + 1 rows; they may cross an episode's end (masked)."""
         c = cfg.dcmpc
