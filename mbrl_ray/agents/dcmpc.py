@@ -14,7 +14,7 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import MPCPolicy, Problem
+from mbrl_ray.agents.mpc import MPCPolicy, Problem, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.critics.td3 import TD3Critics
@@ -51,10 +51,8 @@ class DCMPCAgent(Agent):
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
-        p = cfg.planner
-        return (f"planning: {p.name} on expected codes, {p.population * p.iterations:,} "
-                f"rollouts of {p.horizon} steps per action per env (population x iterations), "
-                f"{p.prior_samples} of the prior policy's sequences mixed in")
+        return (rollouts_line(cfg.planner, "on expected codes")
+                + f", {cfg.planner.prior_samples} of the prior policy's sequences mixed in")
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:

@@ -12,7 +12,7 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import Problem, make_policy
+from mbrl_ray.agents.mpc import Problem, make_policy, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
@@ -49,9 +49,7 @@ class MBMPCAgent(Agent):
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
-        p = cfg.planner
-        return (f"planning: {p.name} on the delta network, {p.population * p.iterations:,} "
-                f"rollouts of {p.horizon} steps per action per env (population x iterations)")
+        return rollouts_line(cfg.planner, "on the delta network")
 
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -69,7 +67,7 @@ class MBMPCAgent(Agent):
                                    self.cfg.planner.discount)
 
         action, state = self.policy.act(Problem(objective), state, self.generator)
-        return action.clamp(-1.0, 1.0).cpu().numpy(), state
+        return action.cpu().numpy(), state
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:

@@ -75,6 +75,14 @@ class SMCPolicy(MPCPolicy):
         return action, {"plan": plan}
 
 
+def rollouts_line(planner_cfg, where: str, rollouts: str = "rollouts") -> str:
+    """The planning-cost line of a sequence planner: population x iterations rollouts of the
+    horizon per action, `where` saying what they roll through."""
+    p = planner_cfg
+    return (f"planning: {p.name} {where}, {p.population * p.iterations:,} {rollouts} of "
+            f"{p.horizon} steps per action per env (population x iterations)")
+
+
 def make_policy(planner_cfg, act_dim: int) -> MPCPolicy:
     """The policy of a config's `planner` section."""
     policy = SMCPolicy if planner_cfg.name == "smcp" else MPCPolicy

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from mbrl_ray.agents.mpc import MPCPolicy, Problem
+from mbrl_ray.agents.mpc import MPCPolicy, Problem, rollouts_line
 from mbrl_ray.agents.rssm_agent import RSSMAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
@@ -34,10 +34,7 @@ class PlaNetAgent(RSSMAgent):
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
-        p = cfg.planner
-        return (f"planning: {p.name} in the RSSM's latent space, {p.population * p.iterations:,} "
-                f"imagined rollouts of {p.horizon} steps per action per env "
-                "(population x iterations)")
+        return rollouts_line(cfg.planner, "in the RSSM's latent space", "imagined rollouts")
 
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
         return {**super().initial_state(batch), **self.policy.initial_state(batch, self.device)}

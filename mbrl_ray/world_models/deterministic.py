@@ -73,12 +73,12 @@ def fit(model: DeltaMLP, optimizer: torch.optim.Optimizer, batch: dict[str, torc
     rows = len(batch["obs"])
     for _ in range(epochs):
         order = torch.randperm(rows, device=batch["obs"].device, generator=generator)
-        total = 0.0
+        total = torch.zeros((), device=batch["obs"].device)  # summed here: no sync per step
         for start in range(0, rows, batch_size):
             idx = order[start:start + batch_size]
             loss, _ = model.loss({k: v[idx] for k, v in batch.items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(idx)
-    return total / rows
+            total += loss.detach() * len(idx)
+    return float(total) / rows
