@@ -299,7 +299,7 @@ def test_update_hands_model_and_critics_the_right_rows():
     agent.model.loss, agent.critics.update = loss, critic_update
     logs = agent.update(batch)
     assert set(logs) == {"dcmpc_consistency", "dcmpc_reward_mse", "dcmpc_explore_std",
-                         "dcmpc_codebook_usage"}
+                         "dcmpc_codebook_usage", "dcmpc_latent_rank"}
     with torch.no_grad():  # the critics see row 0 and the row reached, through the new encoder
         assert torch.equal(seen["z"], agent.model.encode(batch["obs"][:, 0]))
         assert torch.equal(seen["next_z"], agent.model.encode(batch["obs"][:, 1]))
@@ -363,6 +363,57 @@ def test_codebook_usage_is_the_mean_fraction_of_codes_each_slot_uses():
     indices = torch.tensor([[0, 3], [0, 4], [1, 3], [0, 3]])  # slot 0: {0, 1}; slot 1: {3, 4}
     assert codebook_usage(indices, 5) == pytest.approx((2 / 5 + 2 / 5) / 2)
     assert codebook_usage(torch.tensor([[0, 1], [2, 1]]), 4) == pytest.approx((2 / 4 + 1 / 4) / 2)
+
+
+@pytest.mark.unit
+def test_latent_rank_counts_directions_above_the_tolerance_of_the_largest_possible():
+    from mbrl_ray.world_models.dcwm import latent_rank
+    basis = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(0)))[0]
+    # 6 rows in 8 dims spanning 3 directions with singular values 5, 1, 0.2, and one at 1e-3
+    # (below the 1e-2 tolerance): rank 3 of a possible 6
+    scales = torch.tensor([5.0, 1.0, 0.2, 1e-3])
+    latents = (torch.linalg.qr(torch.randn(6, 4, generator=torch.Generator().manual_seed(1)))[0]
+               * scales) @ basis[:4]
+    assert latent_rank(latents) == pytest.approx(3 / 6)
+    assert latent_rank(latents, tol=1e-4) == pytest.approx(4 / 6)
+    assert latent_rank(latents.T) == pytest.approx(3 / 6)  # (8, 6): min(N, dim) is 6 again
+
+
+@pytest.mark.unit
+def test_the_latent_rank_is_measured_on_the_first_update_and_every_hundredth():
+    from mbrl_ray.agents import dcmpc
+    agent = make_agent(SPEC, _cfg(), seed=0)
+    length = agent.cfg.dcmpc.horizon + 1
+    batch = {"obs": torch.randn(8, length, 4, generator=torch.Generator().manual_seed(0)),
+             "action": torch.zeros(8, length, 1), "reward": torch.ones(8, length),
+             **{k: torch.zeros(8, length, dtype=torch.bool)
+                for k in ("is_first", "is_last", "is_terminal")}}
+    seen = []
+    real = dcmpc.latent_rank
+    dcmpc.latent_rank = lambda z: seen.append(z.shape) or real(z)
+    try:
+        ranks = [agent.update(batch)["dcmpc_latent_rank"] for _ in range(3)]
+        agent.updates = dcmpc.RANK_EVERY
+        agent.update(batch)
+    finally:
+        dcmpc.latent_rank = real
+    assert seen == [(8, agent.model.code_dim)] * 2  # update 0 and update 100, not 1 or 2
+    assert ranks[0] == ranks[1] == ranks[2] > 0
+
+
+@pytest.mark.unit
+def test_a_reward_range_squashes_the_reward_head_by_tanh_into_it():
+    free = DCWM(4, 1, 3, [5, 3], 16, 16, 1)
+    bounded = DCWM(4, 1, 3, [5, 3], 16, 16, 1, reward_range=(0.0, 2.0))
+    bounded.load_state_dict(free.state_dict())
+    code, action = free.encode(torch.randn(5, 4)), torch.randn(5, 1)
+    raw = free.reward(code, action)
+    assert torch.allclose(bounded.reward(code, action), 1.0 + torch.tanh(raw))
+    shifted = DCWM(4, 1, 3, [5, 3], 16, 16, 1, reward_range=(-3.0, 1.0))
+    shifted.load_state_dict(free.state_dict())
+    assert torch.allclose(shifted.reward(code, action), -1.0 + 2.0 * torch.tanh(raw))
+    agent = make_agent(SPEC, _cfg("dcmpc.reward_range=[0,2]"), seed=0)
+    assert agent.model.reward_range == (0.0, 2.0)
 
 
 def _sequence(rewards, last=(), terminal=(), first=()):
@@ -602,6 +653,26 @@ def test_exploration_noise_decays_and_only_applies_when_exploring():
     assert abs(agent.explore_std - 0.55) < 1e-9
     agent.updates = 10_000
     assert abs(agent.explore_std - 0.1) < 1e-9
+
+
+@pytest.mark.unit
+def test_exploration_noise_decay_can_start_at_the_end_of_pretraining():
+    """pretrain_end (the authors' code): the pre-training updates do not count, so the noise
+    still starts at its start value after them; first_update counts them."""
+    base = ("dcmpc.explore_std_start=1.0", "dcmpc.explore_std_end=0.1",
+            "dcmpc.explore_decay_updates=100", "train.schedule=async",
+            "train.pretrain_updates=40")
+    later = make_agent(SPEC, _cfg(*base, "dcmpc.explore_decay_from=pretrain_end"),
+                       trainable=False)
+    first = make_agent(SPEC, _cfg(*base), trainable=False)
+    for agent in (later, first):
+        agent.updates = 40
+    assert later.explore_std == 1.0
+    assert abs(first.explore_std - 0.64) < 1e-9
+    later.updates = 90
+    assert abs(later.explore_std - 0.55) < 1e-9
+    later.updates = 140
+    assert abs(later.explore_std - 0.1) < 1e-9
 
 
 @pytest.mark.unit

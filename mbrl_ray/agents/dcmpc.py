@@ -21,7 +21,9 @@ from mbrl_ray.critics.td3 import TD3Critics
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.base import rollout_returns
-from mbrl_ray.world_models.dcwm import DCWM, CodeRollout, codebook_usage
+from mbrl_ray.world_models.dcwm import DCWM, CodeRollout, codebook_usage, latent_rank
+
+RANK_EVERY = 100  # updates between two measurements of the latents' rank (dcmpc_latent_rank)
 
 
 class DCMPCAgent(Agent):
@@ -37,13 +39,15 @@ class DCMPCAgent(Agent):
         c = cfg.dcmpc
         self.model = seeding.init_weights(
             DCWM(spec.obs_dim, spec.act_dim, c.latent_dim, c.fsq_levels, c.encoder_hidden,
-                 c.hidden_size, c.num_layers), seeding.init_generator(seed)).to(self.device)
+                 c.hidden_size, c.num_layers, c.reward_range),
+            seeding.init_generator(seed)).to(self.device)
         self.critics = TD3Critics(self.model.code_dim, spec.act_dim, c, self.device,
                                   seeding.derive(seed, seeding.SAC), trainable)
         self.policy = MPCPolicy(cfg.planner, spec.act_dim)
         self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
+        self.rank: float | None = None  # the latents' rank, refreshed every RANK_EVERY updates
         self.fitted = False  # a worker's copy: weights loaded
         if trainable:
             self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=c.model_lr,
@@ -64,9 +68,11 @@ class DCMPCAgent(Agent):
     # ---- acting -----------------------------------------------------------------------------
     @property
     def explore_std(self) -> float:
-        """Exploration noise after `updates` learner updates: linear from start to end."""
+        """Exploration noise after `updates` learner updates: linear from start to end, from
+        the first update or from the end of the pre-training updates (dcmpc.explore_decay_from)."""
         c = self.cfg.dcmpc
-        frac = min(1.0, self.updates / max(1, c.explore_decay_updates))
+        skip = self.cfg.train.pretrain_updates if c.explore_decay_from == "pretrain_end" else 0
+        frac = min(1.0, max(0, self.updates - skip) / max(1, c.explore_decay_updates))
         return c.explore_std_start + frac * (c.explore_std_end - c.explore_std_start)
 
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -129,12 +135,15 @@ class DCMPCAgent(Agent):
             z = self.model.encode(obs[:, 0])
             next_z = self.model.encode(target["next_obs"])
             usage = codebook_usage(self.model.code_indices(z), self.model.fsq.size)
+            if self.rank is None or self.updates % RANK_EVERY == 0:  # an SVD: not every update
+                self.rank = latent_rank(z)
         critic = self.critics.update(z, d["action"][:, 1].float(), target["reward"],
                                      target["discount"], next_z, target["valid"].float())
         self.updates += 1
         return {"dcmpc_consistency": losses["consistency"].item(),
                 "dcmpc_reward_mse": losses["reward"].item(), **critic,
-                "dcmpc_explore_std": self.explore_std, "dcmpc_codebook_usage": usage}
+                "dcmpc_explore_std": self.explore_std, "dcmpc_codebook_usage": usage,
+                "dcmpc_latent_rank": self.rank}
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:

@@ -246,6 +246,13 @@ class DCMPCConfig:
     explore_decay_updates: int = doc(25_000, "learner updates over which the exploration std "
                                      "decays linearly (one update per env step: env steps)",
                                      bound="count")
+    explore_decay_from: str = doc("first_update", "where the decay starts: at the first update "
+                                  "(train.pretrain_updates count), or at pretrain_end as the "
+                                  "authors' code (its schedule steps once for the whole "
+                                  "pre-training)", choices=("first_update", "pretrain_end"))
+    reward_range: list[float] = doc([], "[] for an unbounded reward head, or [low, high]: the "
+                                    "head's output squashed by tanh into it (the authors' code on "
+                                    "DMC: [0, env.action_repeat])")
     one_step_discount: str = doc("gamma", "discount of the 1-step TD target (dcmpc.nstep=1): "
                                  "gamma as the paper writes it, or one as the authors' code "
                                  "runs (its buffer never applies gamma to 1-step targets)",
@@ -264,6 +271,11 @@ class DCMPCConfig:
             raise ConfigError(f"dcmpc.fsq_levels={self.fsq_levels!r} make a codebook of "
                               f"{codebook:,} codes per slot, above {MAX_CODEBOOK:,} (the paper: "
                               "[5, 3], 15 codes)")
+        if self.reward_range and (len(self.reward_range) != 2
+                                  or not self.reward_range[0] < self.reward_range[1]):
+            raise ConfigError(f"dcmpc.reward_range={self.reward_range!r}: give [] (unbounded) "
+                              "or [low, high] with low < high (the authors on DMC: [0, "
+                              "env.action_repeat])")
         if self.num_q < 2:
             raise ConfigError(f"dcmpc.num_q={self.num_q!r}: the targets take the min of 2 Q "
                               "networks drawn at random; use at least 2 (the paper: 5)")

@@ -16,13 +16,18 @@ from torch import nn
 from mbrl_ray.nn import normed_mlp
 from mbrl_ray.world_models.fsq import FSQ, cross_entropy
 
+RANK_TOL = 1e-2
+
 
 class DCWM(nn.Module):
-    """encode(obs) -> code (N, d*b); step logits/samples/expectations; reward(code, action)."""
+    """encode(obs) -> code (N, d*b); step logits/samples/expectations; reward(code, action),
+    squashed into `reward_range` (low, high) by tanh when one is given (the authors' DMC head)."""
 
     def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, levels: Sequence[int],
-                 encoder_hidden: int, hidden: int, layers: int) -> None:
+                 encoder_hidden: int, hidden: int, layers: int,
+                 reward_range: Sequence[float] = ()) -> None:
         super().__init__()
+        self.reward_range = tuple(reward_range)
         self.fsq = FSQ(levels)
         self.slots = latent_dim
         self.code_dim = latent_dim * self.fsq.channels
@@ -56,7 +61,11 @@ class DCWM(nn.Module):
         return self.fsq.sample_straight_through(logits, temperature, generator).flatten(-2)
 
     def reward(self, code: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.reward_head(torch.cat([code, action], -1)).squeeze(-1)
+        out = self.reward_head(torch.cat([code, action], -1)).squeeze(-1)
+        if not self.reward_range:
+            return out
+        low, high = self.reward_range
+        return (high + low) / 2 + (high - low) / 2 * torch.tanh(out)
 
     # ---- training -----------------------------------------------------------------------------
     def loss(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
@@ -104,6 +113,14 @@ class CodeRollout:
 
     def values(self, returns: torch.Tensor) -> torch.Tensor:
         return returns
+
+
+def latent_rank(latents: torch.Tensor, tol: float = RANK_TOL) -> float:
+    """The numerical rank of a batch's latents (N, dim) as a fraction of its largest possible
+    rank min(N, dim): singular values above max(tol, tol x the largest) count (the authors'
+    middle tolerance, 1e-2). A representation collapsing onto few directions scores low."""
+    rank = torch.linalg.matrix_rank(latents.float(), atol=tol, rtol=tol)
+    return int(rank) / min(latents.shape)
 
 
 def codebook_usage(indices: torch.Tensor, size: int) -> float:
