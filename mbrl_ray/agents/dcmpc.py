@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import MPCPolicy, Problem, rollouts_line
+from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.mpc import PlanningAgent, Problem, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.critics.td3 import TD3Critics
@@ -26,8 +26,8 @@ from mbrl_ray.world_models.dcwm import DCWM, CodeRollout, codebook_usage, latent
 RANK_EVERY = 100  # updates between two measurements of the latents' rank (dcmpc_latent_rank)
 
 
-class DCMPCAgent(Agent):
-    """Acts uniformly at random until the first update, then plans (see module docstring)."""
+class DCMPCAgent(PlanningAgent):
+    """Acts uniformly at random until it holds weights, then plans (see module docstring)."""
 
     size_keys = ("dcmpc.latent_dim", "dcmpc.fsq_levels", "dcmpc.encoder_hidden",
                  "dcmpc.hidden_size", "dcmpc.num_layers", "dcmpc.num_q")
@@ -43,12 +43,8 @@ class DCMPCAgent(Agent):
             seeding.init_generator(seed)).to(self.device)
         self.critics = TD3Critics(self.model.code_dim, spec.act_dim, c, self.device,
                                   seeding.derive(seed, seeding.SAC), trainable)
-        self.policy = MPCPolicy(cfg.planner, spec.act_dim)
-        self.generator = seeding.device_generator(self.device, seed)
-        self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.rank: float | None = None  # the latents' rank, refreshed every RANK_EVERY updates
-        self.fitted = False  # a worker's copy: weights loaded
         if trainable:
             self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=c.model_lr,
                                                weight_decay=c.model_weight_decay)
@@ -75,23 +71,21 @@ class DCMPCAgent(Agent):
         frac = min(1.0, max(0, self.updates - skip) / max(1, c.explore_decay_updates))
         return c.explore_std_start + frac * (c.explore_std_end - c.explore_std_start)
 
-    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
-        return self.policy.initial_state(batch, self.device)
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
-        if not self.fitted:
-            return self.random_actions(len(obs)), state
-        code = self.model.encode(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+    def problem(self, obs: torch.Tensor, explore: bool) -> Problem:
+        """Values along expected codes from each observation's code; the prior policy's
+        sequences mixed in; exploration noise on both when exploring."""
+        code = self.model.encode(obs)
         noise = self.explore_std if explore else 0.0
         prior = (lambda: self._prior_sequences(code, noise)) if self.cfg.planner.prior_samples \
             else None
-        action, state = self.policy.act(Problem(lambda a: self.plan_values(code, a, noise), prior),
-                                        state, self.generator)
+        return Problem(lambda a: self.plan_values(code, a, noise), prior)
+
+    def explore_action(self, action: torch.Tensor, explore: bool) -> torch.Tensor:
+        noise = self.explore_std if explore else 0.0
         if noise > 0:
             action = action + noise * torch.randn(action.shape, device=action.device,
                                                   generator=self.generator)
-        return action.clamp(-1.0, 1.0).cpu().numpy(), state
+        return action.clamp(-1.0, 1.0)
 
     def plan_values(self, code: torch.Tensor, actions: torch.Tensor,
                     noise_std: float = 0.0) -> torch.Tensor:
@@ -164,6 +158,7 @@ class DCMPCAgent(Agent):
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),
                 "critics": self.critics.state_dict(), "updates": self.updates,
+                "latent_rank": self.rank,
                 **seeding.generator_state(self.generator, self.rng)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -171,5 +166,6 @@ class DCMPCAgent(Agent):
         self.model_opt.load_state_dict(state["model_opt"])
         self.critics.load_state_dict(state["critics"])
         self.updates = state["updates"]
+        self.rank = state.get("latent_rank")  # absent from checkpoints before it was logged
         seeding.load_generator_state(self.generator, self.rng, state)
 

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import Problem, make_policy, rollouts_line
+from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.mpc import PlanningAgent, Problem, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
@@ -22,8 +22,9 @@ from mbrl_ray.world_models.deterministic import DeltaMLP, DeltaRollout
 from mbrl_ray.world_models.ensemble_training import to_tensors
 
 
-class MBMPCAgent(Agent):
-    """Acts uniformly at random until its first fit, then plans (see the module docstring)."""
+class MBMPCAgent(PlanningAgent):
+    """Acts uniformly at random until its first fit, then plans the first action of a plan,
+    exploring or evaluating alike (as the paper); see the module docstring."""
 
     size_keys = ("delta.hidden_size", "delta.num_layers")
     refresh_rows = 20_000  # async: rows of the replay sample that refresh the statistics
@@ -37,10 +38,6 @@ class MBMPCAgent(Agent):
             seeding.init_generator(seed)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr) if trainable \
             else None
-        self.policy = make_policy(cfg.planner, spec.act_dim)
-        self.generator = seeding.device_generator(self.device, seed)
-        self.rng = np.random.default_rng(seed)
-        self.fitted = False
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
@@ -51,23 +48,12 @@ class MBMPCAgent(Agent):
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
         return rollouts_line(cfg.planner, "on the delta network")
 
-    # ---- acting -----------------------------------------------------------------------------
-    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
-        return self.policy.initial_state(batch, self.device)
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
-        """The plan's first action whether exploring or evaluating (as the paper)."""
-        if not self.fitted:
-            return self.random_actions(len(obs)), state
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-
+    def problem(self, obs: torch.Tensor, explore: bool) -> Problem:
         def objective(actions: torch.Tensor) -> torch.Tensor:
-            return rollout_returns(DeltaRollout(self.model, obs_t), actions,
+            return rollout_returns(DeltaRollout(self.model, obs), actions,
                                    self.cfg.planner.discount)
 
-        action, state = self.policy.act(Problem(objective), state, self.generator)
-        return action.cpu().numpy(), state
+        return Problem(objective)
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """MPC policies any world model can plan with: an agent states its planning problem once per
 act call (`Problem`), and the policy `planner.name` picks reads from it what it needs.
+`PlanningAgent` is the acting half every agent that plans on its model shares.
 
 - `MPCPolicy`: a sequence planner (CEM, CEM-LST, iCEM, MPPI, RS) over the problem's objective,
   its warm start carried per env, and the first action of the plan executed.
@@ -9,11 +10,17 @@ act call (`Problem`), and the policy `planner.name` picks reads from it what it 
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from mbrl_ray import seeding
+from mbrl_ray.agents.base import Agent
+from mbrl_ray.config.schema import Config
+from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.planners import SMCPlanner, make_planner
 from mbrl_ray.planners.base import Objective
 from mbrl_ray.planners.lst import Density
@@ -87,3 +94,45 @@ def make_policy(planner_cfg, act_dim: int) -> MPCPolicy:
     """The policy of a config's `planner` section."""
     policy = SMCPolicy if planner_cfg.name == "smcp" else MPCPolicy
     return policy(planner_cfg, act_dim)
+
+
+class PlanningAgent(Agent):
+    """An agent that acts by planning on its world model (PETS, DC-MPC, MB-MPC): uniformly at
+    random until it is `ready` (holds trained weights), then the first action of the plan its
+    policy (`planner` section) makes for the `problem` it states, perturbed by `explore_action`
+    when exploring. Acting state: the policy's (the planner's warm start per env)."""
+
+    fitted = False  # holds trained weights (set by a fit, an update or loaded weights)
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0, trainable: bool = True) -> None:
+        super().__init__(spec, cfg, device, seed, trainable)
+        self.policy = make_policy(cfg.planner, spec.act_dim)
+        self.generator = seeding.device_generator(self.device, seed)
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def ready(self) -> bool:
+        """Whether to plan (else act at random)."""
+        return self.fitted
+
+    @abstractmethod
+    def problem(self, obs: torch.Tensor, explore: bool) -> Problem:
+        """The planning problem at observations (B, obs_dim) on the agent's device."""
+
+    def explore_action(self, action: torch.Tensor, explore: bool) -> torch.Tensor:
+        """The action acted on (the plan's first action by default, exploring or not)."""
+        return action
+
+    def initial_state(self, batch: int) -> PlanState:
+        return self.policy.initial_state(batch, self.device)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state: PlanState, explore: bool = True
+            ) -> tuple[np.ndarray, PlanState]:
+        """Plan for every env of the batch in one call; actions in [-1, 1]."""
+        if not self.ready:
+            return self.random_actions(len(obs)), state
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        action, state = self.policy.act(self.problem(obs_t, explore), state, self.generator)
+        return self.explore_action(action, explore).cpu().numpy(), state

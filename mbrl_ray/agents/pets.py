@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu
-from mbrl_ray.agents.mpc import Problem, make_policy
+from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.mpc import PlanningAgent, Problem
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics import SoftActorCritic
 from mbrl_ray.envs.spec import EnvSpec
@@ -25,7 +25,7 @@ EMA = 0.05  # smoothing of per-member batch errors that pick elites in the async
 NORMALIZER_ROWS = 20_000  # async: rows of the replay sample that refresh the statistics
 
 
-class PETSAgent(Agent):
+class PETSAgent(PlanningAgent):
     """Plans for every env of a batch in one call; fit(all data) (sync) or update(batch)
     (async). Until the first fit the agent acts uniformly at random (PETS's random first trial).
     """
@@ -54,7 +54,6 @@ class PETSAgent(Agent):
         self._plan_stale = False  # async updates moved the weights since plan_model was made
         self.elites = list(range(m.num_elites))
         self.member_error = torch.zeros(m.ensemble_size)
-        self.policy = make_policy(cfg.planner, spec.act_dim)
         # A SAC actor-critic trained on the same replay, for the planner's terminal value
         # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
         # soft value; workers hold its networks too.
@@ -62,8 +61,6 @@ class PETSAgent(Agent):
                     or self.policy.needs_proposal or cfg.planner.prior_weight > 0)
         self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
                                    seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
-        self.generator = seeding.device_generator(self.device, seed)
-        self.rng = np.random.default_rng(seed)
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
@@ -73,22 +70,18 @@ class PETSAgent(Agent):
                          keys="model.ensemble_size x model.batch_size")
 
     # ---- acting -----------------------------------------------------------------------------
-    def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
-        """The planner's warm start, one row per env."""
-        return self.policy.initial_state(batch, self.device)
-
-    def act(self, obs: np.ndarray, state: dict, explore: bool = True):
-        """Plan for every env of the batch in one call; returns actions in [-1, 1]. (PETS acts
-        on its plan whether exploring or evaluating.)"""
+    @property
+    def ready(self) -> bool:
+        """Fitted, and for SMCP its proposal trained too. (PETS acts on its plan whether
+        exploring or evaluating.)"""
         self._refresh_plan_model()
-        if self.plan_model is None or (self.policy.needs_proposal and not self.sac.fitted):
-            return self.random_actions(len(obs)), state
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return self.plan_model is not None and (not self.policy.needs_proposal
+                                                or self.sac.fitted)
+
+    def problem(self, obs: torch.Tensor, explore: bool) -> Problem:
         if self._planning is None or self._planning.source is not self.plan_model:
             self._planning = PlanningEnsemble(self.plan_model)
-        action, state = self.policy.act(self._problem(self._planning, obs_t), state,
-                                        self.generator)
-        return action.cpu().numpy(), state
+        return self._problem(self._planning, obs)
 
     def _problem(self, model: PlanningEnsemble, obs: torch.Tensor) -> Problem:
         """Trajectory sampling through the elites for the sequence planners, one sampled step
