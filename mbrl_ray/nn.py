@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 
-def mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
-    """`layers` hidden layers of Linear -> ReLU, then a plain Linear (SAC's networks)."""
+def mlp(inp: int, out: int, hidden: int, layers: int,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """`layers` hidden layers of Linear -> activation (ReLU: SAC's networks), then a plain
+    Linear."""
     dims = [inp] + [hidden] * layers
-    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), nn.ReLU())]
+    body = [m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), activation())]
     return nn.Sequential(*body, nn.Linear(dims[-1], out))
 
 

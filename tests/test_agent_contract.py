@@ -35,6 +35,9 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
     "planet": ("planet-debug", []),
     "dreamer": ("dreamer-debug", []),
     "mb-mpc": ("mb-mpc-pendulum", DUMMY + ["delta.epochs=2", "planner.population=50"]),
+    "mbmf": ("mbmf-pendulum", DUMMY + ["delta.epochs=2", "planner.population=50",
+                                       "mbmf.imitate_from=0", "train.random_steps=0",
+                                       "mbmf.epochs=2"]),
     "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
                                                  "planner.population=50"]),
 }

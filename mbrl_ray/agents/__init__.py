@@ -6,6 +6,7 @@ from mbrl_ray.agents.base import Agent
 from mbrl_ray.agents.dcmpc import DCMPCAgent
 from mbrl_ray.agents.dreamer import DreamerAgent
 from mbrl_ray.agents.mb_mpc import MBMPCAgent
+from mbrl_ray.agents.mbmf import MBMFAgent
 from mbrl_ray.agents.mbpo import MBPOAgent
 from mbrl_ray.agents.pets import PETSAgent
 from mbrl_ray.agents.planet import PlaNetAgent
@@ -15,7 +16,8 @@ from mbrl_ray.envs.spec import EnvSpec
 
 AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent,
                                    "dcmpc": DCMPCAgent, "planet": PlaNetAgent,
-                                   "dreamer": DreamerAgent, "mb-mpc": MBMPCAgent}
+                                   "dreamer": DreamerAgent, "mb-mpc": MBMPCAgent,
+                                   "mbmf": MBMFAgent}
 
 
 def agent_class(cfg: Config) -> type[Agent]:
@@ -30,5 +32,5 @@ def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", s
     return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
 
 
-__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "MBMPCAgent", "MBPOAgent",
-           "PETSAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]
+__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "MBMFAgent", "MBMPCAgent",
+           "MBPOAgent", "PETSAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]

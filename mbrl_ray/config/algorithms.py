@@ -177,14 +177,44 @@ class DeltaConfig:
 
     def check(self, cfg: Config) -> None:
         p = cfg.planner
-        if cfg.agent.name == "mb-mpc" and (p.name == "smcp" or p.posterior != "mpc" or any(
+        if cfg.agent.name in ("mb-mpc", "mbmf") and (p.name == "smcp" or p.posterior != "mpc" or any(
                 (p.value_weight, p.prior_weight, p.prior_samples, p.info_weight))):
             raise ConfigError(
-                f"agent.name='mb-mpc' plans with a sequence planner (rs as the paper, cem, "
+                f"agent.name={cfg.agent.name!r} plans with a sequence planner (rs as the paper, cem, "
                 f"icem, mppi) on its model alone: planner.posterior='mpc' and no critic or "
                 f"information terms, not planner.name={p.name!r}, posterior={p.posterior!r}, "
                 f"value_weight={p.value_weight}, prior_weight={p.prior_weight}, "
                 f"prior_samples={p.prior_samples}, info_weight={p.info_weight}")
+
+
+@dataclass
+class MBMFConfig:
+    """MBMF's imitation phase (agents/mbmf.py): the MPC expert imitated into a Gaussian MLP
+    policy by DAgger; the paper's policy: 2 hidden layers of 64 tanh units."""
+    imitate_from: int = doc(3000, "env steps of MPC acting (the model-based phase) before the "
+                            "policy acts and DAgger labels the states it visits", bound=">= 0")
+    hidden_size: int = doc(64, "width of the policy's hidden layers", bound="count",
+                           upper=16_384)
+    num_layers: int = doc(2, "hidden layers of the policy", bound="count", upper=64)
+    lr: float = doc(1e-3, "Adam learning rate of the policy", bound="> 0")
+    batch_size: int = doc(256, "minibatch of labelled states", bound="count", upper=1_000_000)
+    epochs: int = doc(20, "passes over every labelled state at each fit", bound="count",
+                      upper=100_000)
+    std: float = doc(0.1, "std of the policy's Gaussian noise on actions when exploring "
+                     "(the DAgger rollouts); evaluation acts on its mean", bound=">= 0")
+    label_chunk: int = doc(256, "states planned for at once when the expert labels",
+                           bound="count", upper=1_000_000)
+
+    def check(self, cfg: Config) -> None:
+        if cfg.agent.name != "mbmf":
+            return
+        if cfg.train.schedule != "sync":
+            raise ConfigError(f"agent.name='mbmf' runs on train.schedule sync (its expert "
+                              f"labels whole rounds), not {cfg.train.schedule!r}")
+        if self.imitate_from < cfg.train.random_steps:
+            raise ConfigError(f"mbmf.imitate_from={self.imitate_from} is below "
+                              f"train.random_steps={cfg.train.random_steps}: the policy "
+                              "imitates the MPC expert, which acts only after the random steps")
 
 
 @dataclass

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mbrl_ray.config.algorithms import (DCMPCConfig, DeltaConfig, DreamerConfig, MBPOConfig,
-                                        ModelConfig, PlannerConfig, RSSMConfig, SACConfig)
+from mbrl_ray.config.algorithms import (DCMPCConfig, DeltaConfig, DreamerConfig, MBMFConfig,
+                                        MBPOConfig, ModelConfig, PlannerConfig, RSSMConfig,
+                                        SACConfig)
 from mbrl_ray.config.fields import BOUNDS, ConfigError, doc
 
 __all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeltaConfig", "DreamerConfig",
-           "MBPOConfig", "ModelConfig", "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
+           "MBMFConfig", "MBPOConfig", "ModelConfig", "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
@@ -42,8 +43,10 @@ class AgentConfig:
                     "latent action sequences; rssm.* keys) or dreamer (RSSM, actor and critic "
                     "trained in imagination; rssm.* and dreamer.* keys) or mb-mpc (MBMF's "
                     "model-based phase: a deterministic delta network and random-shooting "
-                    "MPC; delta.* keys)",
-                    choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer", "mb-mpc"))
+                    "MPC; delta.* keys) or mbmf (mb-mpc, then its MPC imitated into a policy "
+                    "by DAgger; delta.* and mbmf.* keys)",
+                    choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer", "mb-mpc",
+                             "mbmf"))
 
 
 @dataclass
@@ -126,6 +129,7 @@ class Config:
     rssm: RSSMConfig = field(default_factory=RSSMConfig)
     dreamer: DreamerConfig = field(default_factory=DreamerConfig)
     delta: DeltaConfig = field(default_factory=DeltaConfig)
+    mbmf: MBMFConfig = field(default_factory=MBMFConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
