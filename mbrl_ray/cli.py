@@ -1,4 +1,4 @@
-"""mbrl-ray train | resume | eval | compare | presets."""
+"""mbrl-ray train | resume | eval | compare | finetune | presets."""
 from __future__ import annotations
 
 import argparse
@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="group runs by preset (default), seed, or a config key such as "
                               "planner.name")
     compare.add_argument("--out", type=Path, help="figure file (.png, .pdf or .svg)")
+    finetune = sub.add_parser("finetune", help="MBMF's third phase on an mbmf run: RLlib's PPO "
+                              "from its imitation policy (adds tb/finetune-<k>, finetune-<k>)")
+    finetune.add_argument("run_dir", type=Path)
+    finetune.add_argument("--steps", type=int, help="env steps (default: mbmf.finetune_steps)")
     sub.add_parser("presets", help="list presets")
     return parser
 
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return _compare(args)
     if args.command == "eval":
         return _evaluate(args)
+    if args.command == "finetune":
+        return _finetune(args)
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.
@@ -115,6 +121,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done: {result.env_steps} env steps, final evaluation return "
           f"{result.final_eval_return:.1f}")
     print(f"TensorBoard logs: {result.run_dir / 'tb'}  (tensorboard --logdir {result.run_dir / 'tb'})")
+    from mbrl_ray.agents import agent_class
+    try:
+        agent_class(cfg).after_training(cfg, run_dir, _printer)
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from mbrl_ray import finetune
+    try:
+        cfg = finetune.checked_config(args.run_dir, args.steps)  # before torch and Ray load
+        summary = finetune.run(args.run_dir, cfg, _printer)
+    except ConfigError as err:
+        print(f"mbrl-ray: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mbrl-ray: fine-tuning interrupted; the run's own files are untouched",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"fine-tuned {summary['finetune_env_steps']} env steps from "
+          f"{summary['checkpoint']}: evaluation {summary['handed_over_return']:.1f} -> "
+          f"{summary['final_eval_return']:.1f}")
     return 0
 
 

@@ -70,6 +70,11 @@ class Agent(ABC):
         value that cannot finish shows there); None for an agent that does not plan."""
         return None
 
+    @classmethod
+    def after_training(cls, cfg: Config, run_dir, printer=print) -> None:
+        """What `mbrl-ray train` runs once the step budget is trained (a phase that does not
+        run on the actor topology: MBMF's PPO fine-tuning); nothing by default."""
+
     def random_actions(self, count: int) -> np.ndarray:
         """Uniform actions in [-1, 1], (count, act_dim), from the agent's numpy generator
         `self.rng`: how an agent acts while it holds no trained weights."""

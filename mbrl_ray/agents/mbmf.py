@@ -6,8 +6,10 @@ all labels after each round. The MPC phase's states carry the actions the expert
 the policy's states are labelled by planning on the newest model at the next fit. Sync
 schedule only: labels are planned where the model is trained, on the learner.
 
-The paper then fine-tunes the policy with a model-free learner (TRPO); that phase is not here
-yet. The policy's std is a fixed exploration noise (`mbmf.std`), not fit by imitation."""
+The paper then fine-tunes the policy with a model-free learner (TRPO): here RLlib's PPO, after
+training when `mbmf.finetune_steps` > 0 or by `mbrl-ray finetune RUN_DIR` (mbrl_ray/finetune.py,
+agents/mbmf_ppo.py). The policy's std is a fixed exploration noise (`mbmf.std`) here, not fit by
+imitation; PPO starts from it and learns it."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,6 +80,14 @@ class MBMFAgent(MBMPCAgent):
                        "action": torch.zeros(0, spec.act_dim, device=self.device)}
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr) if trainable \
             else None
+
+    @classmethod
+    def after_training(cls, cfg: Config, run_dir, printer=print) -> None:
+        """The third phase, PPO fine-tuning (mbrl_ray/finetune.py), when mbmf.finetune_steps
+        asks for it."""
+        if cfg.mbmf.finetune_steps > 0:
+            from mbrl_ray import finetune
+            finetune.run(run_dir, finetune.checked_config(run_dir, None), printer)
 
     # ---- acting -----------------------------------------------------------------------------
     @torch.no_grad()

@@ -204,6 +204,15 @@ class MBMFConfig:
                      "(the DAgger rollouts); evaluation acts on its mean", bound=">= 0")
     label_chunk: int = doc(256, "states planned for at once when the expert labels",
                            bound="count", upper=1_000_000)
+    finetune_steps: int = doc(0, "env steps of the third phase after training: RLlib's PPO "
+                              "fine-tunes the imitation policy (`mbrl-ray finetune`); 0: none",
+                              bound=">= 0")
+    ppo_batch: int = doc(1000, "PPO: env steps per iteration (train batch)", bound="count",
+                         upper=10_000_000)
+    ppo_minibatch: int = doc(128, "PPO: minibatch size", bound="count", upper=1_000_000)
+    ppo_epochs: int = doc(10, "PPO: passes over each train batch", bound="count", upper=1_000)
+    ppo_lr: float = doc(3e-4, "PPO: Adam learning rate of policy, log std and value",
+                        bound="> 0")
 
     def check(self, cfg: Config) -> None:
         if cfg.agent.name != "mbmf":
