@@ -7,7 +7,8 @@ protocol, fresh env seeds):
   train` runs: MBMFAgent.after_training);
 - mpc: `mb-mpc-pendulum` for 5,000 env steps (MBMF's model-based phase alone, continued);
 - ppo: RLlib's PPO alone from fresh weights for `--budget` env steps, the same module and PPO
-  settings as the fine-tuning (agents/mbmf_ppo.py).
+  settings as the fine-tuning (agents/mbmf_ppo.py; RLlib's Pendulum values in the preset), its
+  std starting at 1 (RLlib's default) where the fine-tuning starts at the imitation's 0.1.
 The claim measured: R = PPO alone's return at its budget (the mean of its last 3 evaluations);
 for each seed the env steps at which each arm's curve first reaches R, and PPO's over MBMF's.
 
@@ -68,8 +69,8 @@ def ppo_alone(seed: int, args) -> list:
     from mbrl_ray.distributed.preflight import init_ray
     from mbrl_ray.envs import env_kwargs, env_spec
 
-    cfg = apply_overrides(load_preset(PRESETS["mbmf"]), [
-        f"train.seed={seed}", f"train.eval_episodes={args.episodes}"])
+    cfg = apply_overrides(load_preset(PRESETS["mbmf"]), [  # PPO's own initial std: 1
+        f"train.seed={seed}", f"train.eval_episodes={args.episodes}", "mbmf.std=1.0"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent = make_agent(spec, cfg, torch.device("cpu"), seed=seed)
     agent.imitating = True  # evaluations act on agent.actor: PPO's policy, loaded below

@@ -55,25 +55,12 @@ def run(run_dir: Path, cfg: Config, printer=print) -> dict:
 
 
 def _finetune(run_dir: Path, cfg: Config, printer) -> dict:
-    import torch
-
     from mbrl_ray import seeding
-    from mbrl_ray.agents import make_agent
     from mbrl_ray.agents.mbmf_ppo import policy_weights, train_ppo
-    from mbrl_ray.distributed.checkpoint import read_counters
     from mbrl_ray.distributed.preflight import init_ray
-    from mbrl_ray.envs import env_kwargs, env_spec
-    from mbrl_ray.evaluate import Request, choose_checkpoint
     from mbrl_ray.telemetry.tensorboard import TBLogger
 
-    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
-    path = choose_checkpoint(Request(run_dir), agent, printer)
-    if not agent.imitating:
-        raise ConfigError(f"checkpoint {path.name}: the imitation policy has not taken over "
-                          f"yet (mbmf.imitate_from={cfg.mbmf.imitate_from}); train the run "
-                          "further first")
-    start = read_counters(path)["env_steps"]
+    agent, checkpoint, start = _handed_over(run_dir, cfg, printer)
     name, steps = free_name(run_dir), cfg.mbmf.finetune_steps
     init_ray(cfg)
     tb = TBLogger(run_dir / "tb" / name)
@@ -96,8 +83,27 @@ def _finetune(run_dir: Path, cfg: Config, printer) -> dict:
                           steps, seeding.derive(cfg.train.seed, seeding.SAC), on_iteration)
     finally:
         tb.writer.close()
-    done = evals[-1][0] - start
-    return _write(run_dir / name, path.name, start, done, evals, final)
+    return _write(run_dir / name, checkpoint, start, evals[-1][0] - start, evals, final)
+
+
+def _handed_over(run_dir: Path, cfg: Config, printer):
+    """(the run's agent on CPU loaded from its newest usable checkpoint, that checkpoint's
+    name, its env steps); refused when its imitation policy has not acted yet."""
+    import torch
+
+    from mbrl_ray.agents import make_agent
+    from mbrl_ray.distributed.checkpoint import read_counters
+    from mbrl_ray.envs import env_kwargs, env_spec
+    from mbrl_ray.evaluate import Request, choose_checkpoint
+
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    path = choose_checkpoint(Request(run_dir), agent, printer)
+    if not agent.imitating:
+        raise ConfigError(f"checkpoint {path.name}: the imitation policy has not taken over "
+                          f"yet (mbmf.imitate_from={cfg.mbmf.imitate_from}); train the run "
+                          "further first")
+    return agent, path.name, read_counters(path)["env_steps"]
 
 
 def policy_evaluator(agent, cfg: Config, tb=None):

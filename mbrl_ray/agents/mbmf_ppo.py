@@ -69,7 +69,8 @@ def ppo_config(cfg: Config, init: dict | None, seed: int) -> PPOConfig:
             .env_runners(num_env_runners=1, num_envs_per_env_runner=1)
             .learners(num_learners=0)
             .training(train_batch_size_per_learner=c.ppo_batch, minibatch_size=c.ppo_minibatch,
-                      num_epochs=c.ppo_epochs, lr=c.ppo_lr)
+                      num_epochs=c.ppo_epochs, lr=c.ppo_lr, gamma=c.ppo_gamma,
+                      lambda_=c.ppo_lambda)
             .rl_module(rl_module_spec=RLModuleSpec(
                 module_class=PolicyModule,
                 model_config={"hidden": c.hidden_size, "layers": c.num_layers, "std": std,

@@ -213,6 +213,8 @@ class MBMFConfig:
     ppo_epochs: int = doc(10, "PPO: passes over each train batch", bound="count", upper=1_000)
     ppo_lr: float = doc(3e-4, "PPO: Adam learning rate of policy, log std and value",
                         bound="> 0")
+    ppo_gamma: float = doc(0.99, "PPO: discount", bound="[0, 1]")
+    ppo_lambda: float = doc(0.95, "PPO: GAE lambda", bound="[0, 1]")
 
     def check(self, cfg: Config) -> None:
         if cfg.agent.name != "mbmf":
