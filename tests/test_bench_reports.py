@@ -1,6 +1,7 @@
 """The reports that pool benches' per-seed results: which runs are paired, what is averaged,
 and which timings are comparable."""
 import csv
+import math
 import importlib.util
 import json
 import sys
@@ -175,3 +176,24 @@ def test_vs_mbrl_lib_refuses_to_replace_a_measured_seed(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="ours-seed4.json already measured"):
         vs_mbrl_lib.main()
     assert (tmp_path / "ours-seed4.json").read_text() == "{}"
+
+
+def test_mbmf_vs_ppo_target_is_ppos_last_three_and_the_ratio_uses_first_reaches(tmp_path):
+    bench = _module("mbmf_vs_ppo")
+    runs = {"ppo": {0: {"evals": [[5000, -900], [10000, -400], [15000, -300], [20000, -500],
+                                  [25000, -100]]},
+                    1: {"evals": [[5000, -1000], [10000, -800], [15000, -600], [20000, -600]]}},
+            "mbmf": {0: {"evals": [[600, -800], [1200, -250], [1800, -200]]},
+                     1: {"evals": [[600, -700], [1200, -300]]}},
+            "mpc": {0: {"evals": [[600, -800], [1800, -290]]},
+                    1: {"evals": [[600, -650], [1200, -900]]}}}
+    text = bench.summarise(runs, tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| 0 ") or
+            line.startswith("| 1 ")]
+    # seed 0: R = mean(-300, -500, -100) = -300; PPO first >= R at 15000, MBMF at 1200
+    assert rows[0].split("|")[2:7] == [" -300 ", " 15000 ", " 1200 ", " 1800 ", " 12.5x "]
+    # seed 1: R = -667; PPO first at 15000 (-600), MBMF at 1200, MPC at 600 (-650)
+    assert rows[1].split("|")[2:7] == [" -667 ", " 15000 ", " 1200 ", " 600 ", " 12.5x "]
+    assert "geometric mean 12.5x" in text
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert math.isnan(bench.first_reach([[600, -900]], -300.0))
