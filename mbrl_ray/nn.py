@@ -1,7 +1,9 @@
 """Layers shared by world models, critics and policies: plain and normed MLPs, Mish, and E
-independent linear layers as one batched matmul. Neither `critics` nor `world_models` imports
-the other for these."""
+independent linear layers as one batched matmul; and the epochs-of-minibatches loop that fits
+a network to all its rows. Neither `critics` nor `world_models` imports the other for these."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -72,3 +74,22 @@ def mish(x: torch.Tensor) -> torch.Tensor:
 class Mish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mish(x)
+
+
+def train_epochs(loss_of: Callable[[torch.Tensor], torch.Tensor],
+                 optimizer: torch.optim.Optimizer, rows: int, epochs: int, batch_size: int,
+                 device: torch.device | str, generator: torch.Generator | None = None) -> float:
+    """`epochs` passes over `rows` rows, each in a fresh shuffle, one optimizer step on
+    loss_of(minibatch row indices) per `batch_size` rows; the last pass's mean loss per row
+    (summed on the device: no host sync per step)."""
+    for _ in range(epochs):
+        order = torch.randperm(rows, device=device, generator=generator)
+        total = torch.zeros((), device=device)
+        for start in range(0, rows, batch_size):
+            idx = order[start:start + batch_size]
+            loss = loss_of(idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(idx)
+    return float(total) / rows

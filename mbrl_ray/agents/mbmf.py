@@ -22,7 +22,7 @@ from mbrl_ray.agents.base import cpu
 from mbrl_ray.agents.mb_mpc import MBMPCAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
-from mbrl_ray.nn import mlp
+from mbrl_ray.nn import mlp, train_epochs
 from mbrl_ray.world_models.ensemble import Standardizer
 
 
@@ -45,19 +45,8 @@ def imitate(policy: GaussianPolicy, optimizer: torch.optim.Optimizer, obs: torch
     """Behaviour cloning of labelled states: the observation statistics refit to them, then
     `epochs` passes of minibatch steps on the mean's squared error; the last pass's mean."""
     policy.norm.fit(obs)
-    rows = len(obs)
-    total = torch.zeros((), device=obs.device)
-    for _ in range(epochs):
-        order = torch.randperm(rows, device=obs.device, generator=generator)
-        total = torch.zeros((), device=obs.device)
-        for start in range(0, rows, batch_size):
-            idx = order[start:start + batch_size]
-            loss = F.mse_loss(policy(obs[idx]), actions[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-    return float(total) / rows
+    return train_epochs(lambda idx: F.mse_loss(policy(obs[idx]), actions[idx]), optimizer,
+                        len(obs), epochs, batch_size, obs.device, generator)
 
 
 class MBMFAgent(MBMPCAgent):

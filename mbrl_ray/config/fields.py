@@ -1,6 +1,6 @@
 """What a config field is: `doc` (its default, help, choices, bound and upper), the bounds it
 may declare, and the error bad input raises. The sections live in `schema.py` (the run's) and
-`algorithms.py` (each algorithm's)."""
+`algorithms.py`, `latent_models.py` (each algorithm's)."""
 from __future__ import annotations
 
 from dataclasses import field

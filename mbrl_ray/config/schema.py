@@ -2,15 +2,15 @@
 
 A run is fully described by one `Config`. Presets (YAML) and dotted overrides
 (`planner.horizon=20`) only change values of these fields; `validate()` checks the ranges. The
-run's own sections are here; the algorithms' are in `algorithms.py`.
+run's own sections are here; the algorithms' are in `algorithms.py` and `latent_models.py`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mbrl_ray.config.algorithms import (DCMPCConfig, DeltaConfig, DreamerConfig, MBMFConfig,
-                                        MBPOConfig, ModelConfig, PlannerConfig, RSSMConfig,
-                                        SACConfig)
+from mbrl_ray.config.algorithms import (DeltaConfig, MBMFConfig, MBPOConfig, ModelConfig,
+                                        PlannerConfig, SACConfig)
+from mbrl_ray.config.latent_models import DCMPCConfig, DreamerConfig, RSSMConfig
 from mbrl_ray.config.fields import BOUNDS, ConfigError, doc
 
 __all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeltaConfig", "DreamerConfig",

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbrl_ray.nn import mlp
+from mbrl_ray.nn import mlp, train_epochs
 from mbrl_ray.world_models.ensemble import Standardizer
 
 
@@ -70,15 +70,6 @@ def fit(model: DeltaMLP, optimizer: torch.optim.Optimizer, batch: dict[str, torc
     """MBMF's fit on every transition held: the standardisation refit to the rows, then
     `epochs` passes of minibatch steps over a fresh shuffle each; the last pass's mean loss."""
     model.fit_normalizers(batch)
-    rows = len(batch["obs"])
-    for _ in range(epochs):
-        order = torch.randperm(rows, device=batch["obs"].device, generator=generator)
-        total = torch.zeros((), device=batch["obs"].device)  # summed here: no sync per step
-        for start in range(0, rows, batch_size):
-            idx = order[start:start + batch_size]
-            loss, _ = model.loss({k: v[idx] for k, v in batch.items()})
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(idx)
-    return float(total) / rows
+    return train_epochs(lambda idx: model.loss({k: v[idx] for k, v in batch.items()})[0],
+                        optimizer, len(batch["obs"]), epochs, batch_size, batch["obs"].device,
+                        generator)
