@@ -35,6 +35,10 @@ RETRY_WAIT_S = 0.5
 STOP_CHECKPOINT_S = 60  # what a stop signal's checkpoint may take before the run exits without
 
 
+RESULT_RESERVE = ".result-reserve"  # a placeholder that keeps room for result.json
+RESERVE_BYTES = 8192  # result.json is a few hundred bytes; filesystems allocate in 4 KiB blocks
+
+
 def checkpoint_interval(cfg: Config) -> int:
     """train.checkpoint_every, or 10% of the step budget when it is 0."""
     t = cfg.train
@@ -133,6 +137,8 @@ class Driver:
         if not started_here:  # a Ray this run joined (preflight checked this machine's)
             check_replay_memory_on_node(self.cfg, self.spec)
         save_config(self.cfg, self.run_dir)
+        # Room for result.json however full the disk gets (freed just before it is written).
+        (self.run_dir / RESULT_RESERVE).write_bytes(bytes(RESERVE_BYTES))
         with raising_on_stop_signals() as signals:  # after ray.init, which sets its own
             return self._run_actors(signals)
 
@@ -206,6 +212,7 @@ class Driver:
                 "worker_restarts": result.worker_restarts,
                 "learner_restarts": result.learner_restarts, "worker_nodes": nodes,
                 "stopped": stopped}
+        (self.run_dir / RESULT_RESERVE).unlink(missing_ok=True)
         path = self.run_dir / "result.json"
         if path.exists():  # an earlier attempt's result (a resumed run's) is kept beside
             path.rename(_free_name(self.run_dir, "result-{}.json"))
