@@ -36,7 +36,7 @@ WORKER = 1000
 EVALUATOR = 10_000_000
 RESUME = 1_000_003
 EVAL_STRIDE = 7919
-AGENT, ENVS, SAC, MODEL, INIT = 1, 2, 3, 4, 5  # keys of derive()
+AGENT, ENVS, SAC, MODEL, INIT, NOISE = 1, 2, 3, 4, 5, 6  # keys of derive()
 
 
 def derive(seed: int, key: int) -> int:

@@ -38,6 +38,9 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
     "mbmf": ("mbmf-pendulum", DUMMY + ["delta.epochs=2", "planner.population=50",
                                        "mbmf.imitate_from=0", "train.random_steps=0",
                                        "mbmf.epochs=2"]),
+    "gps": ("gps-reacher", DUMMY + ["env.conditions=2", "gps.policy_steps=5"]),
+    "gps-supervised": ("gps-reacher", DUMMY + ["env.conditions=2", "gps.policy_steps=5",
+                                               "gps.policy_step=supervised"]),
     "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
                                                  "planner.population=50"]),
 }

@@ -5,6 +5,7 @@ import torch
 from mbrl_ray.agents.base import Agent
 from mbrl_ray.agents.dcmpc import DCMPCAgent
 from mbrl_ray.agents.dreamer import DreamerAgent
+from mbrl_ray.agents.gps import GPSAgent
 from mbrl_ray.agents.mb_mpc import MBMPCAgent
 from mbrl_ray.agents.mbmf import MBMFAgent
 from mbrl_ray.agents.mbpo import MBPOAgent
@@ -17,7 +18,7 @@ from mbrl_ray.envs.spec import EnvSpec
 AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent,
                                    "dcmpc": DCMPCAgent, "planet": PlaNetAgent,
                                    "dreamer": DreamerAgent, "mb-mpc": MBMPCAgent,
-                                   "mbmf": MBMFAgent}
+                                   "mbmf": MBMFAgent, "gps": GPSAgent}
 
 
 def agent_class(cfg: Config) -> type[Agent]:
@@ -32,5 +33,5 @@ def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", s
     return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
 
 
-__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "MBMFAgent", "MBMPCAgent",
+__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "GPSAgent", "MBMFAgent", "MBMPCAgent",
            "MBPOAgent", "PETSAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]

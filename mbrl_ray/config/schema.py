@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from mbrl_ray.config.algorithms import (DeltaConfig, MBMFConfig, MBPOConfig, ModelConfig,
                                         PlannerConfig, SACConfig)
 from mbrl_ray.config.latent_models import DCMPCConfig, DreamerConfig, RSSMConfig
+from mbrl_ray.config.policy_search import GPSConfig
 from mbrl_ray.config.fields import BOUNDS, ConfigError, doc
 
 __all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeltaConfig", "DreamerConfig",
-           "MBMFConfig", "MBPOConfig", "ModelConfig", "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
+           "GPSConfig", "MBMFConfig", "MBPOConfig", "ModelConfig", "PlannerConfig", "RSSMConfig",
+           "SACConfig", "doc"]
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
@@ -32,6 +34,12 @@ class EnvConfig:
                    "(uint8, 3 x image_size x image_size)", choices=("state", "pixels"))
     image_size: int = doc(64, "side of the rendered frame when env.obs=pixels",
                           bound="count", upper=1_024)
+    conditions: int = doc(0, "> 0: every episode starts from one of this many fixed initial "
+                          "states (guided policy search's conditions), each env cycling "
+                          "through them in turn; 0: the env's own random starts", bound=">= 0",
+                          upper=10_000)
+    condition_seed: int = doc(0, "condition c is the env's reset with seed condition_seed + c",
+                              bound=">= 0")
 
 
 @dataclass
@@ -44,9 +52,11 @@ class AgentConfig:
                     "trained in imagination; rssm.* and dreamer.* keys) or mb-mpc (MBMF's "
                     "model-based phase: a deterministic delta network and random-shooting "
                     "MPC; delta.* keys) or mbmf (mb-mpc, then its MPC imitated into a policy "
-                    "by DAgger; delta.* and mbmf.* keys)",
+                    "by DAgger; delta.* and mbmf.* keys) or gps (guided policy search: local "
+                    "linear-Gaussian controllers per env.conditions start and a neural policy "
+                    "trained on their samples; gps.* keys)",
                     choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer", "mb-mpc",
-                             "mbmf"))
+                             "mbmf", "gps"))
 
 
 @dataclass
@@ -130,6 +140,7 @@ class Config:
     dreamer: DreamerConfig = field(default_factory=DreamerConfig)
     delta: DeltaConfig = field(default_factory=DeltaConfig)
     mbmf: MBMFConfig = field(default_factory=MBMFConfig)
+    gps: GPSConfig = field(default_factory=GPSConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)

@@ -7,6 +7,7 @@ import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
 
 from mbrl_ray.config.loading import ConfigError
+from mbrl_ray.envs.conditions import FixedStarts
 from mbrl_ray.envs.dummy import PointMassEnv
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.envs.specs import DUMMY, check_env_spec, split_spec
@@ -41,13 +42,14 @@ def base_env(spec: str, seed: int | None = None, max_episode_steps: int = 0,
 
 def make_env(spec: str, seed: int | None = None, max_episode_steps: int = 0,
              action_repeat: int = 1, pixels: bool = False, image_size: int = 64,
-             render_size: int = 0) -> gym.Env:
+             render_size: int = 0, conditions: int = 0, condition_seed: int = 0) -> gym.Env:
     """Build the env for `spec` and reset it once with `seed` so that its RNG is seeded.
 
     max_episode_steps: the suite's own steps (before action repeat); 0 keeps its limit.
     pixels: observations are the rendered (3, image_size, image_size) uint8 frame.
     render_size: > 0 makes `env.render()` return (render_size, render_size, 3) frames (videos;
-    with pixels=True frames are image_size)."""
+    with pixels=True frames are image_size).
+    conditions: > 0 starts every episode from one of that many fixed states (envs/conditions.py)."""
     check_env_spec(spec, max_episode_steps)
     size = image_size if pixels else render_size
     env = UnitContract(base_env(spec, seed, max_episode_steps, size), flat_obs=not pixels)
@@ -55,6 +57,8 @@ def make_env(spec: str, seed: int | None = None, max_episode_steps: int = 0,
         env = ActionRepeat(env, action_repeat)
     if pixels:
         env = PixelObs(env, image_size)
+    if conditions:
+        env = FixedStarts(env, conditions, condition_seed)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     return env
@@ -64,7 +68,8 @@ def env_kwargs(env_cfg) -> dict:
     """make_env's keyword arguments from the config's `env` section."""
     return {"max_episode_steps": env_cfg.max_episode_steps,
             "action_repeat": env_cfg.action_repeat, "pixels": env_cfg.obs == "pixels",
-            "image_size": env_cfg.image_size}
+            "image_size": env_cfg.image_size, "conditions": env_cfg.conditions,
+            "condition_seed": env_cfg.condition_seed}
 
 
 def env_spec(spec: str, **kwargs) -> EnvSpec:

@@ -1,0 +1,74 @@
+"""The config section of guided policy search (`gps`, agents/gps.py): local time-varying
+linear-Gaussian controllers improved by KL-bounded LQR steps on dynamics fitted to each round,
+and a neural policy trained on their samples."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mbrl_ray.config.fields import ConfigError, doc
+
+if TYPE_CHECKING:
+    from mbrl_ray.config.schema import Config
+
+
+@dataclass
+class GPSConfig:
+    policy_step: str = doc("importance", "how the neural policy learns from the local "
+                           "controllers' samples: importance (Levine & Koltun 2013: the "
+                           "importance-sampled return of every sample so far, with the "
+                           "log-normaliser regulariser) or supervised (Levine et al. 2015/16: "
+                           "regression onto the newest controllers' actions, weighted by "
+                           "their precision)", choices=("importance", "supervised"))
+    kl_step: float = doc(1.0, "KL bound of each local controller's step to the one that "
+                         "sampled the round, per time step (the bound is kl_step x T)",
+                         bound="> 0")
+    adapt_step: bool = doc(False, "scale each condition's KL bound by the ratio of the last "
+                           "step's predicted to actual improvement (Levine & Abbeel 2014's "
+                           "rule, multiplier in [0.01, 10]); false: gps.kl_step throughout")
+    prior_strength: float = doc(1.0, "pseudo-count of the dynamics prior (one Gaussian over "
+                                "all steps of the condition's samples in the round) in each "
+                                "step's fit", bound=">= 0")
+    hidden_size: int = doc(64, "width of the policy's hidden layers", bound="count",
+                           upper=16_384)
+    num_layers: int = doc(2, "hidden layers of the policy (tanh units)", bound="count",
+                          upper=64)
+    lr: float = doc(1e-3, "Adam learning rate of the policy", bound="> 0")
+    policy_steps: int = doc(500, "Adam steps of the policy per round (full batch for "
+                            "importance, minibatches of batch_size for supervised)",
+                            bound="count", upper=1_000_000)
+    batch_size: int = doc(256, "supervised: minibatch of sampled states", bound="count",
+                          upper=1_000_000)
+    regularizer: float = doc(0.01, "importance: weight w_r of sum_t log Z_t (keeps the policy "
+                             "on the samples)", bound=">= 0")
+    importance_rounds: int = doc(3, "importance: rounds of samples kept per condition (the "
+                                 "newest), each with the controller that drew it",
+                                 bound="count", upper=1_000)
+    policy_std: float = doc(0.2, "importance: initial std of the policy's Gaussian (learned)",
+                            bound="> 0")
+
+    def check(self, cfg: Config) -> None:
+        if cfg.agent.name != "gps":
+            return
+        from mbrl_ray.task_costs import COSTS
+        if cfg.env.id not in COSTS:
+            raise ConfigError(f"agent.name='gps' needs the task's cost, written for env.id "
+                              f"{', '.join(sorted(COSTS))}; not env.id={cfg.env.id!r}")
+        if cfg.env.conditions < 1:
+            raise ConfigError(f"agent.name='gps' trains local controllers per initial state: "
+                              f"env.conditions must be >= 1, not {cfg.env.conditions}")
+        if cfg.env.max_episode_steps < 1:
+            raise ConfigError("agent.name='gps' needs a fixed episode length: set "
+                              f"env.max_episode_steps >= 1, not {cfg.env.max_episode_steps}")
+        if cfg.train.schedule != "sync":
+            raise ConfigError(f"agent.name='gps' runs on train.schedule sync (each round is "
+                              f"whole episodes of every condition), not {cfg.train.schedule!r}")
+        horizon = cfg.env.max_episode_steps // cfg.env.action_repeat
+        unit = cfg.workers.num * cfg.workers.envs_per_worker * horizon
+        for key in ("random_steps", "steps_per_round"):
+            value = getattr(cfg.train, key)
+            if value % unit:
+                raise ConfigError(
+                    f"train.{key}={value} must be a multiple of workers.num x "
+                    f"workers.envs_per_worker x episode steps = {unit}, so that every env "
+                    "plays whole episodes in a round")
