@@ -1,18 +1,17 @@
 """Evaluation plays a batch of envs, one episode each: exactly the first episode of every env,
 whatever their lengths (a batch that took the episodes ending first would favour short ones)."""
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from mbrl_ray.config.schema import EnvConfig
 from mbrl_ray.envs.batch import EnvBatch
 from mbrl_ray.distributed.rollout_worker import first_episodes
 from mbrl_ray.envs import make_env
 
 pytestmark = pytest.mark.unit
 
-CFG = SimpleNamespace(id="dummy", max_episode_steps=40, action_repeat=1, obs="state",
-                      image_size=64)
+CFG = EnvConfig(id="dummy", max_episode_steps=40)
 
 
 class Outward:

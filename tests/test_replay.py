@@ -106,13 +106,11 @@ def test_transitions_follow_their_stream_after_wrap_around(seed):
 def test_derived_next_observations_are_the_envs_with_the_truncated_final_one():
     """Rows written by the rollout worker's EnvBatch: each transition's next_obs is exactly
     what env.step returned, also at a time limit, where the reset obs follows in the stream."""
-    from types import SimpleNamespace
-
+    from mbrl_ray.config.schema import EnvConfig
     from mbrl_ray.envs.batch import EnvBatch, StreamRows
     from mbrl_ray.envs import make_env
 
-    cfg = SimpleNamespace(id="dummy", max_episode_steps=7, action_repeat=1, obs="state",
-                          image_size=64)
+    cfg = EnvConfig(id="dummy", max_episode_steps=7)
     batch = EnvBatch(cfg, 2, seed=3)
     rows = StreamRows(EnvSpec.from_env(batch.envs[0]), 2, 20)
     actions = np.random.default_rng(0).uniform(-1, 1, (20, 2, 2)).astype(np.float32)
