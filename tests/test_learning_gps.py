@@ -9,7 +9,8 @@ from slow_runs import SEEDS, run_seed, timeout_s
 pytestmark = pytest.mark.slow
 
 # Measured (final evaluation: the policy's mean, one episode per condition, 15,000 env steps,
-# 35-70 s per run on 2 cores, 2026-12-06): see bench/results/gps-vs-sac/summary.md.
+# 2026-12-06): seed 0: -2.27, seed 1: -4.16 (one target still 0.21 m away), seed 2: -1.95;
+# 86-99 s per run beside another bench (62-71 s in bench/results/gps-vs-sac/summary.md).
 THRESHOLD = -4.0
 
 
