@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import t_half_width  # bench/ is the script's sys.path[0]
+from lst_figure3 import mean_band, new_axes, save, t_half_width  # bench/ is the script's sys.path[0]
 
 from mbrl_ray.config import apply_overrides, load_preset
 
@@ -121,26 +121,14 @@ def summarise(runs: dict, threshold: float, budget: int, out: Path) -> str:
 
 
 def figure(runs: dict, seeds: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = new_axes()
     for arm in ARMS:
-        steps = sorted({st for s in seeds for st, _ in runs[arm][s]["evals"]})
-        grid = np.array(steps, dtype=float)
-        curves = np.array([np.interp(grid, *np.array(runs[arm][s]["evals"]).T) for s in seeds])
-        mean = curves.mean(0)
-        half = np.array([t_half_width(c) for c in curves.T])
-        ax.plot(grid, mean, label=LABELS[arm])
-        ax.fill_between(grid, mean - half, mean + half, alpha=0.2)
+        mean_band(ax, [runs[arm][s]["evals"] for s in seeds], LABELS[arm])
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return (mean over the 4 conditions)")
     ax.set_title(f"Reacher-v5, 4 fixed starts: mean and 95% t band over {len(seeds)} seeds")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def main() -> None:

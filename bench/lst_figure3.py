@@ -143,6 +143,35 @@ def paired_stats(diff: np.ndarray) -> tuple[float, float, float, float]:
     return float(diff.mean()), lo, hi, sign_flip_p(diff, rng)
 
 
+def new_axes(size: tuple = (7, 4.2)):
+    """(figure, axes) of a headless matplotlib figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=size)
+
+
+def save(fig, path) -> None:
+    """Write the figure (tight layout, 120 dpi) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def mean_band(ax, evals_per_seed: list, label: str) -> None:
+    """One arm's evaluation curves ([[env step, return], ...] per seed) on their union of
+    steps (each seed interpolated): the mean and its 95% t band over seeds."""
+    grid = np.array(sorted({step for evals in evals_per_seed for step, _ in evals}), float)
+    curves = np.array([np.interp(grid, *np.array(evals).T) for evals in evals_per_seed])
+    mean = curves.mean(0)
+    half = np.array([t_half_width(c) for c in curves.T])
+    ax.plot(grid, mean, label=label)
+    ax.fill_between(grid, mean - half, mean + half, alpha=0.2)
+
+
 def t_half_width(values: np.ndarray) -> np.ndarray:
     """95% t half-width of the mean over axis 0 (nan for fewer than two values)."""
     from scipy import stats

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import t_half_width  # bench/ is the script's sys.path[0]
+from lst_figure3 import mean_band, new_axes, save, t_half_width  # bench/ is the script's sys.path[0]
 
 from mbrl_ray.config import apply_overrides, load_preset
 
@@ -115,20 +115,10 @@ def summarise(runs: dict, out: Path) -> str:
 
 
 def figure(runs: dict, seeds: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = new_axes()
     for arm, label in (("ppo", "PPO alone"), ("mpc", "MBMF's MPC phase alone"),
                        ("mbmf", "MBMF (MPC, DAgger, PPO fine-tuning)")):
-        steps = sorted({st for s in seeds for st, _ in runs[arm][s]["evals"]})
-        grid = np.array(steps, dtype=float)
-        curves = np.array([np.interp(grid, *np.array(runs[arm][s]["evals"]).T) for s in seeds])
-        mean = curves.mean(0)
-        half = np.array([t_half_width(c) for c in curves.T])
-        ax.plot(grid, mean, label=label)
-        ax.fill_between(grid, mean - half, mean + half, alpha=0.2)
+        mean_band(ax, [runs[arm][s]["evals"] for s in seeds], label)
     ax.axhline(RANDOM_PLAY, color="grey", linestyle=":", label="random play (-1,163, seed 0)")
     for step, what in ((3000, "DAgger"), (5000, "PPO fine-tuning")):
         ax.axvline(step, color="grey", linewidth=0.8)
@@ -140,8 +130,7 @@ def figure(runs: dict, seeds: list, path: Path) -> None:
     ax.set_ylabel("evaluation return (mean over seeds, 95% t band)")
     ax.set_title(f"Pendulum-v1, {len(seeds)} seeds")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save(fig, path)
 
 
 def main() -> None:
