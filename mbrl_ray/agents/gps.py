@@ -70,7 +70,6 @@ class GPSAgent(Agent):
         self.controllers: list[Controller] | None = None  # per condition, after the first fit
         self.policy_trained = False
         self.seen = 0  # env steps whose episodes the learner has used
-        # importance: every condition's samples so far and the controllers that drew them
         # step size per condition: the multiplier of gps.kl_step, the controller before the
         # last step and the dynamics that step was taken on
         self.multiplier = [1.0] * cfg.env.conditions
@@ -157,7 +156,7 @@ class GPSAgent(Agent):
             logs[f"gps_sample_cost_{cond}"] = float(self.episode_costs(x, u).sum(1).mean())
         self.controllers, self._stack = steps, None
         logs["gps_policy_loss"] = self.train_policy(episodes)
-        logs["gps_episodes"] = float(len(found) and sum(len(ep[0]) for ep in found))
+        logs["gps_episodes"] = float(sum(len(ep[0]) for ep in found))
         return logs
 
     def adjust_step(self, cond: int, current: Controller, dyn: Dynamics,
