@@ -151,9 +151,10 @@ class GPSAgent(Agent):
             self.before[cond], self.last_dynamics[cond] = current, dyn
             steps.append(step.controller)
             logs[f"gps_step_multiplier_{cond}"] = self.multiplier[cond]
-            self._remember(cond, x, u, sampled[cond])
+            costs = self.episode_costs(x, u)
+            self._remember(cond, x, u, costs, sampled[cond])
             logs[f"gps_kl_{cond}"], logs[f"gps_log_eta_{cond}"] = step.kl, math.log(step.eta)
-            logs[f"gps_sample_cost_{cond}"] = float(self.episode_costs(x, u).sum(1).mean())
+            logs[f"gps_sample_cost_{cond}"] = float(costs.sum(1).mean())
         self.controllers, self._stack = steps, None
         logs["gps_policy_loss"] = self.train_policy(episodes)
         logs["gps_episodes"] = float(sum(len(ep[0]) for ep in found))
@@ -190,14 +191,13 @@ class GPSAgent(Agent):
         """The task cost's second-order expansion at the samples (lqg.expand_cost)."""
         return expand_cost(self.cost.step, self.cost.final, x, u)
 
-    def _remember(self, cond: int, x: torch.Tensor, u: torch.Tensor,
+    def _remember(self, cond: int, x: torch.Tensor, u: torch.Tensor, costs: torch.Tensor,
                   sampler: Controller | None) -> None:
         """Importance: keep the round's samples and the controller that drew them, for the
         last gps.importance_rounds rounds."""
         if self.cfg.gps.policy_step != "importance":
             return
-        self.rounds[cond].append({"x": x, "u": u, "cost": self.episode_costs(x, u),
-                                  "sampler": sampler})
+        self.rounds[cond].append({"x": x, "u": u, "cost": costs, "sampler": sampler})
         del self.rounds[cond][:-self.cfg.gps.importance_rounds]
 
     def samples(self, cond: int) -> Samples:
@@ -267,24 +267,30 @@ class GPSAgent(Agent):
         self.optimizer.step()
 
     # ---- weights and checkpoints ------------------------------------------------------------
-    def inference_weights(self) -> dict | None:
+    def _controller_tensors(self) -> dict | None:
+        """The controllers stacked over conditions: K, k, cov; None before the first fit."""
         if self.controllers is None:
             return None
         return {"K": self._stacked("K"), "k": self._stacked("k"),
-                "cov": torch.stack([c.cov for c in self.controllers]),
-                "policy": cpu(self.policy)}
+                "cov": torch.stack([c.cov for c in self.controllers])}
+
+    def _load_controllers(self, tensors: dict | None) -> None:
+        self._stack = None
+        self.controllers = None if tensors is None else [
+            Controller(K, k, cov) for K, k, cov in zip(tensors["K"], tensors["k"],
+                                                       tensors["cov"])]
+
+    def inference_weights(self) -> dict | None:
+        tensors = self._controller_tensors()
+        return None if tensors is None else {**tensors, "policy": cpu(self.policy)}
 
     def load_inference_weights(self, weights: dict | None) -> None:
-        self._stack = None
-        if weights is None:
-            self.controllers = None
-            return
-        self.controllers = [Controller(K, k, cov) for K, k, cov in
-                            zip(weights["K"], weights["k"], weights["cov"])]
-        self.policy.load_state_dict(weights["policy"])
+        self._load_controllers(weights)
+        if weights is not None:
+            self.policy.load_state_dict(weights["policy"])
 
     def state_dict(self) -> dict:
-        return {"weights": self.inference_weights(), "policy": self.policy.state_dict(),
+        return {"controllers": self._controller_tensors(), "policy": self.policy.state_dict(),
                 "log_std": self.log_std.detach().clone(),
                 "optimizer": self.optimizer.state_dict(), "seen": self.seen,
                 "policy_trained": self.policy_trained,
@@ -296,7 +302,7 @@ class GPSAgent(Agent):
                 **seeding.generator_state(self.generator, self.rng)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.load_inference_weights(state["weights"])
+        self._load_controllers(state["controllers"])
         self.policy.load_state_dict(state["policy"])
         with torch.no_grad():
             self.log_std.copy_(state["log_std"])

@@ -94,37 +94,61 @@ def expected_cost(ctrl: Controller, dyn: Dynamics, cost: QuadraticCost) -> float
     return steps + float(quad(cost.C_final, cost.c_final, mu_T, sigma_T))
 
 
-def kl_divergence(new: Controller, old: Controller, dyn: Dynamics) -> float:
+@dataclass
+class Reference:
+    """A previous controller with what every solve of the eta search reuses, per step: its
+    precision, log-determinant of covariance, and -log density as 1/2 z^T H z + h^T z (+ const)
+    over z = [x; u]."""
+    controller: Controller
+    precision: list[Tensor]
+    logdet: list[Tensor]
+    H: list[Tensor]
+    h: list[Tensor]
+
+    @classmethod
+    def of(cls, ctrl: "Controller | Reference") -> "Reference":
+        if isinstance(ctrl, Reference):
+            return ctrl
+        precision = [torch.linalg.inv(cov) for cov in ctrl.cov]
+        terms = [_log_density_quadratic(K, k, prec)
+                 for K, k, prec in zip(ctrl.K, ctrl.k, precision)]
+        return cls(ctrl, precision, [torch.logdet(cov) for cov in ctrl.cov],
+                   [H for H, _ in terms], [h for _, h in terms])
+
+
+def kl_divergence(new: Controller, old: "Controller | Reference", dyn: Dynamics) -> float:
     """KL(p_new(trajectory) || p_old(trajectory)) on the same dynamics: the sum over steps of
     E_{x ~ p_new(x_t)} KL(new(u | x) || old(u | x))."""
+    ref = Reference.of(old)
+    old = ref.controller
     means, covs, _, _ = marginals(new, dyn)
     n = dyn.mu0.shape[0]
     m = new.k.shape[1]
     total = 0.0
     for t in range(len(new.k)):
-        prec = torch.linalg.inv(old.cov[t])
+        prec = ref.precision[t]
         dK, dk = new.K[t] - old.K[t], new.k[t] - old.k[t]
         mu_x, sigma_x = means[t, :n], covs[t, :n, :n]
         shift = dK @ mu_x + dk
         total += 0.5 * float(torch.trace(prec @ new.cov[t]) - m
-                             + torch.logdet(old.cov[t]) - torch.logdet(new.cov[t])
+                             + ref.logdet[t] - torch.logdet(new.cov[t])
                              + shift @ prec @ shift + torch.trace(dK.T @ prec @ dK @ sigma_x))
     return total
 
 
 def backward(dyn: Dynamics, cost: QuadraticCost, eta: float,
-             previous: Controller | None) -> Controller:
+             previous: "Controller | Reference | None") -> Controller:
     """The maximum-entropy LQR solution of sum_t c_t / eta - log previous(u_t | x_t) (no KL
     term without `previous`: then eta = 1 gives the LQR gains of the cost, with covariance
     Q_uu^-1). Raises torch.linalg.LinAlgError where Q_uu is not positive definite."""
     n = dyn.mu0.shape[0]
+    ref = None if previous is None else Reference.of(previous)
     V, v = cost.C_final / eta, cost.c_final / eta
     Ks, ks, covs = [], [], []
     for t in reversed(range(len(dyn.f))):
         Cz, cz = cost.C[t] / eta, cost.c[t] / eta
-        if previous is not None:
-            H, h = _log_density_quadratic(previous, t)
-            Cz, cz = Cz + H, cz + h
+        if ref is not None:
+            Cz, cz = Cz + ref.H[t], cz + ref.h[t]
         F = dyn.F[t]
         Q = Cz + F.T @ V @ F
         q = cz + F.T @ (V @ dyn.f[t] + v)
@@ -140,10 +164,8 @@ def backward(dyn: Dynamics, cost: QuadraticCost, eta: float,
     return Controller(torch.stack(Ks[::-1]), torch.stack(ks[::-1]), torch.stack(covs[::-1]))
 
 
-def _log_density_quadratic(ctrl: Controller, t: int) -> tuple[Tensor, Tensor]:
-    """-log N(u; K x + k, S) as 1/2 z^T H z + h^T z (+ const) over z = [x; u]."""
-    prec = torch.linalg.inv(ctrl.cov[t])
-    K, k = ctrl.K[t], ctrl.k[t]
+def _log_density_quadratic(K: Tensor, k: Tensor, prec: Tensor) -> tuple[Tensor, Tensor]:
+    """-log N(u; K x + k, prec^-1) as 1/2 z^T H z + h^T z (+ const) over z = [x; u]."""
     H = torch.cat([torch.cat([K.T @ prec @ K, -K.T @ prec], 1),
                    torch.cat([-prec @ K, prec], 1)], 0)
     h = torch.cat([K.T @ prec @ k, -prec @ k])
@@ -162,12 +184,14 @@ def kl_step(dyn: Dynamics, cost: QuadraticCost, previous: Controller, max_kl: fl
     """The new controller whose trajectory KL to `previous` is at most max_kl and as close to it
     as the bisection on log(eta) gets (the dual of the KL-bounded step); the smallest eta of
     the range where even that stays inside the bound."""
+    ref = Reference.of(previous)  # the same for every solve
+
     def solve(eta: float) -> Step:
         try:
-            ctrl = backward(dyn, cost, eta, previous)
+            ctrl = backward(dyn, cost, eta, ref)
         except torch.linalg.LinAlgError:
             return Step(previous, eta, math.inf)
-        return Step(ctrl, eta, kl_divergence(ctrl, previous, dyn))
+        return Step(ctrl, eta, kl_divergence(ctrl, ref, dyn))
 
     lo, hi = math.log(eta_range[0]), math.log(eta_range[1])
     first = solve(eta_range[0])
