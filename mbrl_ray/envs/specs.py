@@ -9,7 +9,10 @@ import importlib.util
 import gymnasium as gym
 
 from mbrl_ray.config.loading import ConfigError
+from mbrl_ray.envs import cartpole_swingup
 from mbrl_ray.envs.task_lists import DMC_TASKS, METAWORLD_TASKS
+
+cartpole_swingup.register()  # our own Gymnasium ids, before any check of env.id
 
 DUMMY = "dummy"
 # suite -> (optional extra that installs it, module it imports)
