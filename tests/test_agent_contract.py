@@ -41,6 +41,8 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
     "gps": ("gps-reacher", DUMMY + ["env.conditions=2", "gps.policy_steps=5"]),
     "gps-supervised": ("gps-reacher", DUMMY + ["env.conditions=2", "gps.policy_steps=5",
                                                "gps.policy_step=supervised"]),
+    "pilco": ("pilco-cartpole-swingup", ["pilco.basis=8", "pilco.policy_iterations=3",
+                                         "pilco.gp_iterations=5", "pilco.horizon=4"]),
     "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
                                                  "planner.population=50"]),
 }
@@ -158,7 +160,8 @@ def test_workers_act_from_the_learners_weights_alone(trained):
 
 def test_the_explore_flag(trained):
     """Exploring adds the agent's noise (a policy sample, DC-MPC's and the RSSM agents'
-    Gaussian noise); PETS and MB-MPC act on their plan either way."""
+    Gaussian noise); PETS and MB-MPC act on their plan either way, PILCO on its deterministic
+    policy."""
     case, cfg, spec, store, learner = trained
     obs = np.stack([store.data["obs"][i] for i in range(3)])
     acted = {}
@@ -166,7 +169,7 @@ def test_the_explore_flag(trained):
         worker = make_agent(spec, cfg, seed=3, trainable=False)
         worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
         acted[explore] = _act(worker, obs, explore)
-    if case.startswith(("pets", "mb-mpc")):
+    if case.startswith(("pets", "mb-mpc", "pilco")):
         assert np.array_equal(acted[True], acted[False])
     else:
         assert not np.allclose(acted[True], acted[False])
@@ -701,7 +704,8 @@ def test_the_seed_decides_every_network(case):
 
     same, other = dict(leaves(a)), dict(leaves(c))
     assert all(torch.equal(t, dict(leaves(b))[p]) for p, t in same.items())
-    weights = [p for p, t in same.items() if p[-1].endswith("weight") and t.dim() >= 2]
+    weights = [p for p, t in same.items()  # PILCO's RBF network: centres and targets
+               if p[-1].endswith(("weight", "centres", "targets")) and t.dim() >= 2]
     assert weights and all(not torch.equal(same[p], other[p]) for p in weights), case
 
 

@@ -10,6 +10,7 @@ from mbrl_ray.agents.mb_mpc import MBMPCAgent
 from mbrl_ray.agents.mbmf import MBMFAgent
 from mbrl_ray.agents.mbpo import MBPOAgent
 from mbrl_ray.agents.pets import PETSAgent
+from mbrl_ray.agents.pilco import PILCOAgent
 from mbrl_ray.agents.planet import PlaNetAgent
 from mbrl_ray.agents.sac import SACAgent
 from mbrl_ray.config.schema import Config
@@ -18,7 +19,7 @@ from mbrl_ray.envs.spec import EnvSpec
 AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent,
                                    "dcmpc": DCMPCAgent, "planet": PlaNetAgent,
                                    "dreamer": DreamerAgent, "mb-mpc": MBMPCAgent,
-                                   "mbmf": MBMFAgent, "gps": GPSAgent}
+                                   "mbmf": MBMFAgent, "gps": GPSAgent, "pilco": PILCOAgent}
 
 
 def agent_class(cfg: Config) -> type[Agent]:
@@ -34,4 +35,4 @@ def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", s
 
 
 __all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "GPSAgent", "MBMFAgent", "MBMPCAgent",
-           "MBPOAgent", "PETSAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]
+           "MBPOAgent", "PETSAgent", "PILCOAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]

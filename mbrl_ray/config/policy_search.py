@@ -72,3 +72,32 @@ class GPSConfig:
                     f"train.{key}={value} must be a multiple of workers.num x "
                     f"workers.envs_per_worker x episode steps = {unit}, so that every env "
                     "plays whole episodes in a round")
+
+
+@dataclass
+class PILCOConfig:
+    """PILCO (agents/pilco.py): GP dynamics, moment-matched rollouts, an RBF policy improved by
+    gradients of its predicted cost; one trial (episode) per round."""
+    basis: int = doc(50, "RBF policy: basis functions (the authors' cart-pole: 50)",
+                     bound="count", upper=10_000)
+    policy_iterations: int = doc(100, "L-BFGS iterations of the policy per trial",
+                                 bound="count", upper=100_000)
+    gp_iterations: int = doc(100, "L-BFGS iterations of the GP hyperparameters per trial",
+                             bound="count", upper=100_000)
+    horizon: int = doc(0, "steps the predicted cost sums over; 0: the trial's length "
+                       "(env.max_episode_steps)", bound=">= 0", upper=10_000)
+
+    def check(self, cfg: Config) -> None:
+        if cfg.agent.name != "pilco":
+            return
+        from mbrl_ray.moment_tasks import TASK_IDS
+        if cfg.env.id not in TASK_IDS:
+            raise ConfigError(f"agent.name='pilco' needs the task's state layout and cost in "
+                              f"moments, written for env.id {', '.join(TASK_IDS)}; not "
+                              f"env.id={cfg.env.id!r}")
+        if cfg.train.schedule != "sync":
+            raise ConfigError(f"agent.name='pilco' runs on train.schedule sync (a trial, then "
+                              f"the model and policy fits), not {cfg.train.schedule!r}")
+        if cfg.env.max_episode_steps < 1:
+            raise ConfigError("agent.name='pilco' needs a fixed trial length: set "
+                              f"env.max_episode_steps >= 1, not {cfg.env.max_episode_steps}")

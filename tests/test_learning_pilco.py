@@ -1,0 +1,29 @@
+"""Slow tier: PILCO (pilco-cartpole-swingup) swings the cart-pole up and balances it within 10
+trials of 2.5 s, the random first trial counted. Success: the pole tip within 0.1 m of upright
+over a trial's last 0.5 s, which random play never comes near (its trials end 0.5-5 m away:
+bench/results/pilco-cartpole/)."""
+import pytest
+
+from slow_runs import SEEDS, run_seed, timeout_s
+
+pytestmark = pytest.mark.slow
+
+THRESHOLD = 0.1  # m
+TRIAL_STEPS = 25
+
+
+def trials_to_success(run_dir) -> int | None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    hits = [e.step // TRIAL_STEPS for e in acc.Scalars("losses/pilco_trial_end_distance")
+            if e.value < THRESHOLD]
+    return min(hits) if hits else None
+
+
+# 250 env steps; the learner's fits take most of it (30-120 s per trial on 2 cores).
+@pytest.mark.timeout(timeout_s(250, 3.0))
+def test_pilco_swings_up_within_ten_trials(ray_session, tmp_path):
+    found = [trials_to_success(run_seed("pilco-cartpole-swingup", seed, tmp_path).run_dir)
+             for seed in SEEDS]
+    assert sum(k is not None for k in found) >= 2, found
