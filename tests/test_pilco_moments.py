@@ -236,7 +236,7 @@ def test_trial_logs_measure_each_trials_end_and_cost():
     from mbrl_ray.agents import make_agent
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.envs import env_kwargs, env_spec
-    cfg = load_preset("pilco-cartpole-swingup")
+    cfg = apply_overrides(load_preset("pilco-cartpole-swingup"), ["pilco.horizon=10"])
     agent = make_agent(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg, seed=0)
     rng = np.random.default_rng(1)
     states = rng.normal(0, 2, (2, 26, 4))

@@ -39,7 +39,8 @@ class PILCOAgent(Agent):
         super().__init__(spec, cfg, "cpu", seed, trainable)  # float64 moments: CPU always
         self.task = moment_task(cfg.env.id)
         c = cfg.pilco
-        self.steps = c.horizon or cfg.env.max_episode_steps // cfg.env.action_repeat
+        self.trial_steps = cfg.env.max_episode_steps // cfg.env.action_repeat
+        self.steps = c.horizon or self.trial_steps  # the predicted cost's horizon
         mean, cov = self.task.start()
         centre_mean = self.task.augment(torch.as_tensor(mean, dtype=F64))[
             list(self.task.policy_inputs)]
@@ -111,13 +112,14 @@ class PILCOAgent(Agent):
                     for k in ("obs", "next_obs"))
         distance = self.task.distance(nxt)
         cost = 1 - torch.exp(-0.5 * distance ** 2 / self.task.width ** 2)
-        logs = {"pilco_trial_cost": float(cost.sum()) * self.steps / max(new, 1)}
+        logs = {"pilco_trial_cost": float(cost.sum()) * self.trial_steps / max(new, 1)}
         if self.trained:  # the random trial has no prediction
             logs["pilco_trial_predicted_cost"] = self.predicted
-        if new and new % self.steps == 0:
-            trials = distance.reshape(-1, self.steps)
-            chained = torch.equal(obs.reshape(-1, self.steps, obs.shape[-1])[:, 1:],
-                                  nxt.reshape(-1, self.steps, nxt.shape[-1])[:, :-1])
+        T = self.trial_steps
+        if new and new % T == 0:
+            trials = distance.reshape(-1, T)
+            chained = torch.equal(obs.reshape(-1, T, obs.shape[-1])[:, 1:],
+                                  nxt.reshape(-1, T, nxt.shape[-1])[:, :-1])
             if chained:
                 logs["pilco_trial_end_distance"] = float(trials[:, -END_STEPS:].amax())
         return logs
