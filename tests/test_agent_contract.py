@@ -43,6 +43,10 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
                                                "gps.policy_step=supervised"]),
     "pilco": ("pilco-cartpole-swingup", ["pilco.basis=8", "pilco.policy_iterations=3",
                                          "pilco.gp_iterations=5", "pilco.horizon=4"]),
+    "deep-pilco": ("deep-pilco-cartpole-swingup", ["pilco.basis=8", "pilco.horizon=4",
+                                                   "deep_pilco.model_steps=5",
+                                                   "deep_pilco.policy_steps=3",
+                                                   "deep_pilco.hidden_size=16"]),
     "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
                                                  "planner.population=50"]),
 }
@@ -169,7 +173,7 @@ def test_the_explore_flag(trained):
         worker = make_agent(spec, cfg, seed=3, trainable=False)
         worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
         acted[explore] = _act(worker, obs, explore)
-    if case.startswith(("pets", "mb-mpc", "pilco")):
+    if case.startswith(("pets", "mb-mpc", "pilco", "deep-pilco")):
         assert np.array_equal(acted[True], acted[False])
     else:
         assert not np.allclose(acted[True], acted[False])

@@ -298,3 +298,103 @@ def test_one_step_of_moments_equals_monte_carlo_through_policy_and_gp(std, gain)
     assert torch.allclose(got_m, nxt.mean(0), atol=3e-3)
     want = torch.cov(nxt.T)
     assert torch.allclose(got_S, want, atol=2e-4 + 0.1 * want.abs().max())
+
+
+# ---- Deep PILCO ---------------------------------------------------------------------------------
+def _dropout_net(p=0.2):
+    from mbrl_ray.world_models.dropout_net import DropoutDynamics
+    torch.manual_seed(0)
+    net = DropoutDynamics(3, 2, 32, 2, p).double()
+    net.inp_norm.fit(torch.randn(50, 3, dtype=F64))
+    net.out_norm.fit(torch.randn(50, 2, dtype=F64))
+    return net
+
+
+def test_a_particles_mask_fixes_its_dynamics_and_particles_differ():
+    """Each row's masks are one sample of the dynamics: the same masks give the same function
+    on any input (a particle's rollout is reproducible), other rows' masks another."""
+    net = _dropout_net()
+    masks = net.sample_masks(4, torch.Generator().manual_seed(1))
+    x = torch.randn(4, 3, dtype=F64)
+    with torch.no_grad():
+        first, again = net(x, masks), net(x, [m.clone() for m in masks])
+        same_input = net(x[:1].expand(4, 3), masks)
+    assert torch.equal(first, again)
+    assert all(not torch.allclose(same_input[0], same_input[k]) for k in range(1, 4))
+    again_masks = net.sample_masks(4, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(masks, again_masks))
+
+
+def test_masks_keep_units_at_rate_one_minus_p_scaled_to_mean_one():
+    net = _dropout_net(p=0.2)
+    masks = net.sample_masks(20_000, torch.Generator().manual_seed(0))
+    assert set(torch.unique(masks[0]).tolist()) == {0.0, 1.25}
+    assert float(masks[0].mean()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_resampling_draws_from_the_particles_gaussian():
+    """Given the particles' own whitened values as noise, resampling returns the particles
+    (mean + L L^-1 (x - mean)); given fresh noise, its moments are the particles'."""
+    from mbrl_ray.planners.particle_rollout import JITTER, resample
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 3, generator=g, dtype=F64) @ torch.tensor(
+        [[1.0, 0.5, 0.0], [0.0, 0.3, 0.2], [0.0, 0.0, 0.7]], dtype=F64) + 2.0
+    mean = x.mean(0)
+    L = torch.linalg.cholesky(torch.cov(x.T) + JITTER * torch.eye(3, dtype=F64))
+    white = torch.linalg.solve_triangular(L, (x - mean).T, upper=False).T
+    assert torch.allclose(resample(x, white), x, atol=1e-10)
+    many = resample(x, torch.randn(200_000, 3, generator=g, dtype=F64))
+    assert torch.allclose(many.mean(0), mean, atol=0.01)
+    assert torch.allclose(torch.cov(many.T), torch.cov(x.T), atol=0.01)
+
+
+def test_particle_costs_are_the_particles_mean_saturating_cost():
+    """A particle rollout's first cost against one step written out with the same draws."""
+    from mbrl_ray.moment_tasks import moment_task
+    from mbrl_ray.planners.particle_rollout import particle_costs, resample
+    from mbrl_ray.world_models.dropout_net import DropoutDynamics
+    task = moment_task(cp.ID)
+    torch.manual_seed(0)
+    net = DropoutDynamics(6, 4, 16, 2, 0.1).double()
+    policy = _policy_5()
+    got = particle_costs(task, policy, net, 1, 7, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    masks = net.sample_masks(7, g)
+    x = torch.randn(7, 4, generator=g, dtype=F64) * task.start_std
+    with torch.no_grad():
+        u = policy(task.augment(x)[:, list(task.policy_inputs)])
+        x = resample(x + net(task.model_inputs(x, u), masks),
+                     torch.randn(7, 4, generator=g, dtype=F64))
+    want = cp.saturating_cost(x.numpy()).mean()
+    assert float(got[0]) == pytest.approx(float(want), rel=1e-9)
+
+
+def _policy_5():
+    from mbrl_ray.planners.pilco_rollout import RBFPolicy
+    return RBFPolicy(5, 1, 10, torch.Generator().manual_seed(0), torch.zeros(5, dtype=F64),
+                     torch.full((5,), 0.5, dtype=F64),
+                     torch.tensor([1, 1, 1, 0.7, 0.7], dtype=F64))
+
+
+def test_the_dropout_network_learns_a_known_function():
+    """Trained as the agent trains it, its prediction averaged over masks recovers y = A x."""
+    from mbrl_ray.world_models.dropout_net import DropoutDynamics
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    A = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.0, 1.5]], dtype=F64)
+    x = torch.randn(400, 3, generator=g, dtype=F64)
+    y = x @ A.T
+    net = DropoutDynamics(3, 2, 64, 2, 0.05).double()
+    net.inp_norm.fit(x)
+    net.out_norm.fit(y)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(1500):
+        idx = torch.randint(400, (64,), generator=g)
+        loss = net.loss(x[idx], y[idx], net.sample_masks(64, g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test = torch.randn(20, 3, generator=g, dtype=F64)
+    with torch.no_grad():
+        pred = torch.stack([net(test, net.sample_masks(20, g)) for _ in range(200)]).mean(0)
+    assert torch.allclose(pred, test @ A.T, atol=0.25)

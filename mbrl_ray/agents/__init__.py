@@ -4,6 +4,7 @@ import torch
 
 from mbrl_ray.agents.base import Agent
 from mbrl_ray.agents.dcmpc import DCMPCAgent
+from mbrl_ray.agents.deep_pilco import DeepPILCOAgent
 from mbrl_ray.agents.dreamer import DreamerAgent
 from mbrl_ray.agents.gps import GPSAgent
 from mbrl_ray.agents.mb_mpc import MBMPCAgent
@@ -19,7 +20,8 @@ from mbrl_ray.envs.spec import EnvSpec
 AGENTS: dict[str, type[Agent]] = {"pets": PETSAgent, "sac": SACAgent, "mbpo": MBPOAgent,
                                    "dcmpc": DCMPCAgent, "planet": PlaNetAgent,
                                    "dreamer": DreamerAgent, "mb-mpc": MBMPCAgent,
-                                   "mbmf": MBMFAgent, "gps": GPSAgent, "pilco": PILCOAgent}
+                                   "mbmf": MBMFAgent, "gps": GPSAgent, "pilco": PILCOAgent,
+                                   "deep-pilco": DeepPILCOAgent}
 
 
 def agent_class(cfg: Config) -> type[Agent]:
@@ -34,5 +36,6 @@ def make_agent(spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu", s
     return agent_class(cfg)(spec, cfg, device, seed=seed, trainable=trainable)
 
 
-__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DreamerAgent", "GPSAgent", "MBMFAgent", "MBMPCAgent",
-           "MBPOAgent", "PETSAgent", "PILCOAgent", "PlaNetAgent", "SACAgent", "agent_class", "make_agent"]
+__all__ = ["AGENTS", "Agent", "DCMPCAgent", "DeepPILCOAgent", "DreamerAgent", "GPSAgent",
+           "MBMFAgent", "MBMPCAgent", "MBPOAgent", "PETSAgent", "PILCOAgent", "PlaNetAgent",
+           "SACAgent", "agent_class", "make_agent"]

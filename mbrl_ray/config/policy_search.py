@@ -88,16 +88,49 @@ class PILCOConfig:
                        "(env.max_episode_steps)", bound=">= 0", upper=10_000)
 
     def check(self, cfg: Config) -> None:
-        if cfg.agent.name != "pilco":
-            return
+        if cfg.agent.name == "pilco":
+            self.check_task(cfg)
+
+    @staticmethod
+    def check_task(cfg: Config) -> None:
+        """What PILCO and Deep PILCO need: a task written in moments, whole trials."""
         from mbrl_ray.moment_tasks import TASK_IDS
+        name = cfg.agent.name
         if cfg.env.id not in TASK_IDS:
-            raise ConfigError(f"agent.name='pilco' needs the task's state layout and cost in "
-                              f"moments, written for env.id {', '.join(TASK_IDS)}; not "
+            raise ConfigError(f"agent.name={name!r} needs the task's state layout and cost, "
+                              f"written for env.id {', '.join(TASK_IDS)}; not "
                               f"env.id={cfg.env.id!r}")
         if cfg.train.schedule != "sync":
-            raise ConfigError(f"agent.name='pilco' runs on train.schedule sync (a trial, then "
-                              f"the model and policy fits), not {cfg.train.schedule!r}")
+            raise ConfigError(f"agent.name={name!r} runs on train.schedule sync (a trial, "
+                              f"then the model and policy fits), not {cfg.train.schedule!r}")
         if cfg.env.max_episode_steps < 1:
-            raise ConfigError("agent.name='pilco' needs a fixed trial length: set "
+            raise ConfigError(f"agent.name={name!r} needs a fixed trial length: set "
                               f"env.max_episode_steps >= 1, not {cfg.env.max_episode_steps}")
+
+
+@dataclass
+class DeepPILCOConfig:
+    """Deep PILCO (agents/deep_pilco.py): PILCO with a dropout network as dynamics, particles
+    for the moments and Adam on the pathwise gradient. The task, trials and RBF policy are
+    PILCO's (pilco.basis, pilco.horizon)."""
+    particles: int = doc(10, "particles per rollout, each with its own dropout mask",
+                         bound="count", upper=100_000)
+    hidden_size: int = doc(200, "width of the dynamics network's hidden layers",
+                           bound="count", upper=16_384)
+    num_layers: int = doc(2, "hidden layers of the dynamics network", bound="count", upper=64)
+    dropout: float = doc(0.05, "dropout rate of the dynamics network, kept when predicting",
+                         bound="(0, 1)")
+    model_steps: int = doc(1000, "Adam steps of the dynamics per trial", bound="count",
+                           upper=10_000_000)
+    model_batch: int = doc(100, "minibatch of transitions per dynamics step", bound="count",
+                           upper=1_000_000)
+    model_lr: float = doc(1e-3, "Adam learning rate of the dynamics", bound="> 0")
+    weight_decay: float = doc(1e-4, "weight decay of the dynamics (the dropout posterior's "
+                              "prior term)", bound=">= 0")
+    policy_steps: int = doc(500, "Adam steps of the policy per trial, fresh masks and noise "
+                            "each", bound="count", upper=10_000_000)
+    policy_lr: float = doc(1e-2, "Adam learning rate of the policy", bound="> 0")
+
+    def check(self, cfg: Config) -> None:
+        if cfg.agent.name == "deep-pilco":
+            cfg.pilco.check_task(cfg)

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from mbrl_ray.config.algorithms import (DeltaConfig, MBMFConfig, MBPOConfig, ModelConfig,
                                         PlannerConfig, SACConfig)
 from mbrl_ray.config.latent_models import DCMPCConfig, DreamerConfig, RSSMConfig
-from mbrl_ray.config.policy_search import GPSConfig, PILCOConfig
+from mbrl_ray.config.policy_search import DeepPILCOConfig, GPSConfig, PILCOConfig
 from mbrl_ray.config.fields import BOUNDS, ConfigError, doc
 
-__all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeltaConfig", "DreamerConfig",
-           "GPSConfig", "MBMFConfig", "MBPOConfig", "ModelConfig", "PILCOConfig", "PlannerConfig",
-           "RSSMConfig", "SACConfig", "doc"]
+__all__ = ["BOUNDS", "Config", "ConfigError", "DCMPCConfig", "DeepPILCOConfig", "DeltaConfig",
+           "DreamerConfig", "GPSConfig", "MBMFConfig", "MBPOConfig", "ModelConfig", "PILCOConfig",
+           "PlannerConfig", "RSSMConfig", "SACConfig", "doc"]
 
 MAX_SEED = 2**31 - 1  # seeding.py's offsets keep every derived seed below 2**32
 
@@ -55,9 +55,11 @@ class AgentConfig:
                     "by DAgger; delta.* and mbmf.* keys) or gps (guided policy search: local "
                     "linear-Gaussian controllers per env.conditions start and a neural policy "
                     "trained on their samples; gps.* keys) or pilco (GP dynamics, moment-"
-                    "matched rollouts, an RBF policy by analytic gradients; pilco.* keys)",
+                    "matched rollouts, an RBF policy by analytic gradients; pilco.* keys) or "
+                    "deep-pilco (PILCO with a dropout network and particles; deep_pilco.* "
+                    "and pilco.* keys)",
                     choices=("pets", "sac", "mbpo", "dcmpc", "planet", "dreamer", "mb-mpc",
-                             "mbmf", "gps", "pilco"))
+                             "mbmf", "gps", "pilco", "deep-pilco"))
 
 
 @dataclass
@@ -143,6 +145,7 @@ class Config:
     mbmf: MBMFConfig = field(default_factory=MBMFConfig)
     gps: GPSConfig = field(default_factory=GPSConfig)
     pilco: PILCOConfig = field(default_factory=PILCOConfig)
+    deep_pilco: DeepPILCOConfig = field(default_factory=DeepPILCOConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
