@@ -1,7 +1,9 @@
-"""PILCO's moment matching against Monte-Carlo propagation through the same functions: the GP
-(3 input distributions, several outputs, correlated inputs), the RBF policy, the angle's
-(sin, cos), the sine squashing and the saturating cost; the GP against its textbook posterior;
-the cart-pole's equations against energy conservation."""
+"""PILCO and Deep PILCO. PILCO's moment matching against Monte-Carlo propagation through the
+same functions: the GP (3 input distributions, several outputs, correlated inputs), the RBF
+policy, the angle's (sin, cos), the sine squashing, the saturating cost and one whole step; the
+GP against its textbook posterior and likelihood; the cart-pole's equations against energy
+conservation; the agent's trial bookkeeping. Deep PILCO's masks, resampling, particle cost and
+network by hand."""
 from __future__ import annotations
 
 import math
