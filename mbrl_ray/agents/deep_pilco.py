@@ -33,14 +33,15 @@ class DeepPILCOAgent(PILCOAgent):
         super().__init__(spec, cfg, device, seed, trainable)
         c = cfg.deep_pilco
         self.optimiser = None  # PILCO's L-BFGS: not used here
+        if not trainable:  # a rollout worker acts with the policy alone
+            return
         self.dynamics = seeding.init_weights(
             DropoutDynamics(len(self.task.policy_inputs) + spec.act_dim, spec.obs_dim,
                             c.hidden_size, c.num_layers, c.dropout),
             seeding.init_generator(seeding.derive(seed, seeding.MODEL))).double()
         self.model_opt = torch.optim.Adam(self.dynamics.parameters(), lr=c.model_lr,
-                                          weight_decay=c.weight_decay) if trainable else None
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=c.policy_lr) \
-            if trainable else None
+                                          weight_decay=c.weight_decay)
+        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=c.policy_lr)
         self.generator = torch.Generator().manual_seed(seeding.derive(seed, seeding.NOISE))
 
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
