@@ -218,3 +218,24 @@ def test_gps_vs_sac_counts_a_seed_solved_only_when_its_worst_condition_is(tmp_pa
     # paired final returns, GPS minus SAC: (-2 - -3) and (-4 - -2): mean -0.5
     assert "minus SAC: -0.50" in text
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_pilco_bench_counts_the_first_trial_under_the_threshold(tmp_path):
+    """Trials to success: the first trial (1-based, the random one counted) whose end distance
+    is below the threshold; the last 3 trials' successes beside it; a seed never below counts
+    as unsolved."""
+    from types import SimpleNamespace
+    bench = _module("pilco_cartpole")
+
+    def run(distances):
+        return {"pilco_trial_end_distance": {str(k + 1): d for k, d in enumerate(distances)},
+                "fit_seconds": [30.0, 40.0], "seconds": 500.0}
+
+    runs = {0: run([3.0, 1.0, 0.05, 2.0, 0.01]), 1: run([3.0, 0.2, 0.1, 0.3, 0.5])}
+    assert bench.trials_to_success(runs[0], 0.1) == 3
+    assert bench.trials_to_success(runs[1], 0.1) is None  # 0.1 itself is not below
+    args = SimpleNamespace(trials=5, threshold=0.1, out=tmp_path)
+    text = bench.summarise(runs, args)
+    assert "| 0 | 3 | 7.5 | 2 / 3 |" in text and "| 1 | none | - | 0 / 3 |" in text
+    assert "Seeds solved within 5 trials: 1 / 2" in text
+    assert (tmp_path / "trials.png").stat().st_size > 0
