@@ -244,10 +244,20 @@ class Driver:
             final = self.evals.final(self.counters["env_steps"])
             self.counters["evals"] = self.evals.count
             self._report()
-            self.checkpoint(pause_inserts=False)
+            self.final_checkpoint()
         finally:
             self.tb.close()
         return final
+
+    def final_checkpoint(self) -> None:
+        """The run's last checkpoint, taken again while the learner dies during it (it is
+        restarted from the newest checkpoint each time, up to learner.max_restarts): the run's
+        newest checkpoint then holds every env step the run reports."""
+        while True:
+            restarts = self.counters["learner_restarts"]
+            self.checkpoint(pause_inserts=False)
+            if self.counters["learner_restarts"] == restarts:
+                return
 
     # ---- pieces of a round (called by the schedules) ------------------------------------------
     def collect_all(self, per_worker: int) -> list[dict]:
