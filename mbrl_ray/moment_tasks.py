@@ -42,6 +42,11 @@ class MomentTask:
         rows = torch.tensor(self.cost_rows, dtype=x.dtype)
         return (self.augment(x) @ rows.T - torch.tensor(self.target, dtype=x.dtype)).norm(dim=-1)
 
+    def cost(self, x):
+        """The saturating cost 1 - exp(-|y - target|^2 / (2 width^2)) of deterministic states."""
+        import torch
+        return 1 - torch.exp(-0.5 * self.distance(x) ** 2 / self.width ** 2)
+
     def start(self) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.start_mean)
         return np.array(self.start_mean), self.start_std ** 2 * np.eye(n)

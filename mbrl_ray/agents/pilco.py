@@ -111,8 +111,7 @@ class PILCOAgent(Agent):
         obs, nxt = (torch.as_tensor(data[k][len(data[k]) - new:], dtype=F64)
                     for k in ("obs", "next_obs"))
         distance = self.task.distance(nxt)
-        cost = 1 - torch.exp(-0.5 * distance ** 2 / self.task.width ** 2)
-        logs = {"pilco_trial_cost": float(cost.sum()) * self.trial_steps / max(new, 1)}
+        logs = {"pilco_trial_cost": float(self.task.cost(nxt).sum()) * self.trial_steps / max(new, 1)}
         if self.trained:  # the random trial has no prediction
             logs["pilco_trial_predicted_cost"] = self.predicted
         T = self.trial_steps

@@ -4,11 +4,9 @@ rollout-worker and learner deaths, stops at the step budget or, clearly, on a no
 value."""
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from mbrl_ray.distributed.evaluation import Evaluations
 from mbrl_ray.distributed.faults import RunStopped, actor_error_cause
 from mbrl_ray.distributed.preflight import (check_replay_memory_on_node, describe_planning,
                                             init_ray, learner_state_loader, preflight)
+from mbrl_ray.distributed.run_result import RunResult, reserve_room, write_result
 from mbrl_ray.distributed.schedules import run_async, run_sync
 from mbrl_ray.finite import NonFiniteError
 from mbrl_ray.distributed.stop_signals import (RunInterrupted, StopSignals,
@@ -35,30 +34,10 @@ RETRY_WAIT_S = 0.5
 STOP_CHECKPOINT_S = 60  # what a stop signal's checkpoint may take before the run exits without
 
 
-RESULT_RESERVE = ".result-reserve"  # a placeholder that keeps room for result.json
-RESERVE_BYTES = 8192  # result.json is a few hundred bytes; filesystems allocate in 4 KiB blocks
-
-
 def checkpoint_interval(cfg: Config) -> int:
     """train.checkpoint_every, or 10% of the step budget when it is 0."""
     t = cfg.train
     return t.checkpoint_every or max(1, -(-t.steps // 10))
-
-
-def _free_name(folder: Path, pattern: str) -> Path:
-    k = 1
-    while (folder / pattern.format(k)).exists():
-        k += 1
-    return folder / pattern.format(k)
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    env_steps: int
-    final_eval_return: float
-    worker_restarts: int
-    learner_restarts: int = 0
 
 
 class Driver:
@@ -137,8 +116,7 @@ class Driver:
         if not started_here:  # a Ray this run joined (preflight checked this machine's)
             check_replay_memory_on_node(self.cfg, self.spec)
         save_config(self.cfg, self.run_dir)
-        # Room for result.json however full the disk gets (freed just before it is written).
-        (self.run_dir / RESULT_RESERVE).write_bytes(bytes(RESERVE_BYTES))
+        reserve_room(self.run_dir)
         with raising_on_stop_signals() as signals:  # after ray.init, which sets its own
             return self._run_actors(signals)
 
@@ -169,7 +147,7 @@ class Driver:
             topology.release_resource_request(self.cfg)
         result = RunResult(self.run_dir, self.counters["env_steps"], final,
                            self.counters["worker_restarts"], self.counters["learner_restarts"])
-        self._write_result(result, nodes, stopped)
+        write_result(result, nodes, stopped)
         if interrupt is not None:
             raise interrupt
         if stopped:
@@ -202,21 +180,6 @@ class Driver:
                     "way until the cause is fixed")
         return (f"run stopped at env step {self.counters['env_steps']}: {cause}. {where}"
                 + (f"; continue from it with `mbrl-ray resume {self.run_dir}`" if saved else ""))
-
-    def _write_result(self, result: RunResult, nodes: dict, stopped: str | None) -> None:
-        """result.json, always valid JSON (a non-finite number is written as null)."""
-        final = result.final_eval_return
-        body = {"env_steps": result.env_steps,
-                "final_eval_return": final if final is not None and math.isfinite(final)
-                else None,
-                "worker_restarts": result.worker_restarts,
-                "learner_restarts": result.learner_restarts, "worker_nodes": nodes,
-                "stopped": stopped}
-        (self.run_dir / RESULT_RESERVE).unlink(missing_ok=True)
-        path = self.run_dir / "result.json"
-        if path.exists():  # an earlier attempt's result (a resumed run's) is kept beside
-            path.rename(_free_name(self.run_dir, "result-{}.json"))
-        path.write_text(json.dumps(body, allow_nan=False))
 
     def _worker_nodes(self) -> list[str | None]:
         """Ray node id of every rollout worker, in worker order (where placement put them);

@@ -39,6 +39,5 @@ def particle_costs(task: MomentTask, policy, model: DropoutDynamics, steps: int,
         u = policy(task.augment(x)[:, pin])
         x = x + model(task.model_inputs(x, u), masks)
         x = resample(x, torch.randn(particles, n, generator=generator, dtype=x.dtype))
-        d = task.distance(x)
-        costs.append((1 - torch.exp(-0.5 * d ** 2 / task.width ** 2)).mean())
+        costs.append(task.cost(x).mean())
     return torch.stack(costs)

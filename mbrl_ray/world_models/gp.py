@@ -63,18 +63,18 @@ class ExactGP:
             loss = float(self.neg_log_likelihood(params))
         if math.isfinite(loss):
             self.hyper = {k: v.detach() for k, v in params.items()}
+        else:  # a failed search keeps the hyperparameters it started from
+            loss = float(self.neg_log_likelihood(self.hyper))
         self._posterior()
-        return float(self.neg_log_likelihood(self.hyper))
+        return loss
 
-    def _kernel(self, hyper: dict[str, Tensor], noise: bool = True) -> Tensor:
+    def _kernel(self, hyper: dict[str, Tensor]) -> Tensor:
         ell = hyper["log_ell"].exp()                                 # (E, D)
         scaled = self.X[None] / ell[:, None, :]                      # (E, n, D)
         sq = torch.cdist(scaled, scaled) ** 2
         K = (2 * hyper["log_sf"]).exp()[:, None, None] * torch.exp(-0.5 * sq)
-        if noise:
-            eye = torch.eye(len(self.X), dtype=self.X.dtype)
-            K = K + ((2 * hyper["log_sn"]).exp()[:, None, None] + 1e-8) * eye
-        return K
+        eye = torch.eye(len(self.X), dtype=self.X.dtype)
+        return K + ((2 * hyper["log_sn"]).exp()[:, None, None] + 1e-8) * eye
 
     def _posterior(self) -> None:
         K = self._kernel(self.hyper)
