@@ -39,9 +39,9 @@ declare -A TESTS=(
   [mbrl_ray/planners]="tests/test_gps.py tests/test_pilco.py tests/test_planners.py tests/test_planner_math.py tests/test_planner_contracts.py tests/test_smcp_lst.py"
   [mbrl_ray/replay]="tests/test_replay.py tests/test_replay_contracts.py tests/test_mbpo_math.py"
   [mbrl_ray/critics]="tests/test_sac.py tests/test_sac_math.py tests/test_dcmpc.py tests/test_imagination.py tests/test_critic_contracts.py"
-  [mbrl_ray/world_models]="tests/test_gps.py tests/test_pilco.py tests/test_deterministic_model.py tests/test_ensemble.py tests/test_ensemble_math.py tests/test_ensemble_training.py tests/test_planning_ensemble_contracts.py tests/test_planning_onednn.py tests/test_world_model_contracts.py tests/test_rssm.py tests/test_dcmpc.py tests/test_smcp_lst.py"
+  [mbrl_ray/world_models]="tests/test_gps.py tests/test_pilco.py tests/test_sparse_gp.py tests/test_deterministic_model.py tests/test_ensemble.py tests/test_ensemble_math.py tests/test_ensemble_training.py tests/test_planning_ensemble_contracts.py tests/test_planning_onednn.py tests/test_world_model_contracts.py tests/test_rssm.py tests/test_dcmpc.py tests/test_smcp_lst.py"
   [mbrl_ray/nn]="tests/test_nn.py tests/test_dcmpc.py"
-  [mbrl_ray/agents]="tests/test_agent_contract.py tests/test_gps.py tests/test_pilco.py tests/test_mbmf.py tests/test_finetune.py tests/test_pets_agent.py tests/test_mbpo.py tests/test_mbpo_math.py tests/test_sac.py tests/test_dcmpc.py tests/test_imagination.py tests/test_rssm.py tests/test_smcp_lst.py tests/test_executed_actions.py"
+  [mbrl_ray/agents]="tests/test_agent_contract.py tests/test_gps.py tests/test_pilco.py tests/test_sparse_gp.py tests/test_mbmf.py tests/test_finetune.py tests/test_pets_agent.py tests/test_mbpo.py tests/test_mbpo_math.py tests/test_sac.py tests/test_dcmpc.py tests/test_imagination.py tests/test_rssm.py tests/test_smcp_lst.py tests/test_executed_actions.py"
 )
 modules=()
 for m in "${@:-${ALL[@]}}"; do

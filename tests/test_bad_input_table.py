@@ -111,6 +111,7 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["agent.name=pilco", "env.id=mbrl_ray/CartPoleSwingUp-v0"],
      ["env.max_episode_steps >= 1", "not 0"]),
     (["pilco.basis=0"], ["pilco.basis=0"]),
+    (["pilco.inducing=-1"], ["pilco.inducing=-1"]),
     (["agent.name=deep-pilco", "env.id=Pendulum-v1"], ["agent.name='deep-pilco'",
                                                        "env.id='Pendulum-v1'"]),
     (["deep_pilco.dropout=1"], ["deep_pilco.dropout=1", "strictly between 0 and 1"]),

@@ -23,6 +23,7 @@ from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.planners.pilco_rollout import RBFPolicy, optimise_policy, policy_optimiser
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.gp import ExactGP
+from mbrl_ray.world_models.sparse_gp import SparseGP
 
 F64 = torch.float64
 END_STEPS = 5  # a trial's last steps over which its end distance is measured
@@ -59,6 +60,8 @@ class PILCOAgent(Agent):
         self.seen = 0  # env steps the learner has fitted on
         self.predicted = 0.0  # the predicted cost of the policy the workers play, once trained
         self.rng = np.random.default_rng(seed)
+        # the sparse GP's first inducing inputs: a random subset of the data
+        self.gp_generator = torch.Generator().manual_seed(seeding.derive(seed, seeding.MODEL))
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
@@ -75,10 +78,17 @@ class PILCOAgent(Agent):
         raise NotImplementedError("agent.name='pilco' trains on the sync schedule only")
 
     def model(self, data: dict[str, np.ndarray]) -> ExactGP:
-        """The GP on every transition held: inputs (policy inputs, action), targets x' - x."""
+        """The GP on every transition held: inputs (policy inputs, action), targets x' - x;
+        sparse (FITC) once they outnumber `pilco.inducing`, from the last fit's inducing
+        inputs when it had them."""
         obs, nxt, act = (torch.as_tensor(data[k], dtype=F64)
                          for k in ("obs", "next_obs", "action"))
-        return ExactGP(self.task.model_inputs(obs, act), nxt - obs, self.hyper)
+        X, Y = self.task.model_inputs(obs, act), nxt - obs
+        inducing = self.cfg.pilco.inducing
+        if inducing and len(X) > inducing:
+            return SparseGP(X, Y, inducing, self.hyper, self.gp_generator)
+        hyper = self.hyper and {k: v for k, v in self.hyper.items() if k != "inducing"}
+        return ExactGP(X, Y, hyper)
 
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
         """Refit the GP's hyperparameters on all data (from the last ones), then improve the
@@ -94,7 +104,8 @@ class PILCOAgent(Agent):
                                         self.optimiser)
         self.trained, self.predicted = True, after
         logs |= {"pilco_gp_nll": nll, "pilco_predicted_cost_before": before,
-                "pilco_predicted_cost": after, "pilco_transitions": float(len(gp.X))}
+                "pilco_predicted_cost": after, "pilco_transitions": float(len(gp.X)),
+                "pilco_gp_inducing": float(len(gp.centres)) if isinstance(gp, SparseGP) else 0.0}
         for a in range(len(gp.Y[0])):
             logs[f"pilco_gp_log_noise_{a}"] = float(gp.hyper["log_sn"][a])
             logs[f"pilco_gp_log_signal_{a}"] = float(gp.hyper["log_sf"][a])
@@ -136,10 +147,13 @@ class PILCOAgent(Agent):
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "trained": self.trained,
                 "hyper": self.hyper, "seen": self.seen, "predicted": self.predicted,
-                "rng": self.rng.bit_generator.state}
+                "rng": self.rng.bit_generator.state,
+                "gp_generator": self.gp_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.trained, self.hyper = state["trained"], state["hyper"]
         self.seen, self.predicted = state["seen"], state["predicted"]
         self.rng.bit_generator.state = state["rng"]
+        if "gp_generator" in state:  # checkpoints from before the sparse GP lack it
+            seeding.load_torch_generator(self.gp_generator, state["gp_generator"])

@@ -86,6 +86,10 @@ class PILCOConfig:
                              bound="count", upper=100_000)
     horizon: int = doc(0, "steps the predicted cost sums over; 0: the trial's length "
                        "(env.max_episode_steps)", bound=">= 0", upper=10_000)
+    inducing: int = doc(300, "once the data holds more transitions than this, the GP is "
+                        "the sparse FITC approximation with this many learned inducing inputs "
+                        "(the authors' cart-pole: 300); 0: the exact GP always",
+                        bound=">= 0", upper=100_000)
 
     def check(self, cfg: Config) -> None:
         if cfg.agent.name == "pilco":

@@ -19,16 +19,27 @@ Tensor = torch.Tensor
 CURB_LENGTHSCALE, CURB_SNR, CURB_POWER = 100.0, 500.0, 30
 
 
+def cross_kernel(hyper: dict[str, Tensor], A: Tensor, B: Tensor) -> Tensor:
+    """k_a(A_i, B_j) = sf_a^2 exp(-|A_i - B_j|^2_{Lambda_a^-1} / 2), (E, |A|, |B|)."""
+    ell = hyper["log_ell"].exp()[:, None, :]                         # (E, 1, D)
+    sq = torch.cdist(A[None] / ell, B[None] / ell) ** 2
+    return (2 * hyper["log_sf"]).exp()[:, None, None] * torch.exp(-0.5 * sq)
+
+
+def initial_hyper(X: Tensor, Y: Tensor) -> dict[str, Tensor]:
+    """Lengthscales the inputs' spread, signal the targets' std, noise a tenth of it."""
+    spread = X.std(0).clamp(min=1e-3).log()
+    sf = Y.std(0).clamp(min=1e-3).log()
+    return {"log_ell": spread.expand(Y.shape[1], -1).clone(), "log_sf": sf,
+            "log_sn": sf - math.log(10.0)}
+
+
 class ExactGP:
     """GPs f_a(x) for a = 1..E on inputs X (n, D) and targets Y (n, E), float64."""
 
     def __init__(self, X: Tensor, Y: Tensor, hyper: dict[str, Tensor] | None = None) -> None:
         self.X, self.Y = X, Y
-        if hyper is None:
-            spread = X.std(0).clamp(min=1e-3).log()
-            sf = Y.std(0).clamp(min=1e-3).log()
-            hyper = {"log_ell": spread.expand(Y.shape[1], -1).clone(), "log_sf": sf,
-                     "log_sn": sf - math.log(10.0)}
+        hyper = initial_hyper(X, Y) if hyper is None else hyper
         self.hyper = {k: v.detach().clone() for k, v in hyper.items()}
         self._posterior()
 
@@ -40,11 +51,14 @@ class ExactGP:
         n = len(self.X)
         nll = (0.5 * (y * alpha).sum((-1, -2)) + torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
                + 0.5 * n * math.log(2 * math.pi)).sum()
+        return nll + self.barrier(hyper)
+
+    def barrier(self, hyper: dict[str, Tensor]) -> Tensor:
+        """The authors' soft walls on lengthscales and signal-to-noise ratios."""
         spread = self.X.std(0).clamp(min=1e-3).log()
         barrier = (((hyper["log_ell"] - spread) / math.log(CURB_LENGTHSCALE)) ** CURB_POWER).sum()
-        barrier = barrier + (((hyper["log_sf"] - hyper["log_sn"]) / math.log(CURB_SNR))
-                             ** CURB_POWER).sum()
-        return nll + barrier
+        return barrier + (((hyper["log_sf"] - hyper["log_sn"]) / math.log(CURB_SNR))
+                          ** CURB_POWER).sum()
 
     def fit(self, iterations: int = 100) -> float:
         """Hyperparameters by L-BFGS on the marginal likelihood, from the current ones."""
@@ -68,13 +82,15 @@ class ExactGP:
         self._posterior()
         return loss
 
+    @property
+    def centres(self) -> Tensor:
+        """The inputs the posterior's weights sit on: the data here."""
+        return self.X
+
     def _kernel(self, hyper: dict[str, Tensor]) -> Tensor:
-        ell = hyper["log_ell"].exp()                                 # (E, D)
-        scaled = self.X[None] / ell[:, None, :]                      # (E, n, D)
-        sq = torch.cdist(scaled, scaled) ** 2
-        K = (2 * hyper["log_sf"]).exp()[:, None, None] * torch.exp(-0.5 * sq)
         eye = torch.eye(len(self.X), dtype=self.X.dtype)
-        return K + ((2 * hyper["log_sn"]).exp()[:, None, None] + 1e-8) * eye
+        return cross_kernel(hyper, self.X, self.X) + \
+            ((2 * hyper["log_sn"]).exp()[:, None, None] + 1e-8) * eye
 
     def _posterior(self) -> None:
         K = self._kernel(self.hyper)
@@ -84,15 +100,13 @@ class ExactGP:
     def predict(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior mean and variance of the latent f at deterministic inputs x (N, D):
         (N, E) each."""
-        ell = self.hyper["log_ell"].exp()
-        sf2 = (2 * self.hyper["log_sf"]).exp()
-        k = sf2[:, None, None] * torch.exp(-0.5 * torch.cdist(x[None] / ell[:, None],
-                                                             self.X[None] / ell[:, None]) ** 2)
+        k = cross_kernel(self.hyper, x, self.centres)                 # (E, N, n)
         mean = (k * self.beta[:, None, :]).sum(-1)                   # (E, N)
+        sf2 = (2 * self.hyper["log_sf"]).exp()
         var = sf2[:, None] - torch.einsum("ani,aij,anj->an", k, self.inv_k, k)
         return mean.T, var.T
 
     def moments(self, m: Tensor, S: Tensor) -> Moments:
         """Exact mean and covariance of f(x) and its input-output factor, x ~ N(m, S)."""
-        return se_moments(m, S, self.X, self.beta, self.hyper["log_ell"].exp(),
+        return se_moments(m, S, self.centres, self.beta, self.hyper["log_ell"].exp(),
                           (2 * self.hyper["log_sf"]).exp(), self.inv_k)
