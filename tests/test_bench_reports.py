@@ -239,3 +239,17 @@ def test_pilco_bench_counts_the_first_trial_under_the_threshold(tmp_path):
     assert "| 0 | 3 | 7.5 | 2 / 3 |" in text and "| 1 | none | - | 0 / 3 |" in text
     assert "Seeds solved within 5 trials: 1 / 2" in text
     assert (tmp_path / "trials.png").stat().st_size > 0
+
+
+def test_sparse_gp_bench_states_each_sparse_row_as_a_ratio_of_the_exact_at_its_size():
+    from types import SimpleNamespace
+    bench = _module("pilco_sparse_gp")
+    rows = [{"n": 500, "model": "exact", "fit_s": 4.0, "rollout_s": 2.0, "rmse": [0.1, 0.3],
+             "predicted_cost": 24.0},
+            {"n": 500, "model": "FITC M=100", "fit_s": 1.0, "rollout_s": 0.5, "rmse": [0.2, 0.4],
+             "predicted_cost": 23.5, "cost_gap": 0.5},
+            {"n": 1000, "model": "exact", "fit_s": 10.0, "rollout_s": 8.0, "rmse": [0.1, 0.1],
+             "predicted_cost": 24.0}]
+    text = bench.summarise(rows, SimpleNamespace(threads=2))
+    assert "| 500 | FITC M=100 | 1.0 (0.25x) | 0.50 (0.25x) | 0.3000 | 23.50 | 0.50 |" in text
+    assert "| 1000 | exact | 10.0 | 8.00 | 0.1000 | 24.00 | - |" in text
