@@ -8,7 +8,7 @@ the first such trial's number, the random one counted; interaction time = trials
 papers: about 17.5 s, i.e. 7 trials of 2.5 s).
 
 Usage: .venv/bin/python bench/pilco_cartpole.py [--seeds 0 1 2 3 4] [--trials 10]
-         [--threshold 0.1] [--out bench/results/pilco-cartpole]
+         [--threshold 0.1] [--out bench/results/pilco-cartpole] [--set KEY=VALUE ...]
 Each seed's JSON is kept in --out and reused when present; then summary.md and trials.png.
 """
 from __future__ import annotations
@@ -34,7 +34,8 @@ def run_seed(seed: int, args) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = apply_overrides(load_preset("pilco-cartpole-swingup"),
-                          [f"train.seed={seed}", f"train.steps={TRIAL_STEPS * args.trials}"])
+                          [f"train.seed={seed}", f"train.steps={TRIAL_STEPS * args.trials}",
+                           *args.set])
     run_dir = args.work / f"seed{seed}"
     t0 = time.monotonic()
     Driver(cfg, run_dir, printer=lambda *a, **k: None).run()
@@ -58,7 +59,8 @@ def summarise(runs: dict, args) -> str:
     lines = [f"# PILCO on cart-pole swing-up, {len(seeds)} seeds, {args.trials} trials of "
              f"{TRIAL_SECONDS} s", "",
              f"Success: the pole tip within {args.threshold} m of its upright target over a "
-             "trial's last 5 steps (0.5 s); trial 1 is random.", "",
+             "trial's last 5 steps (0.5 s); trial 1 is random."
+             + (f" Overrides: {' '.join(args.set)}." if getattr(args, "set", None) else ""), "",
              "| seed | trials to success | interaction s | successes in the last 3 trials | "
              "end distance per trial (m) | learner s per fit (mean) | run s |",
              "| ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
@@ -108,6 +110,8 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path("bench/results/pilco-cartpole"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/pilco-cartpole"))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides on top of the preset (e.g. pilco.inducing=100)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs: dict = {}
