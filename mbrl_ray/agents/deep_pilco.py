@@ -6,8 +6,8 @@ task and RBF policy (agents/pilco.py), with
 - policy evaluation: `deep_pilco.particles` particles, a dropout mask each held for the whole
   rollout, moment-matched and resampled every step (planners/particle_rollout.py);
 - policy improvement: Adam on the pathwise gradient of the particles' mean cost, fresh masks
-  and noise at every step (the paper's method; the lecture's REINFORCE label is not offered).
-"""
+  and noise at every step (the paper's method), or with `deep_pilco.policy_gradient=reinforce`
+  on the likelihood-ratio gradient of Gaussian exploration actions (the lecture's label)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +17,7 @@ from mbrl_ray import seeding
 from mbrl_ray.agents.pilco import F64, PILCOAgent
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
-from mbrl_ray.planners.particle_rollout import particle_costs
+from mbrl_ray.planners.particle_rollout import particle_costs, reinforce_surrogate
 from mbrl_ray.world_models.dropout_net import DropoutDynamics
 
 REPORT_PARTICLES, REPORT_SEED = 200, 0  # the logged prediction: many particles, fixed draws
@@ -51,8 +51,12 @@ class DeepPILCOAgent(PILCOAgent):
         before = self.predicted_cost()
         c = self.cfg.deep_pilco
         for _ in range(c.policy_steps):
-            loss = particle_costs(self.task, self.policy, self.dynamics, self.steps,
-                                  c.particles, self.generator).sum()
+            if c.policy_gradient == "reinforce":
+                loss, _ = reinforce_surrogate(self.task, self.policy, self.dynamics, self.steps,
+                                              c.particles, c.reinforce_std, self.generator)
+            else:
+                loss = particle_costs(self.task, self.policy, self.dynamics, self.steps,
+                                      c.particles, self.generator).sum()
             self.policy_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.policy_opt.step()

@@ -134,6 +134,13 @@ class DeepPILCOConfig:
     policy_steps: int = doc(500, "Adam steps of the policy per trial, fresh masks and noise "
                             "each", bound="count", upper=10_000_000)
     policy_lr: float = doc(1e-2, "Adam learning rate of the policy", bound="> 0")
+    policy_gradient: str = doc("pathwise", "the policy step's gradient: pathwise (the "
+                               "paper's, through the moment-matched particles) or reinforce (the "
+                               "lecture's label: likelihood ratio of Gaussian exploration "
+                               "actions, particles kept apart, no gradient through the model)",
+                               choices=("pathwise", "reinforce"))
+    reinforce_std: float = doc(0.1, "reinforce: std of the exploration noise on the policy's "
+                               "actions (actions span [-1, 1])", bound="> 0")
 
     def check(self, cfg: Config) -> None:
         if cfg.agent.name == "deep-pilco":

@@ -3,7 +3,12 @@ the start distribution, each with its own dropout mask held for the whole rollou
 dynamics function per particle); after each step the particles are summarised by their mean
 and covariance and resampled from that Gaussian (the moment matching PILCO does analytically),
 and the cost is averaged over the particles. The noise is reparameterised, so the predicted
-cost is differentiable in the policy's parameters (pathwise gradients)."""
+cost is differentiable in the policy's parameters (pathwise gradients).
+
+`reinforce_surrogate` is the lecture's label for the policy step (REINFORCE): no gradient
+through the model, particles kept apart (no resampling, which would break a particle's
+trajectory), a Gaussian exploration noise on the policy's actions, and the likelihood-ratio
+gradient of the particles' mean cost."""
 from __future__ import annotations
 
 import torch
@@ -41,3 +46,30 @@ def particle_costs(task: MomentTask, policy, model: DropoutDynamics, steps: int,
         x = resample(x, torch.randn(particles, n, generator=generator, dtype=x.dtype))
         costs.append(task.cost(x).mean())
     return torch.stack(costs)
+
+
+def reinforce_surrogate(task: MomentTask, policy, model: DropoutDynamics, steps: int,
+                        particles: int, std: float, generator: torch.Generator
+                        ) -> tuple[Tensor, Tensor]:
+    """-> (surrogate, mean cost): the surrogate's gradient is the likelihood-ratio estimate
+    of d/d theta E[sum_t c(x_t)] for actions a_t = pi(x_t) + std eps (clipped to [-1, 1] as
+    the env clips them), the score of each action weighted by its particle's cost-to-go minus the particles' mean
+    cost-to-go at that step (the baseline). Masks, start draws and noise from `generator`."""
+    mean, cov = (torch.as_tensor(v, dtype=model.out.weight.dtype) for v in task.start())
+    masks = model.sample_masks(particles, generator)
+    x = mean + torch.randn(particles, len(mean), generator=generator, dtype=mean.dtype) @ \
+        torch.linalg.cholesky(cov).T
+    pin = list(task.policy_inputs)
+    scores, costs = [], []
+    for _ in range(steps):
+        centre = policy(task.augment(x)[:, pin])
+        a = centre.detach() + std * torch.randn(centre.shape, generator=generator,
+                                                dtype=centre.dtype)
+        scores.append((-0.5 * ((a - centre) / std) ** 2).sum(-1))  # log N(a; centre, std)
+        with torch.no_grad():  # the env clips the drawn action: a function of it
+            x = x + model(task.model_inputs(x, a.clamp(-1.0, 1.0)), masks)
+        costs.append(task.cost(x))
+    cost = torch.stack(costs)                                        # (steps, particles)
+    to_go = cost.flip(0).cumsum(0).flip(0)
+    advantage = to_go - to_go.mean(1, keepdim=True)
+    return (torch.stack(scores) * advantage).sum(0).mean(), cost.sum(0).mean()
