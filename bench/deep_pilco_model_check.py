@@ -39,17 +39,16 @@ KEYS = ("obs", "next_obs", "action")
 STEPS, PARTICLES, MASKS = 25, 200, 50
 
 
-class GPMean(torch.nn.Module):
+class GPMean:
     """The GP's posterior mean in the dropout network's place (no masks, no spread)."""
 
     def __init__(self, gp) -> None:
-        super().__init__()
-        self.gp, self.out = gp, torch.nn.Linear(1, 1).double()
+        self.gp = gp
 
     def sample_masks(self, count, generator):
         return None
 
-    def forward(self, x, masks):
+    def __call__(self, x, masks):
         return self.gp.predict(x)[0]
 
 
@@ -121,7 +120,9 @@ def run(args) -> list[dict]:
 
 
 def summarise(rounds: list[dict], args) -> str:
-    fmt = lambda v: " ".join(f"{x:.3f}" for x in v)  # noqa: E731
+    def fmt(values):
+        return " ".join(f"{x:.3f}" for x in values)
+
     lines = [f"# Deep PILCO's dropout network against PILCO's GP, seed {args.seed}", "",
              "Made by `bench/deep_pilco_model_check.py`. Each row: the models fitted on the "
              "transitions before the trial, checked on the trial (played by PILCO's newest "

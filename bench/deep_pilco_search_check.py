@@ -39,17 +39,16 @@ from mbrl_ray.envs.make import env_spec, make_env
 from mbrl_ray.planners.particle_rollout import particle_costs, reinforce_surrogate
 
 
-class GPDraws(torch.nn.Module):
+class GPDraws:
     """A draw from the GP's posterior at each particle's input, noise from `self.generator`."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.out, self.gp, self.generator = torch.nn.Linear(1, 1).double(), None, None
+        self.gp, self.generator = None, None
 
     def sample_masks(self, count, generator):
         return None
 
-    def forward(self, x, masks):
+    def __call__(self, x, masks):
         mean, var = self.gp.predict(x)
         noise = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
         return mean + var.clamp(min=0).sqrt() * noise

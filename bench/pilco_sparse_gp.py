@@ -88,7 +88,7 @@ def run(args) -> list[dict]:
         for m in args.inducing:
             if m >= n:
                 continue
-            gp = SparseGP(X[:n], Y[:n], m, generator=torch.Generator().manual_seed(0))
+            gp = SparseGP(X[:n], Y[:n], m, None, torch.Generator().manual_seed(0))
             rows.append({"n": n, "model": f"FITC M={m}",
                          **measure(gp, agent, held_out, exact["predicted_cost"])})
             print(json.dumps(rows[-1]), flush=True)

@@ -43,10 +43,17 @@ CASES = {  # id: (preset, overrides): every agent, PETS with each use of its SAC
                                                "gps.policy_step=supervised"]),
     "pilco": ("pilco-cartpole-swingup", ["pilco.basis=8", "pilco.policy_iterations=3",
                                          "pilco.gp_iterations=5", "pilco.horizon=4"]),
+    "pilco-sparse": ("pilco-cartpole-swingup", ["pilco.basis=8", "pilco.policy_iterations=3",
+                                                "pilco.gp_iterations=5", "pilco.horizon=4",
+                                                "pilco.inducing=20"]),
     "deep-pilco": ("deep-pilco-cartpole-swingup", ["pilco.basis=8", "pilco.horizon=4",
                                                    "deep_pilco.model_steps=5",
                                                    "deep_pilco.policy_steps=3",
                                                    "deep_pilco.hidden_size=16"]),
+    "deep-pilco-reinforce": ("deep-pilco-cartpole-swingup", [
+        "pilco.basis=8", "pilco.horizon=4", "deep_pilco.model_steps=5",
+        "deep_pilco.policy_steps=3", "deep_pilco.hidden_size=16",
+        "deep_pilco.policy_gradient=reinforce"]),
     "mb-mpc-async": ("mb-mpc-pendulum", DUMMY + ["train.schedule=async", "delta.batch_size=64",
                                                  "planner.population=50"]),
 }

@@ -115,6 +115,7 @@ TRAIN = [  # (overrides or options after `train debug`, words the message must h
     (["agent.name=deep-pilco", "env.id=Pendulum-v1"], ["agent.name='deep-pilco'",
                                                        "env.id='Pendulum-v1'"]),
     (["deep_pilco.dropout=1"], ["deep_pilco.dropout=1", "strictly between 0 and 1"]),
+    (["agent.name=deep-pilco", "deep_pilco.particles=1"], ["deep_pilco.particles=1", ">= 2"]),
     (["deep_pilco.policy_gradient=ppo"], ["deep_pilco.policy_gradient", "pathwise",
                                           "reinforce"]),
     (["agent.name=mb-mpc", "planner.value_weight=1"], ["agent.name='mb-mpc'",

@@ -72,7 +72,7 @@ def test_with_the_data_as_inducing_inputs_it_is_the_exact_gp():
     X, Y = _data(40)
     exact = ExactGP(X, Y)
     exact.fit(40)
-    sparse = SparseGP(X, Y, len(X), {**exact.hyper, "inducing": X.clone()})
+    sparse = SparseGP(X, Y, len(X), {**exact.hyper, "inducing": X.clone()}, torch.Generator())
     x = torch.rand(6, 3, dtype=F64, generator=torch.Generator().manual_seed(1)) * 4 - 2
     for got, want in zip(sparse.predict(x), exact.predict(x)):
         assert torch.allclose(got, want, atol=5e-4)
@@ -102,9 +102,9 @@ def test_the_fit_learns_the_inducing_inputs():
     """n = 300 noisy points, M = 15: the fit moves Z, raises the likelihood, and predicts the
     function at held-out inputs better than the same M at their random start."""
     X, Y = _data(300, seed=4)
-    start = SparseGP(X, Y, 15, generator=torch.Generator().manual_seed(0))
+    start = SparseGP(X, Y, 15, None, torch.Generator().manual_seed(0))
     Z0, before = start.hyper["inducing"].clone(), float(start.neg_log_likelihood(start.hyper))
-    fitted = SparseGP(X, Y, 15, generator=torch.Generator().manual_seed(0))
+    fitted = SparseGP(X, Y, 15, None, torch.Generator().manual_seed(0))
     after = fitted.fit(100)
     assert after < before - 50
     assert (fitted.hyper["inducing"] - Z0).abs().max() > 0.05
@@ -113,7 +113,7 @@ def test_the_fit_learns_the_inducing_inputs():
     def rmse(gp):
         return float(((gp.predict(x)[0] - _function(x)) ** 2).mean().sqrt())
 
-    frozen = SparseGP(X, Y, 15, {**fitted.hyper, "inducing": Z0})
+    frozen = SparseGP(X, Y, 15, {**fitted.hyper, "inducing": Z0}, torch.Generator())
     assert rmse(fitted) < 0.05
     assert rmse(fitted) < 0.3 * rmse(frozen)
 

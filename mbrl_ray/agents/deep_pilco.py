@@ -51,19 +51,28 @@ class DeepPILCOAgent(PILCOAgent):
         before = self.predicted_cost()
         c = self.cfg.deep_pilco
         for _ in range(c.policy_steps):
-            if c.policy_gradient == "reinforce":
-                loss, _ = reinforce_surrogate(self.task, self.policy, self.dynamics, self.steps,
-                                              c.particles, c.reinforce_std, self.generator)
-            else:
-                loss = particle_costs(self.task, self.policy, self.dynamics, self.steps,
-                                      c.particles, self.generator).sum()
+            loss, cost = self.policy_objective()
             self.policy_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.policy_opt.step()
         self.trained, self.predicted = True, self.predicted_cost()
-        return logs | {"pilco_predicted_cost_before": before,
+        return logs | {"deep_pilco_search_cost": float(cost),
+                       "pilco_predicted_cost_before": before,
                        "pilco_predicted_cost": self.predicted,
                        "pilco_transitions": float(len(data["obs"]))}
+
+    def policy_objective(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to step on, the cost it estimates): pathwise, the moment-matched particles'
+        cost; reinforce, the likelihood-ratio surrogate and the cost of its exploring
+        particles (noisy actions, no resampling: not the cost the deterministic policy is
+        predicted, pilco_predicted_cost)."""
+        c = self.cfg.deep_pilco
+        if c.policy_gradient == "reinforce":
+            return reinforce_surrogate(self.task, self.policy, self.dynamics, self.steps,
+                                       c.particles, c.reinforce_std, self.generator)
+        cost = particle_costs(self.task, self.policy, self.dynamics, self.steps, c.particles,
+                              self.generator).sum()
+        return cost, cost.detach()
 
     def fit_dynamics(self, data: dict[str, np.ndarray]) -> float:
         obs, nxt, act = (torch.as_tensor(data[k], dtype=F64)

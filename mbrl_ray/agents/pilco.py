@@ -3,7 +3,9 @@
 - one trial (episode) per round on the sync schedule, played by the current policy (the first
   at random, `train.random_steps`); every transition the run has taken is the model's data;
 - dynamics: one exact GP per state dimension on differences x' - x, inputs the policy's inputs
-  (angles as sin and cos) and the action (world_models/gp.py);
+  (angles as sin and cos) and the action (world_models/gp.py); once the transitions outnumber
+  `pilco.inducing`, the sparse FITC approximation with that many learned inducing inputs
+  (world_models/sparse_gp.py);
 - policy evaluation: the start distribution's moments rolled through policy and GP for the
   trial's steps, the predicted cost sum_t E[c(x_t)] in closed form (planners/pilco_rollout.py);
 - policy improvement: L-BFGS on that cost through the rollout's analytic gradients, warm
@@ -87,8 +89,9 @@ class PILCOAgent(Agent):
         inducing = self.cfg.pilco.inducing
         if inducing and len(X) > inducing:
             return SparseGP(X, Y, inducing, self.hyper, self.gp_generator)
-        hyper = self.hyper and {k: v for k, v in self.hyper.items() if k != "inducing"}
-        return ExactGP(X, Y, hyper)
+        if self.hyper is None:
+            return ExactGP(X, Y)
+        return ExactGP(X, Y, {k: v for k, v in self.hyper.items() if k != "inducing"})
 
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
         """Refit the GP's hyperparameters on all data (from the last ones), then improve the

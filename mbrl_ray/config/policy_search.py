@@ -144,4 +144,7 @@ class DeepPILCOConfig:
 
     def check(self, cfg: Config) -> None:
         if cfg.agent.name == "deep-pilco":
+            if self.particles < 2:
+                raise ConfigError(f"deep_pilco.particles={self.particles}: the particles' "
+                                  "covariance (and reinforce's baseline) needs >= 2")
             cfg.pilco.check_task(cfg)

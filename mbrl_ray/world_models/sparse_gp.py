@@ -25,11 +25,11 @@ JITTER = 1e-6  # relative to the signal variance, on K_zz
 
 class SparseGP(ExactGP):
     """FITC GPs f_a(x), a = 1..E, on X (n, D), Y (n, E) with `inducing` inputs (hyper key
-    "inducing", (M, D)); float64."""
+    "inducing", (M, D): kept from `hyper` when it holds that many, else a random subset of X
+    drawn with `generator`); float64."""
 
     def __init__(self, X: Tensor, Y: Tensor, inducing: int,
-                 hyper: dict[str, Tensor] | None = None,
-                 generator: torch.Generator | None = None) -> None:
+                 hyper: dict[str, Tensor] | None, generator: torch.Generator) -> None:
         hyper = dict(initial_hyper(X, Y) if hyper is None else hyper)
         if len(hyper.get("inducing", ())) != inducing:
             hyper["inducing"] = X[torch.randperm(len(X), generator=generator)[:inducing]]
@@ -37,6 +37,7 @@ class SparseGP(ExactGP):
 
     @property
     def centres(self) -> Tensor:
+        """The inducing inputs Z (M, D): the posterior's weights sit on them."""
         return self.hyper["inducing"]
 
     def _factors(self, hyper: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
