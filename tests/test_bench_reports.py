@@ -253,3 +253,21 @@ def test_sparse_gp_bench_states_each_sparse_row_as_a_ratio_of_the_exact_at_its_s
     text = bench.summarise(rows, SimpleNamespace(threads=2))
     assert "| 500 | FITC M=100 | 1.0 (0.25x) | 0.50 (0.25x) | 0.3000 | 23.50 | 0.50 |" in text
     assert "| 1000 | exact | 10.0 | 8.00 | 0.1000 | 24.00 | - |" in text
+
+
+def test_deep_pilco_checks_tabulate_each_model_and_search():
+    from types import SimpleNamespace
+    search = _module("deep_pilco_search_check")
+    rows = [{"search": "lbfgs", "trial": 3, "predicted": 22.34, "actual": 19.04,
+             "end_distance": 0.987, "seconds": 17.6}]
+    text = search.summarise(rows, SimpleNamespace(seed=0, particles=50))
+    assert "| lbfgs | 3 | 22.3 | 19.0 | 0.99 | 18 |" in text and "50 fixed particles" in text
+    model = _module("deep_pilco_model_check")
+    net = {"fit_s": 2.4, "predicted": 21.26, "dropout_rmse": [0.5, 0.25],
+           "dropout_spread": [0.06, 0.07], "gp_rmse": [0.01, 0.02]}
+    rounds = [{"trial": 5, "transitions": 100, "actual_cost": 6.91, "gp_predicted": 7.08,
+               "gp_mean_particles": 7.0, "dropout_1000": net}]
+    text = model.summarise(rounds, SimpleNamespace(seed=0, model_steps=[1000]))
+    assert "| 5 | 100 | 6.9 | 7.1 | 7.0 | GP | - | 0.010 0.020 | - | - |" in text
+    assert ("| 5 | 100 | 6.9 | 7.1 | 7.0 | dropout, 1000 Adam steps | 21.3 | 0.500 0.250 | "
+            "0.060 0.070 | 2 |") in text
