@@ -17,11 +17,12 @@ def timeout_s(steps: int, seconds_per_step: float, runs: int = len(SEEDS)) -> in
     return int(runs * (steps * seconds_per_step * HEADROOM + START_S))
 
 
-def run_seed(preset: str, seed: int, tmp_path: Path):
-    """One run of the preset on `seed` through the real topology -> its RunResult."""
+def run_seed(preset: str, seed: int, tmp_path: Path, overrides: tuple[str, ...] = ()):
+    """One run of the preset (with `overrides`) on `seed` through the real topology -> its
+    RunResult."""
     from mbrl_ray.distributed.driver import Driver
 
-    cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}"])
+    cfg = apply_overrides(load_preset(preset), [f"train.seed={seed}", *overrides])
     start = time.monotonic()
     result = Driver(cfg, tmp_path / f"{preset}-seed{seed}", printer=lambda *a, **k: None).run()
     # Per-seed evidence for the closing notes (shown with `pytest -rA` or `-s`).
