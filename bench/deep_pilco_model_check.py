@@ -39,17 +39,22 @@ KEYS = ("obs", "next_obs", "action")
 STEPS, PARTICLES, MASKS = 25, 200, 50
 
 
-class GPMean:
-    """The GP's posterior mean in the dropout network's place (no masks, no spread)."""
+class GPDynamics:
+    """PILCO's GP in the dropout network's place (no masks): its posterior mean, or, while
+    `generator` is set, a draw from its posterior at each input (fresh each step)."""
 
-    def __init__(self, gp) -> None:
-        self.gp = gp
+    def __init__(self, gp=None, generator: torch.Generator | None = None) -> None:
+        self.gp, self.generator = gp, generator
 
     def sample_masks(self, count, generator):
         return None
 
     def __call__(self, x, masks):
-        return self.gp.predict(x)[0]
+        mean, var = self.gp.predict(x)
+        if self.generator is None:
+            return mean
+        noise = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
+        return mean + var.clamp(min=0).sqrt() * noise
 
 
 def play(env, agent) -> dict[str, np.ndarray]:
@@ -102,7 +107,7 @@ def run(args) -> list[dict]:
                "actual_cost": float(pilco.task.cost(torch.as_tensor(trial["next_obs"],
                                                                     dtype=F64)).sum()),
                "gp_predicted": logs["pilco_predicted_cost"],
-               "gp_mean_particles": particle_cost(pilco, GPMean(gp), pilco.policy)}
+               "gp_mean_particles": particle_cost(pilco, GPDynamics(gp), pilco.policy)}
         for steps in args.model_steps:
             cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"),
                                   seed + [f"deep_pilco.model_steps={steps}"])

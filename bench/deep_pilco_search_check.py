@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from deep_pilco_model_check import KEYS, STEPS, play  # bench/ is the script's sys.path[0]
+from deep_pilco_model_check import KEYS, STEPS, GPDynamics, play  # bench/ is sys.path[0]
 
 from mbrl_ray.agents.deep_pilco import DeepPILCOAgent
 from mbrl_ray.agents.pilco import F64, PILCOAgent
@@ -39,28 +39,13 @@ from mbrl_ray.envs.make import env_spec, make_env
 from mbrl_ray.planners.particle_rollout import particle_costs, reinforce_surrogate
 
 
-class GPDraws:
-    """A draw from the GP's posterior at each particle's input, noise from `self.generator`."""
-
-    def __init__(self) -> None:
-        self.gp, self.generator = None, None
-
-    def sample_masks(self, count, generator):
-        return None
-
-    def __call__(self, x, masks):
-        mean, var = self.gp.predict(x)
-        noise = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
-        return mean + var.clamp(min=0).sqrt() * noise
-
-
 def cost(agent, model, particles: int, seed: int) -> torch.Tensor:
     model.generator = torch.Generator().manual_seed(seed + 1)
     return particle_costs(agent.task, agent.policy, model, STEPS, particles,
                           torch.Generator().manual_seed(seed)).sum()
 
 
-def search_adam(agent: DeepPILCOAgent, model: GPDraws, reinforce: bool = False) -> None:
+def search_adam(agent: DeepPILCOAgent, model: GPDynamics, reinforce: bool = False) -> None:
     c = agent.cfg.deep_pilco
     for _ in range(c.policy_steps):
         seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
@@ -75,7 +60,7 @@ def search_adam(agent: DeepPILCOAgent, model: GPDraws, reinforce: bool = False) 
         agent.policy_opt.step()
 
 
-def search_lbfgs(agent: DeepPILCOAgent, model: GPDraws, particles: int) -> None:
+def search_lbfgs(agent: DeepPILCOAgent, model: GPDynamics, particles: int) -> None:
     seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
     opt = torch.optim.LBFGS(agent.policy.parameters(), max_iter=100,
                             line_search_fn="strong_wolfe")
@@ -101,7 +86,7 @@ def run(search: str, args) -> list[dict]:
     agent = DeepPILCOAgent(spec, cfg, seed=args.seed)
     pilco = PILCOAgent(spec, apply_overrides(load_preset("pilco-cartpole-swingup"), over),
                        seed=args.seed)
-    model, data, rows = GPDraws(), play(env, agent), []
+    model, data, rows = GPDynamics(), play(env, agent), []
     for trial in range(2, args.trials + 1):
         t0 = time.monotonic()
         model.gp = pilco.model(data)

@@ -125,7 +125,8 @@ class PILCOAgent(Agent):
         obs, nxt = (torch.as_tensor(data[k][len(data[k]) - new:], dtype=F64)
                     for k in ("obs", "next_obs"))
         distance = self.task.distance(nxt)
-        logs = {"pilco_trial_cost": float(self.task.cost(nxt).sum()) * self.trial_steps / max(new, 1)}
+        trial_cost = float(self.task.cost(nxt).sum()) * self.trial_steps / max(new, 1)
+        logs = {"pilco_trial_cost": trial_cost}
         if self.trained:  # the random trial has no prediction
             logs["pilco_trial_predicted_cost"] = self.predicted
         T = self.trial_steps
