@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mbrl_ray.agents import DCMPCAgent
+from mbrl_ray.agents import DCMPCAgent, DCMPCLearner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 
@@ -83,12 +83,12 @@ def main() -> None:
     spec = EnvSpec.state(OBS_DIM, ACT_DIM)
     rng = np.random.default_rng(0)
     peak = peak_gflops(device)
-    learner = DCMPCAgent(spec, cfg, device, seed=0)
+    learner = DCMPCLearner(spec, cfg, device, seed=0)
     batch = {k: torch.as_tensor(v, device=device) for k, v in random_batch(cfg, rng).items()}
     update_s = best_seconds(lambda: (learner.update(batch), learner.update(batch)), device,
                             5) / 2
     update_flops = flops_of(lambda: (learner.update(batch), learner.update(batch))) / 2
-    worker = DCMPCAgent(spec, cfg, device, seed=0, trainable=False)
+    worker = DCMPCAgent(spec, cfg, device, seed=0)
     worker.load_inference_weights(learner.inference_weights())
     obs = rng.normal(size=(1, OBS_DIM)).astype(np.float32)
     state = worker.initial_state(1)

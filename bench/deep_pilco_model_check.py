@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbrl_ray.agents.deep_pilco import DeepPILCOAgent
-from mbrl_ray.agents.pilco import F64, PILCOAgent
+from mbrl_ray.agents.deep_pilco import DeepPILCOLearner
+from mbrl_ray.agents.pilco import F64, PILCOLearner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.make import env_spec, make_env
 from mbrl_ray.planners.particle_rollout import particle_costs
@@ -69,7 +69,7 @@ def play(env, agent) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in rows.items()}
 
 
-def one_step(agent: DeepPILCOAgent, gp, trial: dict) -> dict[str, list[float]]:
+def one_step(agent: DeepPILCOLearner, gp, trial: dict) -> dict[str, list[float]]:
     obs, nxt, act = (torch.as_tensor(trial[k], dtype=F64) for k in KEYS)
     x, y = agent.task.model_inputs(obs, act), nxt - obs
     with torch.no_grad():
@@ -96,7 +96,7 @@ def run(args) -> list[dict]:
     pcfg = apply_overrides(load_preset("pilco-cartpole-swingup"), seed)
     spec = env_spec(pcfg.env.id, max_episode_steps=STEPS)
     env = make_env(pcfg.env.id, seed=args.seed, max_episode_steps=STEPS)
-    pilco = PILCOAgent(spec, pcfg, seed=args.seed)
+    pilco = PILCOLearner(spec, pcfg, seed=args.seed)
     data = play(env, pilco)  # trial 1: random actions
     rounds = []
     for rnd in range(1, args.rounds + 1):
@@ -111,7 +111,7 @@ def run(args) -> list[dict]:
         for steps in args.model_steps:
             cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"),
                                   seed + [f"deep_pilco.model_steps={steps}"])
-            deep = DeepPILCOAgent(spec, cfg, seed=args.seed)
+            deep = DeepPILCOLearner(spec, cfg, seed=args.seed)
             t0 = time.monotonic()
             deep.fit_dynamics(data)
             row[f"dropout_{steps}"] = {"fit_s": time.monotonic() - t0,

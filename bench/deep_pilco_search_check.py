@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from deep_pilco_model_check import KEYS, STEPS, GPDynamics, play  # bench/ is sys.path[0]
 
-from mbrl_ray.agents.deep_pilco import DeepPILCOAgent
-from mbrl_ray.agents.pilco import F64, PILCOAgent
+from mbrl_ray.agents.deep_pilco import DeepPILCOLearner
+from mbrl_ray.agents.pilco import F64, PILCOLearner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.make import env_spec, make_env
 from mbrl_ray.planners.particle_rollout import particle_costs, reinforce_surrogate
@@ -45,7 +45,7 @@ def cost(agent, model, particles: int, seed: int) -> torch.Tensor:
                           torch.Generator().manual_seed(seed)).sum()
 
 
-def search_adam(agent: DeepPILCOAgent, model: GPDynamics, reinforce: bool = False) -> None:
+def search_adam(agent: DeepPILCOLearner, model: GPDynamics, reinforce: bool = False) -> None:
     c = agent.cfg.deep_pilco
     for _ in range(c.policy_steps):
         seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
@@ -60,7 +60,7 @@ def search_adam(agent: DeepPILCOAgent, model: GPDynamics, reinforce: bool = Fals
         agent.policy_opt.step()
 
 
-def search_lbfgs(agent: DeepPILCOAgent, model: GPDynamics, particles: int) -> None:
+def search_lbfgs(agent: DeepPILCOLearner, model: GPDynamics, particles: int) -> None:
     seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
     opt = torch.optim.LBFGS(agent.policy.parameters(), max_iter=100,
                             line_search_fn="strong_wolfe")
@@ -83,8 +83,8 @@ def run(search: str, args) -> list[dict]:
     cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"), over)
     spec = env_spec(cfg.env.id, max_episode_steps=STEPS)
     env = make_env(cfg.env.id, seed=args.seed, max_episode_steps=STEPS)
-    agent = DeepPILCOAgent(spec, cfg, seed=args.seed)
-    pilco = PILCOAgent(spec, apply_overrides(load_preset("pilco-cartpole-swingup"), over),
+    agent = DeepPILCOLearner(spec, cfg, seed=args.seed)
+    pilco = PILCOLearner(spec, apply_overrides(load_preset("pilco-cartpole-swingup"), over),
                        seed=args.seed)
     model, data, rows = GPDynamics(), play(env, agent), []
     for trial in range(2, args.trials + 1):

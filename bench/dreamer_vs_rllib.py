@@ -45,7 +45,7 @@ def our_overrides(args) -> list[str]:
 def run_ours(args) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.distributed.driver import Driver
     from mbrl_ray.envs import env_kwargs, env_spec
@@ -61,7 +61,7 @@ def run_ours(args) -> dict:
     spi = acc.Scalars("replay/samples_per_insert")[-1].value
     updates = spi * result.env_steps / (B * T)
     train_s = sum(e.value for e in acc.Scalars("perf/train_s"))
-    agent = make_agent(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
+    agent = make_learner(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
     params = sum(p.numel() for m in (agent.model, agent.behaviour.actor, agent.behaviour.critic)
                  for p in m.parameters())
     return {"name": "ours", "params": params, "env_steps": result.env_steps, "wall_s": wall,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_agent_contract import CASES, _act, _replay, _setup, _train  # noqa: E402
 
-from mbrl_ray.agents import make_agent  # noqa: E402
+from mbrl_ray.agents import make_actor, make_learner  # noqa: E402
 from mbrl_ray.config import list_presets, load_preset  # noqa: E402
 
 
@@ -36,15 +36,15 @@ def agent_outputs() -> dict:
     for case in CASES:
         cfg, spec = _setup(case)
         store = _replay(cfg, spec)
-        learner = make_agent(spec, cfg, seed=0)
+        learner = make_learner(spec, cfg, seed=0)
         logs = _train(learner, store)
         obs = np.stack([store.data["obs"][i] for i in range(3)])
         acted = {}
         for explore in (True, False):
-            worker = make_agent(spec, cfg, seed=3, trainable=False)
+            worker = make_actor(spec, cfg, seed=3)
             worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
             acted[f"explore={explore}"] = _act(worker, obs, explore).tolist()
-        untrained = make_agent(spec, cfg, seed=3, trainable=False)
+        untrained = make_actor(spec, cfg, seed=3)
         out[case] = {"logs": logs, "actions": acted,
                      "untrained_actions": _act(untrained, obs, steps=1).tolist()}
         print(f"{case}: {len(logs)} rounds, first action {acted['explore=True'][0]}")

@@ -69,12 +69,12 @@ def final_distances(cfg, run_dir: Path) -> list[float]:
     the fingertip-target distance after the last step."""
     import torch
 
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.envs import env_kwargs, env_spec, make_env
     from mbrl_ray.evaluate import Request, choose_checkpoint
 
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     choose_checkpoint(Request(run_dir), agent, lambda *a, **k: None)
     distances = []
     for cond in range(cfg.env.conditions):

@@ -33,7 +33,7 @@ import torch
 from lst_figure3 import paired_stats  # bench/ is the script's sys.path[0]
 from lst_frozen_pool import parse_episodes
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.make import env_kwargs, env_spec, make_env
 
@@ -63,7 +63,7 @@ def train_stages(preset: str, stages: list[int], seed: int, work: Path) -> dict[
 def frozen_agent(preset: str, rule: str, learner_file: Path):
     cfg = apply_overrides(load_preset(preset), RULES[rule])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, "cpu", seed=0, trainable=False)
+    agent = make_actor(spec, cfg, "cpu", seed=0)
     agent.load_state_dict(torch.load(learner_file, map_location="cpu", weights_only=True)["agent"])
     return cfg, agent
 

@@ -64,7 +64,7 @@ def ppo_alone(seed: int, args) -> list:
     import torch
 
     from mbrl_ray import finetune, seeding
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.agents.mbmf_ppo import policy_weights, train_ppo
     from mbrl_ray.distributed.preflight import init_ray
     from mbrl_ray.envs import env_kwargs, env_spec
@@ -72,7 +72,7 @@ def ppo_alone(seed: int, args) -> list:
     cfg = apply_overrides(load_preset(PRESETS["mbmf"]), [  # PPO's own initial std: 1
         f"train.seed={seed}", f"train.eval_episodes={args.episodes}", "mbmf.std=1.0"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=seed)
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=seed)
     agent.imitating = True  # evaluations act on agent.actor: PPO's policy, loaded below
     evaluate = finetune.policy_evaluator(agent, cfg)
     evals = []

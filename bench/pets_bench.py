@@ -24,7 +24,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mbrl_ray.agents import PETSAgent  # noqa: E402
+from mbrl_ray.agents import PETSLearner  # noqa: E402
 from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
 from mbrl_ray.envs import EnvSpec  # noqa: E402
 from mbrl_ray.world_models.ensemble import planning_flops  # noqa: E402
@@ -80,14 +80,14 @@ def gemm_gflops(batch: int, rows: int, inner: int, cols: int, repeats: int = 30)
     return _best_gflops(run, 2 * batch * rows * inner * cols, repeats)
 
 
-def fitted_agent(cfg, obs_dim: int, act_dim: int, device: str = "cpu") -> PETSAgent:
+def fitted_agent(cfg, obs_dim: int, act_dim: int, device: str = "cpu") -> PETSLearner:
     """An agent whose planning model is the (random-init) ensemble's elites: timing only."""
-    agent = PETSAgent(EnvSpec.state(obs_dim, act_dim), cfg, device, seed=0)
+    agent = PETSLearner(EnvSpec.state(obs_dim, act_dim), cfg, device, seed=0)
     agent.plan_model = agent.model.select(list(range(cfg.model.num_elites)))
     return agent
 
 
-def time_actions(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1) -> float:
+def time_actions(agent: PETSLearner, obs_dim: int, actions: int, envs: int = 1) -> float:
     """Seconds per planning call for `envs` envs (best of `actions` calls, after one warm-up)."""
     obs = np.zeros((envs, obs_dim), np.float32)
     state = agent.initial_state(envs)
@@ -108,7 +108,7 @@ class _PlainModule:
         return model
 
 
-def time_view(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1,
+def time_view(agent: PETSLearner, obs_dim: int, actions: int, envs: int = 1,
               onednn: bool = True) -> float:
     """Seconds per planning call through the planning view, its oneDNN path on or off."""
     if agent._planning is None:  # the view is built on the first call
@@ -117,7 +117,7 @@ def time_view(agent: PETSAgent, obs_dim: int, actions: int, envs: int = 1,
     return time_actions(agent, obs_dim, actions, envs)
 
 
-def time_all(agent: PETSAgent, obs_dim: int, actions: int) -> tuple[float, float, float]:
+def time_all(agent: PETSLearner, obs_dim: int, actions: int) -> tuple[float, float, float]:
     """(planning view, the view without oneDNN, plain module) seconds per action, interleaved
     so that all three see the same machine noise."""
     import mbrl_ray.agents.pets as pets

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbrl_ray.agents.pilco import F64, PILCOAgent
+from mbrl_ray.agents.pilco import F64, PILCOLearner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.make import env_spec, make_env
 from mbrl_ray.planners.pilco_rollout import predicted_costs
@@ -54,7 +54,7 @@ def trials(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return tuple(torch.as_tensor(np.array([r[i] for r in rows]), dtype=F64) for i in range(3))
 
 
-def measure(gp: ExactGP, agent: PILCOAgent, held_out, exact_cost: float | None) -> dict:
+def measure(gp: ExactGP, agent: PILCOLearner, held_out, exact_cost: float | None) -> dict:
     t0 = time.perf_counter()
     gp.fit(ITERATIONS)
     fit_s = time.perf_counter() - t0
@@ -74,7 +74,7 @@ def measure(gp: ExactGP, agent: PILCOAgent, held_out, exact_cost: float | None) 
 
 
 def run(args) -> list[dict]:
-    agent = PILCOAgent(env_spec("mbrl_ray/CartPoleSwingUp-v0", max_episode_steps=STEPS),
+    agent = PILCOLearner(env_spec("mbrl_ray/CartPoleSwingUp-v0", max_episode_steps=STEPS),
                        load_preset("pilco-cartpole-swingup"))
     obs, act, nxt = trials(max(args.sizes) // STEPS, seed=0)
     h_obs, h_act, h_nxt = trials(HELD_OUT_TRIALS, seed=1)

@@ -28,7 +28,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
-from mbrl_ray.agents import make_agent  # noqa: E402
+from mbrl_ray.agents import make_learner  # noqa: E402
 from mbrl_ray.config import apply_overrides, load_preset, to_dict  # noqa: E402
 from mbrl_ray.envs import EnvSpec  # noqa: E402
 from mbrl_ray.replay import BatchSpec, StreamStorage, empty_rows, sample  # noqa: E402
@@ -155,7 +155,7 @@ def bench_learner(updates: int) -> None:
         cfg = apply_overrides(load_preset(preset), ["learner.device=cpu", "learner.num_cpus=1",
                                                     "train.schedule=async"])
         store = filled(spec, 50_000)
-        agent = make_agent(spec, cfg, "cpu", seed=0)
+        agent = make_learner(spec, cfg, "cpu", seed=0)
         rng = np.random.default_rng(0)
         bspec = agent.batch_spec
 
@@ -217,7 +217,7 @@ def bench_params(counts: list[int]) -> None:
     from mbrl_ray.distributed.param_server import ParameterServer
 
     cfg = load_preset("pets-halfcheetah")
-    agent = make_agent(EnvSpec.state(17, 6), cfg, "cpu", seed=0)
+    agent = make_learner(EnvSpec.state(17, 6), cfg, "cpu", seed=0)
     weights = {"model": {k: v.detach() for k, v in agent.model.state_dict().items()}}
     mb = sum(v.numel() * v.element_size() for v in weights["model"].values()) / 1e6
     ps = ParameterServer.remote()

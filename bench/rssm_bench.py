@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dcmpc_bench import best_seconds, flops_of, peak_gflops  # bench/ is sys.path[0]
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 from mbrl_ray.replay.storage import StreamStorage
@@ -63,7 +63,7 @@ def main() -> None:
              f"({args.threads} threads); float32 matmul peak measured here: {peak:.1f} GFLOP/s"]
     for preset in ("planet-cheetah-run", "dreamer-walker-walk"):
         cfg = apply_overrides(load_preset(preset), extra)
-        learner = make_agent(spec, cfg, device, seed=0)
+        learner = make_learner(spec, cfg, device, seed=0)
         r = cfg.rssm
         batch = frame_batch(spec, r.batch_size, r.seq_len, device)
         update_s = best_seconds(lambda: learner.update(batch), device, 3)
@@ -83,7 +83,7 @@ def main() -> None:
 
 
 def plan_line(spec, cfg, learner, device, peak: float) -> str:
-    worker = make_agent(spec, cfg, device, seed=0, trainable=False)
+    worker = make_actor(spec, cfg, device, seed=0)
     worker.load_inference_weights(learner.inference_weights())
     obs = np.random.default_rng(1).integers(0, 256, (1, *spec.obs_shape), dtype=np.uint8)
     state = worker.initial_state(1)

@@ -102,7 +102,7 @@ def run(req: Request, printer=print, cfg: Config | None = None) -> dict:
     checked_config(req) when the caller already has it."""
     import torch
 
-    from mbrl_ray.agents import agent_class, make_agent
+    from mbrl_ray.agents import agent_class, make_learner
     from mbrl_ray.distributed import checkpoint
     from mbrl_ray.envs import check_env_spec, env_kwargs, env_spec
 
@@ -110,7 +110,7 @@ def run(req: Request, printer=print, cfg: Config | None = None) -> dict:
     check_env_spec(cfg.env.id, cfg.env.max_episode_steps)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     agent_class(cfg).check_config(cfg, spec)
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     path = choose_checkpoint(req, agent, printer)
     weights = agent.inference_weights()
     if weights is None:

@@ -91,13 +91,13 @@ def _handed_over(run_dir: Path, cfg: Config, printer):
     name, its env steps); refused when its imitation policy has not acted yet."""
     import torch
 
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.distributed.checkpoint import read_counters
     from mbrl_ray.envs import env_kwargs, env_spec
     from mbrl_ray.evaluate import Request, choose_checkpoint
 
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     path = choose_checkpoint(Request(run_dir), agent, printer)
     if not agent.imitating:
         raise ConfigError(f"checkpoint {path.name}: the imitation policy has not taken over "

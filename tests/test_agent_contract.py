@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import AGENTS, AgentLearner, make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.envs import env_kwargs, env_spec
@@ -128,7 +128,7 @@ def trained(request):
     """(case, cfg, spec, store, learner trained two rounds)."""
     cfg, spec = _setup(request.param)
     store = _replay(cfg, spec)
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     for logs in _train(learner, store):
         check_finite(logs, f"{request.param} logs")
     return request.param, cfg, spec, store, learner
@@ -138,9 +138,9 @@ def trained(request):
 def test_an_agent_without_weights_acts_uniformly_at_random_from_its_seed(case):
     cfg, spec = _setup(case)
     obs = np.zeros((4, *spec.obs_shape), dtype=np.float32)
-    for trainable in (True, False):
-        agent = make_agent(spec, cfg, seed=7, trainable=trainable)
-        assert agent.inference_weights() is None
+    for make in (make_learner, make_actor):
+        agent = make(spec, cfg, seed=7)
+        assert make is make_actor or agent.inference_weights() is None
         actions, _ = agent.act(obs, agent.initial_state(4))
         expected = np.random.default_rng(7).uniform(-1, 1, (4, spec.act_dim)).astype(np.float32)
         assert actions.dtype == np.float32 and np.array_equal(actions, expected)
@@ -157,16 +157,16 @@ def test_workers_act_from_the_learners_weights_alone(trained):
     runs = []
     for global_seed in (0, 1):
         torch.manual_seed(global_seed)
-        worker = make_agent(spec, cfg, seed=3, trainable=False)
+        worker = make_actor(spec, cfg, seed=3)
         worker.load_inference_weights(copy.deepcopy(weights))
         runs.append(_act(worker, obs))
     assert np.array_equal(runs[0], runs[1])
     assert runs[0].dtype == np.float32 and np.abs(runs[0]).max() <= 1.0
-    random = _act(make_agent(spec, cfg, seed=3, trainable=False), obs)
+    random = _act(make_actor(spec, cfg, seed=3), obs)
     assert not np.allclose(runs[0], random)
     worker.load_inference_weights(None)
     assert np.array_equal(_act(worker, obs, steps=1), _act(
-        make_agent(spec, cfg, seed=3, trainable=False), obs, steps=1))
+        make_actor(spec, cfg, seed=3), obs, steps=1))
 
 
 def test_the_explore_flag(trained):
@@ -177,7 +177,7 @@ def test_the_explore_flag(trained):
     obs = np.stack([store.data["obs"][i] for i in range(3)])
     acted = {}
     for explore in (True, False):
-        worker = make_agent(spec, cfg, seed=3, trainable=False)
+        worker = make_actor(spec, cfg, seed=3)
         worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
         acted[explore] = _act(worker, obs, explore)
     if case.startswith(("pets", "mb-mpc", "pilco", "deep-pilco")):
@@ -196,7 +196,7 @@ def test_a_checkpoint_continues_training_exactly(trained):
     buffer = io.BytesIO()
     torch.save(learner.state_dict(), buffer)
     buffer.seek(0)
-    resumed = make_agent(spec, cfg, seed=11)
+    resumed = make_learner(spec, cfg, seed=11)
     resumed.load_state_dict(torch.load(buffer, weights_only=True))
     assert _trees_equal(resumed.inference_weights(), learner.inference_weights())
     if case == "mbpo":
@@ -218,7 +218,7 @@ def test_pets_async_update_steps_each_member_on_its_slice_and_picks_elites_by_em
         "train.schedule=async", "model.ensemble_size=4", "model.num_elites=2",
         "model.batch_size=5", "planner.value_weight=1.0", "sac.batch_size=7"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     assert agent.batch_spec.size == 20 and agent.batch_spec.keys.startswith("model.ensemble")
     store = _replay(cfg, spec)
     agent.refresh(all_transitions(store))
@@ -260,21 +260,21 @@ def test_pets_async_update_steps_each_member_on_its_slice_and_picks_elites_by_em
 
 def test_mbpo_trains_in_sync_rounds_only():
     cfg, spec = _setup("mbpo")
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     with pytest.raises(NotImplementedError,
                        match=r"^MBPO trains in sync rounds \(fit\), not on single batches$"):
         agent.update({})
     assert agent.schedules == ("sync",)
     agent.seen = 123  # real steps branched from: a resumed MBPO goes on from there
-    other = make_agent(spec, cfg, seed=1)
+    other = make_learner(spec, cfg, seed=1)
     other.load_state_dict(agent.state_dict())
     assert other.seen == 123
 
 
 def test_async_only_agents_have_no_full_data_fit():
     cfg, spec = _setup("dcmpc")
-    with pytest.raises(NotImplementedError, match="^DCMPCAgent has no full-data fit$"):
-        make_agent(spec, cfg, seed=0).fit({}, 0)
+    with pytest.raises(NotImplementedError, match="^DCMPCLearner has no full-data fit$"):
+        make_learner(spec, cfg, seed=0).fit({}, 0)
 
 
 def test_an_rssm_agent_films_open_loop_predictions_only_from_pixels_once_trained():
@@ -284,7 +284,7 @@ def test_an_rssm_agent_films_open_loop_predictions_only_from_pixels_once_trained
     from mbrl_ray.world_models import open_loop
     pixels = EnvSpec((3, 32, 32), "uint8", 2)
     cfg = apply_overrides(load_preset("planet-debug"), ["env.image_size=32"])
-    agent = make_agent(pixels, cfg, seed=0)
+    agent = make_learner(pixels, cfg, seed=0)
     rng = np.random.default_rng(0)
     obs = rng.integers(0, 256, (open_loop.CONTEXT + 3, 3, 32, 32)).astype(np.uint8)
     actions = rng.uniform(-1, 1, (len(obs), 2)).astype(np.float32)
@@ -297,7 +297,7 @@ def test_an_rssm_agent_films_open_loop_predictions_only_from_pixels_once_trained
     assert np.array_equal(strip, open_loop.side_by_side(real, predicted).numpy())
     assert error == open_loop.prediction_error(real, predicted)
     cfg, spec = _setup("planet")
-    states = make_agent(spec, cfg, seed=0)
+    states = make_learner(spec, cfg, seed=0)
     states.fitted = True
     assert states.open_loop_video(np.zeros((8, *spec.obs_shape), np.float32),
                                   np.zeros((8, spec.act_dim), np.float32)) is None
@@ -331,14 +331,14 @@ def test_an_agent_refuses_observations_it_cannot_act_on_naming_them():
     cfg, _ = _setup("dcmpc")
     pixels = EnvSpec((3, 64, 64), "uint8", 1)
     with pytest.raises(ConfigError) as err:
-        make_agent(pixels, cfg).check_config(cfg, pixels)
+        make_learner(pixels, cfg).check_config(cfg, pixels)
     assert str(err.value) == ("agent.name='dcmpc' acts on state observations, but "
                               "env.id='dummy' with env.obs='state' gives pixels (3, 64, 64)")
 
 
 def test_dreamers_explore_flag_samples_the_actor_or_takes_its_mode():
     cfg, spec = _setup("dreamer")
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     belief = agent.model.rssm.initial(4)
     belief = type(belief)(torch.randn(belief.h.shape, generator=torch.Generator().manual_seed(1)),
                           belief.s, belief.stats)
@@ -350,7 +350,7 @@ def test_dreamers_explore_flag_samples_the_actor_or_takes_its_mode():
 def test_pets_without_a_critic_updates_its_model_alone():
     cfg = apply_overrides(load_preset("debug"), SMALL_FIT + ["train.schedule=async"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     store = _replay(cfg, spec)
     agent.refresh(all_transitions(store))
     logs = agent.update(sample(store, agent.batch_spec, np.random.default_rng(0)))
@@ -361,11 +361,28 @@ def test_pets_without_a_critic_updates_its_model_alone():
 def test_a_worker_counts_the_learners_updates_from_its_weights(case):
     """The update count travels with the weights (DC-MPC's exploration std decays with it)."""
     cfg, spec = _setup(case)
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     _train(learner, _replay(cfg, spec), rounds=3)
-    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    worker = make_actor(spec, cfg, seed=1)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     assert worker.updates == learner.updates == 3
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_acting_part_holds_no_training(case):
+    """A worker's agent is the acting part alone: no update, fit, weights to publish or state
+    to save; the learner's is a subclass of it (it acts as a worker does, for evaluation)."""
+    cfg, spec = _setup(case)
+    worker, learner = make_actor(spec, cfg, seed=0), make_learner(spec, cfg, seed=0)
+    assert not isinstance(worker, AgentLearner) and isinstance(learner, type(worker))
+    for name in ("update", "fit", "refresh", "inference_weights", "state_dict",
+                 "load_state_dict", "batch_spec"):
+        assert not hasattr(worker, name) and hasattr(learner, name), name
+
+
+def test_every_registered_agent_has_a_contract_case():
+    names = {_setup(case)[0].agent.name for case in CASES}
+    assert names == set(AGENTS)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -373,9 +390,9 @@ def test_a_worker_builds_no_optimiser(case):
     """Workers act: none of their components holds an optimiser (nor steps a parameter)."""
     from mbrl_ray.distributed.network_memory import _reachable, network_bytes
     cfg, spec = _setup(case)
-    worker = make_agent(spec, cfg, seed=0, trainable=False)
+    worker = make_actor(spec, cfg, seed=0)
     assert _reachable(worker)[1] == [] and network_bytes(worker).stepped == 0
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     assert network_bytes(learner).stepped > 0
 
 
@@ -387,7 +404,7 @@ def test_a_worker_builds_no_optimiser(case):
 ])
 def test_the_world_models_optimiser_takes_its_settings_from_the_config(case, keys, want):
     cfg, spec = _setup(case)
-    agent = make_agent(spec, apply_overrides(cfg, keys), seed=0)
+    agent = make_learner(spec, apply_overrides(cfg, keys), seed=0)
     group = agent.model_opt.param_groups[0]
     assert {k: group[k] for k in want} == want
 
@@ -396,16 +413,16 @@ def test_the_world_models_optimiser_takes_its_settings_from_the_config(case, key
 def test_an_rssm_agent_learns_continuation_only_where_episodes_can_end(case):
     cfg, spec = _setup(case)
     for termination in (True, False):
-        agent = make_agent(spec, apply_overrides(cfg, [f"model.termination={termination}"]))
+        agent = make_learner(spec, apply_overrides(cfg, [f"model.termination={termination}"]))
         assert (agent.model.continue_head is not None) == termination
 
 
 def test_a_pets_worker_without_a_termination_head_loads_the_learners_weights():
     cfg = apply_overrides(load_preset("debug"), SMALL_FIT + ["model.termination=false"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     _train(learner, _replay(cfg, spec), rounds=1)
-    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    worker = make_actor(spec, cfg, seed=1)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     assert not worker.plan_model.termination and len(worker.plan_model.term) == 0
 
@@ -414,7 +431,7 @@ def test_dreamers_actor_critic_draws_its_weights_from_the_agents_sac_seed():
     from mbrl_ray import seeding
     from mbrl_ray.critics.imagination import ImaginedActorCritic
     cfg, spec = _setup("dreamer")
-    agent = make_agent(spec, cfg, seed=5)
+    agent = make_learner(spec, cfg, seed=5)
     alone = ImaginedActorCritic(agent.model.rssm.feat_dim, spec.act_dim, cfg.dreamer,
                                 torch.device("cpu"), seeding.derive(5, seeding.SAC))
     assert _trees_equal(agent.behaviour.actor.state_dict(), alone.actor.state_dict())
@@ -426,7 +443,7 @@ def _pets_planning(overrides, monkeypatch):
     from mbrl_ray.agents import pets as pets_module
     cfg = apply_overrides(load_preset("debug"), SMALL_FIT + overrides)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     _train(agent, _replay(cfg, spec), rounds=1)
     seen = {}
     real = pets_module.expected_returns
@@ -516,20 +533,18 @@ def test_the_smcp_policy_hands_its_planner_the_problems_model_step_proposal_and_
 def test_a_pets_checkpoint_keeps_its_unfitted_state_and_skips_a_missing_critic():
     cfg = apply_overrides(load_preset("debug"), SMALL_FIT)
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    fresh = make_agent(spec, cfg, seed=0)
-    other = make_agent(spec, cfg, seed=1)
+    fresh = make_learner(spec, cfg, seed=0)
+    other = make_learner(spec, cfg, seed=1)
     other.load_state_dict(fresh.state_dict())
     assert other.plan_model is None  # not fitted: acts at random still
-    worker = make_agent(spec, cfg, seed=0, trainable=False)
-    assert worker.state_dict()["optimizer"] is None
-    with_sac = make_agent(spec, apply_overrides(cfg, ["planner.value_weight=1.0"]), seed=0)
+    with_sac = make_learner(spec, apply_overrides(cfg, ["planner.value_weight=1.0"]), seed=0)
     other.load_state_dict(with_sac.state_dict())  # this config has no critic: its part skipped
     assert other.sac is None
 
 
 def test_mbpo_logs_the_mean_of_its_sac_updates_in_a_round():
     cfg, spec = _setup("mbpo")
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     store = _replay(cfg, spec)
     calls = []
 
@@ -558,7 +573,7 @@ def test_mbpo_rollout_length_over_a_one_step_schedule():
 
 def test_pets_logs_its_fit():
     cfg, spec = _setup("pets-value-prior")
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     logs = agent.fit(all_transitions(_replay(cfg, spec)), ENVS * STEPS)
     assert {"model_nll", "model_val_mse", "model_epochs"} <= set(logs)
     assert logs["model_epochs"] == float(int(logs["model_epochs"])) >= 1
@@ -612,7 +627,7 @@ def test_mb_mpc_async_update_is_one_adam_step_on_the_batch():
     cfg, spec = _setup("mb-mpc-async")
     cfg = apply_overrides(cfg, ["delta.lr=0.01"])
     store = _replay(cfg, spec)
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     agent.refresh(all_transitions(store))
     batch = {k: torch.as_tensor(v)
              for k, v in sample(store, agent.batch_spec, np.random.default_rng(0)).items()}
@@ -633,7 +648,7 @@ def test_mb_mpc_plans_on_the_discounted_rewards_of_its_fitted_delta_network():
     planner's first, the same whether exploring or not."""
     cfg, spec = _setup("mb-mpc")
     cfg = apply_overrides(cfg, ["planner.discount=0.9", "planner.horizon=3"])
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     _train(agent, _replay(cfg, spec), rounds=1)
     seen, plan = [], agent.policy.planner.plan
     agent.policy.planner.plan = lambda objective, *args, **kw: (
@@ -659,7 +674,7 @@ def test_pets_mixes_in_a_single_prior_sequence_when_asked_for_one():
     cfg = apply_overrides(cfg, ["planner.prior_samples=1", "planner.value_weight=0",
                                 "planner.prior_weight=0"])
     store = _replay(cfg, spec)
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     _train(agent, store, rounds=1)
     seen = []
     plan = agent.policy.planner.plan
@@ -678,7 +693,7 @@ def _worker_twins(trained):
     """Two identical workers (generators included) holding the learner's weights, and the
     first row of each env's stream as observations."""
     case, cfg, spec, store, learner = trained
-    worker = make_agent(spec, cfg, seed=5, trainable=False)
+    worker = make_actor(spec, cfg, seed=5)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     obs = np.stack([store.data["obs"][i] for i in range(ENVS)])
     return worker, copy.deepcopy(worker), obs
@@ -704,7 +719,7 @@ def test_float64_observations_act_as_their_float32_values(trained):
 def test_the_seed_decides_every_network(case):
     """Two learners of one seed hold the same tensors; another seed changes every network's."""
     cfg, spec = _setup(case)
-    a, b, c = (make_agent(spec, cfg, seed=s).state_dict() for s in (1, 1, 2))
+    a, b, c = (make_learner(spec, cfg, seed=s).state_dict() for s in (1, 1, 2))
 
     def leaves(tree, path=()):
         if isinstance(tree, dict):
@@ -725,7 +740,7 @@ def test_async_pets_publishes_its_current_elites_after_an_update():
     cfg = apply_overrides(cfg, ["train.schedule=async", "model.ensemble_size=4",
                                 "model.num_elites=2"])
     store = _replay(cfg, spec)
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     assert learner.inference_weights() is None
     assert learner.state_dict()["elites"] == [0, 1]  # before any update: the first members
     _train(learner, store, rounds=2)
@@ -744,7 +759,7 @@ def test_smcp_lst_hands_the_planner_the_models_transition_density():
         cfg, spec = _setup("pets-smcp-lst")
         cfg = apply_overrides(cfg, [f"planner.posterior={posterior}"])
         store = _replay(cfg, spec)
-        agent = make_agent(spec, cfg, seed=0)
+        agent = make_learner(spec, cfg, seed=0)
         _train(agent, store, rounds=1)
         seen, plan = [], agent.policy.planner.plan
         agent.policy.planner.plan = lambda *args: seen.append(args[-1]) or plan(*args)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mbrl_ray.agents import DCMPCAgent, make_agent
+from mbrl_ray.agents import DCMPCAgent, make_actor, make_learner
 from mbrl_ray.critics.nstep import nstep_target_parts
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics.td3 import TD3Critics
@@ -272,7 +272,7 @@ def test_update_hands_model_and_critics_the_right_rows():
     """Row t+1 holds the action and reward of the transition t -> t+1: the model gets rows
     1..H of actions and rewards, the critic the first transition; steps after a new episode
     starts are masked."""
-    agent = make_agent(SPEC, _cfg("dcmpc.nstep=1"), seed=0)
+    agent = make_learner(SPEC, _cfg("dcmpc.nstep=1"), seed=0)
     length = agent.cfg.dcmpc.horizon + 1
     b = 2
     batch = {"obs": torch.arange(length, dtype=torch.float32).repeat(b, 1)[..., None]
@@ -318,7 +318,7 @@ def test_update_hands_model_and_critics_the_right_rows():
 # ---- n-step targets and the TD3 critics -------------------------------------------------------
 def _critic_discount(*overrides: str) -> torch.Tensor:
     """The discount DC-MPC's update hands its critics on two 6-row sequences, no ends."""
-    agent = make_agent(SPEC, _cfg(*overrides), seed=0)
+    agent = make_learner(SPEC, _cfg(*overrides), seed=0)
     length = agent.cfg.dcmpc.horizon + 1
     batch = {"obs": torch.randn(2, length, 4, generator=torch.Generator().manual_seed(0)),
              "action": torch.zeros(2, length, 1), "reward": torch.ones(2, length),
@@ -346,7 +346,7 @@ def test_the_one_step_discount_is_gamma_or_one_as_the_authors_code():
 def test_the_prior_sequences_noise_is_drawn_per_sequence_or_shared_per_env(mode):
     """shared (the authors' code): an env's prior sequences are copies; independent: each
     draws its own noise; envs differ either way."""
-    agent = make_agent(SPEC, _cfg("planner.prior_samples=4", f"dcmpc.prior_noise={mode}"),
+    agent = make_learner(SPEC, _cfg("planner.prior_samples=4", f"dcmpc.prior_noise={mode}"),
                        seed=0)
     with torch.no_grad():
         code = agent.model.encode(torch.randn(2, 4, generator=torch.Generator().manual_seed(1)))
@@ -382,7 +382,7 @@ def test_latent_rank_counts_directions_above_the_tolerance_of_the_largest_possib
 @pytest.mark.unit
 def test_the_latent_rank_is_measured_on_the_first_update_and_every_hundredth():
     from mbrl_ray.agents import dcmpc
-    agent = make_agent(SPEC, _cfg(), seed=0)
+    agent = make_learner(SPEC, _cfg(), seed=0)
     length = agent.cfg.dcmpc.horizon + 1
     batch = {"obs": torch.randn(8, length, 4, generator=torch.Generator().manual_seed(0)),
              "action": torch.zeros(8, length, 1), "reward": torch.ones(8, length),
@@ -412,7 +412,7 @@ def test_a_reward_range_squashes_the_reward_head_by_tanh_into_it():
     shifted = DCWM(4, 1, 3, [5, 3], 16, 16, 1, reward_range=(-3.0, 1.0))
     shifted.load_state_dict(free.state_dict())
     assert torch.allclose(shifted.reward(code, action), -1.0 + 2.0 * torch.tanh(raw))
-    agent = make_agent(SPEC, _cfg("dcmpc.reward_range=[0,2]"), seed=0)
+    agent = make_learner(SPEC, _cfg("dcmpc.reward_range=[0,2]"), seed=0)
     assert agent.model.reward_range == (0.0, 2.0)
 
 
@@ -543,7 +543,7 @@ class SignModel(DCWM):
 @pytest.mark.unit
 def test_mppi_on_expected_codes_picks_the_better_of_two_actions():
     cfg = _cfg("planner.prior_samples=0", "planner.horizon=3")
-    agent = DCMPCAgent(SPEC, cfg, trainable=False)
+    agent = DCMPCAgent(SPEC, cfg)
     agent.model = SignModel(4, 1, cfg.dcmpc.latent_dim, [5, 3], 16, 16, 1)
     with torch.no_grad():
         for q in (agent.critics.q.head,):
@@ -587,7 +587,7 @@ def _plan_value_by_hand(agent: DCMPCAgent, code: torch.Tensor, actions: torch.Te
 def test_plan_values_on_expected_codes_and_the_critics_value_by_hand():
     """A random DCWM (its categoricals far from one-hot, so the expected code is not the most
     likely one) and critics (Q heads not zero, so rho^H and the horizon value count)."""
-    agent = DCMPCAgent(SPEC, _cfg(), seed=1, trainable=False)
+    agent = DCMPCAgent(SPEC, _cfg(), seed=1)
     with torch.no_grad():  # members apart by 0.5 each: the pair drawn counts too
         agent.critics.q.head.bias.copy_(1.0 + 0.5 * torch.arange(
             float(agent.critics.q.members))[:, None, None])
@@ -627,7 +627,7 @@ class TwoModeModel(DCWM):
 @pytest.mark.unit
 def test_mppi_plans_on_the_expected_code_not_the_most_likely_one():
     cfg = _cfg("planner.prior_samples=0", "planner.horizon=3")
-    agent = DCMPCAgent(SPEC, cfg, trainable=False)
+    agent = DCMPCAgent(SPEC, cfg)
     agent.model = TwoModeModel(4, 1, cfg.dcmpc.latent_dim, [5, 3], 16, 16, 1)
     with torch.no_grad():
         agent.critics.q.head.weight.zero_()
@@ -647,7 +647,7 @@ def test_mppi_plans_on_the_expected_code_not_the_most_likely_one():
 def test_exploration_noise_decays_and_only_applies_when_exploring():
     cfg = _cfg("dcmpc.explore_std_start=1.0", "dcmpc.explore_std_end=0.1",
                "dcmpc.explore_decay_updates=100")
-    agent = make_agent(SPEC, cfg, trainable=False)
+    agent = make_actor(SPEC, cfg)
     assert agent.explore_std == 1.0
     agent.updates = 50
     assert abs(agent.explore_std - 0.55) < 1e-9
@@ -662,9 +662,8 @@ def test_exploration_noise_decay_can_start_at_the_end_of_pretraining():
     base = ("dcmpc.explore_std_start=1.0", "dcmpc.explore_std_end=0.1",
             "dcmpc.explore_decay_updates=100", "train.schedule=async",
             "train.pretrain_updates=40")
-    later = make_agent(SPEC, _cfg(*base, "dcmpc.explore_decay_from=pretrain_end"),
-                       trainable=False)
-    first = make_agent(SPEC, _cfg(*base), trainable=False)
+    later = make_actor(SPEC, _cfg(*base, "dcmpc.explore_decay_from=pretrain_end"))
+    first = make_actor(SPEC, _cfg(*base))
     for agent in (later, first):
         agent.updates = 40
     assert later.explore_std == 1.0
@@ -678,7 +677,7 @@ def test_exploration_noise_decay_can_start_at_the_end_of_pretraining():
 @pytest.mark.unit
 def test_weights_and_state_round_trip():
     cfg = _cfg()
-    learner = make_agent(SPEC, cfg, seed=3)
+    learner = make_learner(SPEC, cfg, seed=3)
     assert learner.inference_weights() is None  # acts at random until the first update
     rng = np.random.default_rng(0)
     b, length = 64, cfg.dcmpc.horizon + 1
@@ -689,12 +688,12 @@ def test_weights_and_state_round_trip():
              "is_terminal": np.zeros((b, length), bool)}
     losses = learner.update(batch)
     assert all(np.isfinite(v) for v in losses.values())
-    worker = make_agent(SPEC, cfg, seed=9, trainable=False)
+    worker = make_actor(SPEC, cfg, seed=9)
     worker.load_inference_weights(learner.inference_weights())
     obs = rng.normal(size=(2, 4)).astype(np.float32)
     assert torch.equal(worker.model.encode(torch.as_tensor(obs)),
                        learner.model.encode(torch.as_tensor(obs)))
-    copy = make_agent(SPEC, cfg, seed=5)
+    copy = make_learner(SPEC, cfg, seed=5)
     copy.load_state_dict(learner.state_dict())
     assert copy.updates == 1 and torch.equal(copy.critics.q.head.weight,
                                              learner.critics.q.head.weight)
@@ -702,7 +701,7 @@ def test_weights_and_state_round_trip():
 
 @pytest.mark.unit
 def test_same_seed_same_initial_weights():
-    a, b = make_agent(SPEC, _cfg(), seed=4), make_agent(SPEC, _cfg(), seed=4)
+    a, b = make_learner(SPEC, _cfg(), seed=4), make_learner(SPEC, _cfg(), seed=4)
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
 
 

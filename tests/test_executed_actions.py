@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 
@@ -20,9 +20,9 @@ def test_a_worker_filters_with_the_noisy_action_it_executed():
     with the rows replay holds, the executed action at row 1. h_1 depends on s_0 (the first draw
     of both generators, seeded alike) and the action alone, so the two agree."""
     cfg = apply_overrides(load_preset("dreamer-debug"), ["rssm.explore_noise=0.5"])
-    learner = make_agent(STATE, cfg, seed=3)
+    learner = make_learner(STATE, cfg, seed=3)
     learner.updates = 1
-    worker = make_agent(STATE, cfg, seed=3, trainable=False)
+    worker = make_actor(STATE, cfg, seed=3)
     worker.load_inference_weights(learner.inference_weights())
     obs = torch.as_tensor(np.random.default_rng(0).normal(size=(2, 2, 3)).astype(np.float32))
     worker.generator.manual_seed(11)

@@ -55,7 +55,7 @@ def _digests(run_dir):
 @pytest.mark.ray
 def test_finetune_adds_its_files_and_starts_from_the_policy_that_acted(ray_session, tmp_path):
     from mbrl_ray import finetune
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.distributed.driver import Driver
     from mbrl_ray.envs import env_kwargs, env_spec
     from mbrl_ray.evaluate import Request, choose_checkpoint
@@ -78,7 +78,7 @@ def test_finetune_adds_its_files_and_starts_from_the_policy_that_acted(ray_sessi
 
     # The first evaluation is the checkpoint's own imitation policy on the first stream.
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     choose_checkpoint(Request(run_dir), agent, print)
     assert agent.imitating
     assert finetune.policy_evaluator(agent, cfg)(300) == tuple(first["evals"][0])

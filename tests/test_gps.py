@@ -15,7 +15,7 @@ import scipy.linalg
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.agents.gps_policy import (importance_objective, mixture_log_density,
                                         policy_log_density, supervised_loss)
 from mbrl_ray.config import apply_overrides, load_preset
@@ -341,7 +341,7 @@ def _round(cfg, spec, actor, steps_per_env: int, seed: int = 5):
 def test_the_learner_finds_each_conditions_episodes_and_skips_broken_ones():
     cfg = _gps_cfg()
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     data = all_transitions(_round(cfg, spec, agent, 100))
     episodes = agent.episodes(data, len(data["obs"]))
     assert [len(ep[0]) for ep in episodes] == [2, 2, 2, 2]  # 4 envs x 2 episodes, 4 conditions
@@ -357,10 +357,10 @@ def test_the_learner_finds_each_conditions_episodes_and_skips_broken_ones():
 def test_acting_samples_the_conditions_controller_and_evaluation_acts_with_the_policy():
     cfg = _gps_cfg()
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    learner = make_agent(spec, cfg, seed=0)
+    learner = make_learner(spec, cfg, seed=0)
     data = all_transitions(_round(cfg, spec, learner, 200))
     learner.fit(data, 800)
-    worker = make_agent(spec, cfg, seed=3, trainable=False)
+    worker = make_actor(spec, cfg, seed=3)
     worker.load_inference_weights(copy.deepcopy(learner.inference_weights()))
     starts = initial_observations(cfg.env)
     obs = starts[[2, 0, 3]]
@@ -388,8 +388,8 @@ def test_rounds_lower_the_sample_cost_and_a_resumed_learner_fits_as_the_original
     original."""
     cfg = _gps_cfg(f"gps.policy_step={policy_step}")
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    learner = make_agent(spec, cfg, seed=0)
-    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    learner = make_learner(spec, cfg, seed=0)
+    worker = make_actor(spec, cfg, seed=1)
     costs, states, stores = [], [], []
     for k in range(3):
         store = _round(cfg, spec, worker, 500, seed=10 + k)
@@ -400,7 +400,7 @@ def test_rounds_lower_the_sample_cost_and_a_resumed_learner_fits_as_the_original
         costs.append(np.mean([logs[f"gps_sample_cost_{c}"] for c in range(4)]))
         worker.load_inference_weights(learner.inference_weights())
     assert costs[2] < costs[1] < costs[0], costs
-    resumed = make_agent(spec, cfg, seed=9)
+    resumed = make_learner(spec, cfg, seed=9)
     resumed.load_state_dict(states[0])
     twin_logs = resumed.fit(all_transitions(stores[2]), 6000)
     assert twin_logs == logs
@@ -414,7 +414,7 @@ def test_episode_costs_are_the_episodes_negated_returns_plus_the_first_states_te
     the smoothed norm, plus the first state's term."""
     cfg = _gps_cfg()
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     data = all_transitions(_round(cfg, spec, agent, 50))
     x, u = agent.episodes(data, len(data["obs"]))[1]
     dist = np.linalg.norm(x[0, :, 8:10].numpy(), axis=1)
@@ -430,7 +430,7 @@ def test_episode_costs_are_the_episodes_negated_returns_plus_the_first_states_te
 def test_the_supervised_rows_weight_each_state_by_its_steps_precision():
     cfg = _gps_cfg("gps.policy_step=supervised")
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    agent = make_agent(spec, cfg, seed=0)
+    agent = make_learner(spec, cfg, seed=0)
     data = all_transitions(_round(cfg, spec, agent, 100))
     agent.fit(data, 400)
     episodes = agent.episodes(data, 400)
@@ -451,8 +451,8 @@ def test_the_supervised_rows_weight_each_state_by_its_steps_precision():
 def test_importance_keeps_the_last_rounds_and_their_samplers():
     cfg = _gps_cfg("gps.importance_rounds=2")
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    learner = make_agent(spec, cfg, seed=0)
-    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    learner = make_learner(spec, cfg, seed=0)
+    worker = make_actor(spec, cfg, seed=1)
     samplers = []
     for k in range(3):
         store = _round(cfg, spec, worker, 100, seed=20 + k)
@@ -472,8 +472,8 @@ def test_importance_keeps_the_last_rounds_and_their_samplers():
 def test_the_adaptive_step_scales_by_predicted_over_actual_improvement():
     cfg = _gps_cfg("gps.adapt_step=true", "gps.policy_step=supervised")
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
-    learner = make_agent(spec, cfg, seed=0)
-    worker = make_agent(spec, cfg, seed=1, trainable=False)
+    learner = make_learner(spec, cfg, seed=0)
+    worker = make_actor(spec, cfg, seed=1)
     for k in range(3):
         data = all_transitions(_round(cfg, spec, worker, 200, seed=30 + k))
         if k == 2:

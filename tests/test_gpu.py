@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.envs import env_kwargs, env_spec
@@ -75,14 +75,14 @@ def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case):
                                                             "workers.device=cuda"])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     store = _replay(cfg, spec)
-    learner = make_agent(spec, cfg, "cuda", seed=0)
+    learner = make_learner(spec, cfg, "cuda", seed=0)
     check_finite(_train(learner, store), f"{case} loss on cuda")
 
     weights = learner.inference_weights()
     assert weights is not None
     assert {t.device.type for t in _tensors(weights)} == {"cpu"}, "workers load CPU weights"
 
-    worker = make_agent(spec, cfg, "cuda", seed=1, trainable=False)
+    worker = make_actor(spec, cfg, "cuda", seed=1)
     worker.load_inference_weights(weights)
     obs = np.stack([store.data["obs"][0], store.data["obs"][1]])
     actions = _act(worker, obs)  # twice: the second call carries the first's state
@@ -94,7 +94,7 @@ def test_agent_trains_on_cuda_publishes_cpu_weights_and_resumes_on_cpu(case):
     torch.save({"agent": learner.state_dict()}, buffer)
     buffer.seek(0)
     state = torch.load(buffer, map_location="cpu", weights_only=True)
-    resumed = make_agent(spec, cfg, "cpu", seed=2)
+    resumed = make_learner(spec, cfg, "cpu", seed=2)
     resumed.load_state_dict(state["agent"])
     for ours, theirs in zip(_tensors(resumed.inference_weights()), _tensors(weights)):
         assert torch.equal(ours, theirs), "the CPU resume holds the GPU learner's weights"

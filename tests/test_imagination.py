@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor
 from mbrl_ray.agents.planet import latent_returns
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics.imagination import ImaginedActorCritic, ReturnScale, lambda_returns
@@ -127,7 +127,7 @@ def test_planet_plans_from_its_warm_start_and_carries_the_shifted_plan():
     next step is that plan shifted by one step."""
     cfg = _cfg("planet-debug", "planner.iterations=1", "planner.init_std=0.01",
                "planner.population=16", "planner.num_elites=4")
-    agent = make_agent(EnvSpec.state(3, 2), cfg, seed=0, trainable=False)
+    agent = make_actor(EnvSpec.state(3, 2), cfg, seed=0)
     horizon = cfg.planner.horizon
     plan = torch.linspace(-0.8, 0.8, 2 * horizon * 2).reshape(2, horizon, 2)
     plan[:, 0] = torch.tensor([[0.6, -0.5], [-0.7, 0.4]])

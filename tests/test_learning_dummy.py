@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from mbrl_ray.agents import MBPOAgent, PETSAgent
+from mbrl_ray.agents import MBPOAgent, MBPOLearner, PETSAgent, PETSLearner
 from mbrl_ray.config import load_preset
 from mbrl_ray.envs import make_env
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
     cfg = _cfg()
     env = make_env("dummy", seed=0)
-    agent = MBPOAgent(SPEC, cfg, seed=0)
+    agent = MBPOLearner(SPEC, cfg, seed=0)
     buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(5):
@@ -30,12 +30,12 @@ def test_mbpo_learns_the_point_mass_and_workers_act_with_its_actor():
     # measure (seeds 0-3 gave 19.8-36.4 on 2 episodes).
     returns = _episodes(env, agent, 300, buf)
     assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
-    worker = MBPOAgent(SPEC, cfg, seed=0, trainable=False)
+    worker = MBPOAgent(SPEC, cfg, seed=0)
     worker.load_inference_weights(agent.inference_weights())
     obs = np.random.default_rng(0).uniform(-1, 1, (4, 2)).astype(np.float32)
     np.testing.assert_allclose(worker.act(obs, worker.initial_state(4), explore=False)[0],
                                agent.act(obs, agent.initial_state(4), explore=False)[0])
-    clone = MBPOAgent(SPEC, cfg, seed=3)
+    clone = MBPOLearner(SPEC, cfg, seed=3)
     clone.load_state_dict(agent.state_dict())
     assert clone.seen == agent.seen
 
@@ -54,14 +54,14 @@ def test_lst_and_smcp_agents_learn_dummy_env_and_plan_on_workers(overrides):
     cfg = apply_overrides(load_preset("debug"), overrides + ["sac.hidden_size=64",
                                                              "sac.updates_per_fit=400"])
     env = make_env("dummy", seed=0)
-    agent = PETSAgent(SPEC, cfg, seed=0)
+    agent = PETSLearner(SPEC, cfg, seed=0)
     buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(5 if cfg.planner.name == "smcp" else 3):
         agent.fit(buf.all(), buf.env_steps)
         returns = _episodes(env, agent, 100, buf)
     assert np.mean(returns) > 20 > np.mean(random_returns) + 15  # random play: about -2
-    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
+    worker = PETSAgent(SPEC, cfg, seed=0)
     worker.load_inference_weights(agent.inference_weights())
     action, state = worker.act(np.zeros((3, 2), np.float32), worker.initial_state(3))
     assert action.shape == (3, 2) and np.abs(action).max() <= 1

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
-from mbrl_ray.agents.mb_mpc import MBMPCAgent
+from mbrl_ray.agents import make_actor, make_learner
+from mbrl_ray.agents.mb_mpc import MBMPCAgent, MBMPCLearner
 from mbrl_ray.agents.mbmf import GaussianPolicy, imitate
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
@@ -39,7 +39,7 @@ def _join(*parts):
 
 
 def test_labels_are_executed_actions_then_the_experts_plans_never_random_steps():
-    agent = make_agent(SPEC, _cfg(), seed=0)
+    agent = make_learner(SPEC, _cfg(), seed=0)
     first = _data(20, 0)  # 10 random steps, then 10 MPC steps
     logs = agent.fit(first, 20)
     assert not agent.imitating and "mbmf_imitation_mse" not in logs
@@ -53,7 +53,7 @@ def test_labels_are_executed_actions_then_the_experts_plans_never_random_steps()
     third = _join(second, _data(10, 2))  # 10 steps the policy acted: the expert labels them
     twin = copy.deepcopy(agent)
     agent.fit(third, 40)
-    MBMPCAgent.fit(twin, third, 40)  # the same model fit, then MB-MPC's own plan at each state
+    MBMPCLearner.fit(twin, third, 40)  # the same model fit, then MB-MPC's own plan at each state
     want, _ = MBMPCAgent.act(twin, third["obs"][30:], twin.initial_state(10), explore=False)
     assert torch.equal(agent.labels["obs"][20:], torch.as_tensor(third["obs"][30:]))
     assert torch.allclose(agent.labels["action"][20:], torch.as_tensor(want))
@@ -62,7 +62,7 @@ def test_labels_are_executed_actions_then_the_experts_plans_never_random_steps()
 
 
 def test_the_expert_labels_chunk_by_chunk_in_order_each_from_a_fresh_start():
-    agent = make_agent(SPEC, _cfg("mbmf.label_chunk=4"), seed=0)
+    agent = make_learner(SPEC, _cfg("mbmf.label_chunk=4"), seed=0)
     agent.fit(_data(40, 0), 40)
     obs = torch.as_tensor(_data(6, 3)["obs"])
     seen = []
@@ -98,8 +98,8 @@ def _mean_by_hand(policy: GaussianPolicy, obs: torch.Tensor) -> torch.Tensor:
 
 def test_workers_act_on_the_policy_mean_once_the_learner_hands_over():
     cfg = _cfg("mbmf.imitate_from=20")
-    learner = make_agent(SPEC, cfg, seed=0)
-    worker = make_agent(SPEC, cfg, seed=5, trainable=False)
+    learner = make_learner(SPEC, cfg, seed=0)
+    worker = make_actor(SPEC, cfg, seed=5)
     obs = _data(4, 7)["obs"]
     learner.fit(_data(15, 0), 15)  # MPC phase: the worker plans
     worker.load_inference_weights(learner.inference_weights())

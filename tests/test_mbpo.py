@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from mbrl_ray.agents import MBPOAgent, make_agent
+from mbrl_ray.agents import MBPOAgent, make_learner
 from mbrl_ray.agents.mbpo import rollout_length
 from mbrl_ray.config import ConfigError, apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec, make_env
@@ -32,7 +32,7 @@ def test_rollout_length_follows_the_schedule():
 
 def test_branched_rollouts_and_the_batch_mix():
     cfg = _cfg("mbpo.rollout_length_start=3", "mbpo.rollout_length_end=3", "mbpo.real_ratio=0.25")
-    agent = make_agent(SPEC, cfg, seed=0)
+    agent = make_learner(SPEC, cfg, seed=0)
     assert isinstance(agent, MBPOAgent)
     buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 200, buf)
@@ -55,7 +55,7 @@ def test_new_steps_are_counted_past_the_replay_wrapping():
     env step (counted by the replay's lifetime inserts), or it would stall for good."""
     cfg = _cfg("mbpo.rollout_length_start=1", "mbpo.rollout_length_end=1",
                "mbpo.updates_per_step=1")
-    agent = make_agent(SPEC, cfg, seed=0)
+    agent = make_learner(SPEC, cfg, seed=0)
     buf = Transitions(100)
     _episodes(make_env("dummy", seed=0), agent, 150, buf)
     agent.fit(buf.all(), buf.env_steps)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 from mbrl_ray.replay import empty_transitions
@@ -24,7 +24,7 @@ def _agent(*overrides: str):
         "agent.name=mbpo", "sac.hidden_size=16", "sac.batch_size=40", "mbpo.rollouts_per_step=5",
         "mbpo.retain_steps=10", "mbpo.rollout_length_start=4", "mbpo.rollout_length_end=4",
         *overrides])
-    return make_agent(SPEC, cfg, seed=0)
+    return make_learner(SPEC, cfg, seed=0)
 
 
 def _known_model(termination_logit: float) -> PlanningEnsemble:
@@ -129,7 +129,7 @@ def test_the_seed_decides_the_model_and_the_rollout_generator():
     """Two MBPO learners of one seed: the same ensemble and the same draws; another seed: other
     ensemble weights and other draws."""
     cfg = apply_overrides(load_preset("debug"), ["agent.name=mbpo", "sac.hidden_size=16"])
-    a, b, c = (make_agent(SPEC, cfg, seed=s) for s in (1, 1, 2))
+    a, b, c = (make_learner(SPEC, cfg, seed=s) for s in (1, 1, 2))
     weights = [torch.cat([p.flatten() for p in x.model.parameters()]) for x in (a, b, c)]
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
     draws = [x.rng.integers(0, 1000, 8).tolist() for x in (a, b, c)]
@@ -138,11 +138,11 @@ def test_the_seed_decides_the_model_and_the_rollout_generator():
 
 def test_a_learners_checkpoint_holds_the_model_and_a_workers_does_not():
     cfg = apply_overrides(load_preset("debug"), ["agent.name=mbpo", "sac.hidden_size=16"])
-    learner = make_agent(SPEC, cfg, seed=0)
-    worker = make_agent(SPEC, cfg, seed=0, trainable=False)
+    learner = make_learner(SPEC, cfg, seed=0)
+    worker = make_actor(SPEC, cfg, seed=0)
     assert {"model", "optimizer"} <= learner.state_dict().keys()
-    assert not {"model", "optimizer"} & worker.state_dict().keys()
-    fresh = make_agent(SPEC, cfg, seed=1)
+    assert not any(hasattr(worker, k) for k in ("model", "optimizer", "state_dict"))
+    fresh = make_learner(SPEC, cfg, seed=1)
     fresh.load_state_dict(learner.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(),
                                                  learner.model.parameters()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mbrl_ray.agents import agent_class, make_agent
+from mbrl_ray.agents import agent_class, make_actor, make_learner
 from mbrl_ray.config import ConfigError, apply_overrides, list_presets, load_preset
 from mbrl_ray.config.machine import local_memory_bytes
 from mbrl_ray.distributed.network_memory import (ADAM_COPIES, _reachable, agent_network_bytes,
@@ -24,10 +24,12 @@ FLOAT = 4  # bytes of a float32
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_meta_count_is_what_a_cpu_build_allocates(case):
     cfg, spec = _setup(case)
-    for trainable in (True, False):
-        real = network_bytes(make_agent(spec, cfg, "cpu", seed=0, trainable=trainable))
-        assert agent_network_bytes(cfg, spec, trainable) == real
-        assert real.held > 0 and (real.stepped > 0) == trainable
+    for learner, make in ((True, make_learner), (False, make_actor)):
+        real = network_bytes(make(spec, cfg, "cpu", seed=0))
+        assert agent_network_bytes(cfg, spec, learner) == real
+        assert (real.stepped > 0) == learner
+    worker, learner = (agent_network_bytes(cfg, spec, role) for role in (False, True))
+    assert learner.held > 0 and worker.held <= learner.held  # the bound preflight counts
 
 
 def test_the_ensembles_count_by_hand():
@@ -42,7 +44,7 @@ def test_the_ensembles_count_by_hand():
     weights = e * ((o + a) * h + h + h * h + h + h * 2 * (o + 1) + 2 * (o + 1)
                    + o * t + t + t * t + t + t + 1) + 2 * (o + 1)
     fixed = 2 * (o + a) + 2 * (o + 1) + e
-    counted = agent_network_bytes(cfg, spec, trainable=True)
+    counted = agent_network_bytes(cfg, spec, learner=True)
     assert counted.stepped == FLOAT * weights
     assert counted.held == FLOAT * (weights + fixed)
     assert counted.training == FLOAT * (weights + fixed + 3 * weights)
@@ -53,7 +55,7 @@ def test_adams_two_moments_per_stepped_parameter_after_training(case):
     """ADAM_COPIES counts a gradient and two moments: after real updates on CPU, the moments
     the optimisers hold are twice the stepped bytes."""
     cfg, spec = _setup(case)
-    agent = make_agent(spec, cfg, "cpu", seed=0)
+    agent = make_learner(spec, cfg, "cpu", seed=0)
     _train(agent, _replay(cfg, spec))
     _, optimizers = _reachable(agent)
     moments = sum(s[k].nbytes for o in optimizers for s in o.state.values()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import PETSAgent
+from mbrl_ray.agents import PETSAgent, PETSLearner
 from mbrl_ray.config import load_preset
 from mbrl_ray.envs import EnvSpec, make_env
 from mbrl_ray.replay import empty_transitions
@@ -58,7 +58,7 @@ def test_pets_learns_dummy_env_in_process():
     """Random first trial, then fit/plan rounds: planning must beat random play clearly."""
     cfg = load_preset("debug")
     env = make_env("dummy", seed=0)
-    agent = PETSAgent(SPEC, cfg, seed=0)
+    agent = PETSLearner(SPEC, cfg, seed=0)
     buf = Transitions(10_000)
     random_returns = _episodes(env, agent, 200, buf)
     for _ in range(3):
@@ -70,14 +70,14 @@ def test_pets_learns_dummy_env_in_process():
 
 def test_state_dict_round_trip_and_inference_weights():
     cfg = load_preset("debug")
-    agent = PETSAgent(SPEC, cfg, seed=0)
+    agent = PETSLearner(SPEC, cfg, seed=0)
     assert agent.inference_weights() is None  # acts randomly until its first fit
     buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 100, buf)
     agent.fit(buf.all(), buf.env_steps)
-    clone = PETSAgent(SPEC, cfg, seed=5)
+    clone = PETSLearner(SPEC, cfg, seed=5)
     clone.load_state_dict(agent.state_dict())
-    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
+    worker = PETSAgent(SPEC, cfg, seed=0)
     worker.load_inference_weights(agent.inference_weights())
     assert worker.plan_model.members == cfg.model.num_elites
     obs = np.zeros((3, 2), np.float32)
@@ -96,16 +96,16 @@ def test_terminal_value_critic_trains_with_the_model_and_reaches_workers():
 
     cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1", "planner.prior_samples=4",
                                                  "sac.updates_per_fit=20", "sac.hidden_size=32"])
-    agent = PETSAgent(SPEC, cfg, seed=0)
+    agent = PETSLearner(SPEC, cfg, seed=0)
     buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 100, buf)
     metrics = agent.fit(buf.all(), buf.env_steps)
     assert "sac_critic_loss" in metrics and agent.sac.fitted
-    worker = PETSAgent(SPEC, cfg, seed=0, trainable=False)
+    worker = PETSAgent(SPEC, cfg, seed=0)
     worker.load_inference_weights(agent.inference_weights())
     states = torch.randn(7, 2)
     torch.testing.assert_close(worker.sac.value(states), agent.sac.value(states))
-    clone = PETSAgent(SPEC, cfg, seed=3)
+    clone = PETSLearner(SPEC, cfg, seed=3)
     clone.load_state_dict(agent.state_dict())
     torch.testing.assert_close(clone.sac.value(states), agent.sac.value(states))
     priors = []
@@ -127,7 +127,7 @@ def test_action_prior_term_asks_the_actor_for_the_log_density_of_every_planned_s
     cfg = apply_overrides(load_preset("debug"), [
         "planner.prior_weight=0.1", "planner.prior_samples=4", "planner.prior_init=true",
         "sac.updates_per_fit=20", "sac.hidden_size=32"])
-    agent = PETSAgent(SPEC, cfg, seed=0)
+    agent = PETSLearner(SPEC, cfg, seed=0)
     buf = Transitions(1000)
     _episodes(make_env("dummy", seed=0), agent, 100, buf)
     agent.fit(buf.all(), buf.env_steps)

@@ -235,11 +235,11 @@ def test_the_tasks_distance_is_the_envs_tip_distance():
 def test_trial_logs_measure_each_trials_end_and_cost():
     """Two trials of 25 chained steps: the end distance is the worst tip distance over either
     trial's last 5 states, the cost their mean saturating cost, the prediction the last fit's."""
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.envs import env_kwargs, env_spec
     cfg = apply_overrides(load_preset("pilco-cartpole-swingup"), ["pilco.horizon=10"])
-    agent = make_agent(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg, seed=0)
+    agent = make_learner(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg, seed=0)
     rng = np.random.default_rng(1)
     states = rng.normal(0, 2, (2, 26, 4))
     data = {"obs": states[:, :-1].reshape(50, 4), "next_obs": states[:, 1:].reshape(50, 4)}
@@ -477,13 +477,13 @@ def test_reinforces_baseline_makes_its_gradient_blind_to_a_constant_added_to_the
 @pytest.mark.parametrize("gradient", ["pathwise", "reinforce"])
 def test_deep_pilco_fits_with_either_policy_gradient(gradient):
     """A fit on a trial's rows trains the network and moves the policy, with finite logs."""
-    from mbrl_ray.agents.deep_pilco import DeepPILCOAgent
+    from mbrl_ray.agents.deep_pilco import DeepPILCOLearner
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.envs.spec import EnvSpec
     cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"), [
         f"deep_pilco.policy_gradient={gradient}", "deep_pilco.model_steps=5",
         "deep_pilco.policy_steps=3", "deep_pilco.hidden_size=16"])
-    agent = DeepPILCOAgent(EnvSpec.state(4, 1), cfg)
+    agent = DeepPILCOLearner(EnvSpec.state(4, 1), cfg)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(25, 4))
     data = {"obs": obs, "next_obs": obs + 0.1 * rng.normal(size=(25, 4)),

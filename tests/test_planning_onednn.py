@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import PETSAgent
+from mbrl_ray.agents import PETSLearner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 from mbrl_ray.world_models import ProbabilisticEnsemble
@@ -71,7 +71,7 @@ def test_onednn_path_plans_the_same_actions(planner):
         "planner.population=1500", "planner.iterations=2", "planner.horizon=4"])
     actions = []
     for onednn in (True, False):
-        agent = PETSAgent(EnvSpec.state(4, 1), cfg, "cpu", seed=3)
+        agent = PETSLearner(EnvSpec.state(4, 1), cfg, "cpu", seed=3)
         agent.plan_model = agent.model.select(list(range(cfg.model.num_elites)))
         obs = np.array([[0.1, -0.2, 0.05, 0.3]], np.float32)
         state = agent.initial_state(1)

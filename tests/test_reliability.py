@@ -151,16 +151,16 @@ def test_a_learner_state_holding_nan_is_refused(tmp_path):
 def test_a_learner_state_of_another_config_is_refused(tmp_path, override, words):
     """Issue 45 (3): weights of another shape passed the check and killed the learner 4 times.
     The resume loads them into an agent its own config builds, as the learner would."""
-    from mbrl_ray.agents import make_agent
+    from mbrl_ray.agents import make_learner
     from mbrl_ray.distributed.preflight import learner_state_loader
     from mbrl_ray.envs import env_spec
 
     cfg = load_preset("debug")
     spec = env_spec(cfg.env.id)
     load = learner_state_loader(cfg, spec)
-    own = make_agent(spec, cfg, torch.device("cpu"), seed=1).state_dict()
+    own = make_learner(spec, cfg, torch.device("cpu"), seed=1).state_dict()
     assert ckpt.problem(_checkpoint(tmp_path, step=100, agent=own), load) is None
-    other = make_agent(spec, apply_overrides(cfg, [override, "model.num_elites=3"]),
+    other = make_learner(spec, apply_overrides(cfg, [override, "model.num_elites=3"]),
                        torch.device("cpu"), seed=1).state_dict()
     path = _checkpoint(tmp_path, step=200, agent=other)
     found = ckpt.problem(path, load)

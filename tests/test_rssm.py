@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.agents.planet import latent_returns
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics.imagination import ImaginedActorCritic, lambda_returns
@@ -300,9 +300,9 @@ def test_a_worker_filters_its_observations_as_the_learner_does():
     """Acting step by step (with the contract's reset at an episode's end) draws the same
     beliefs as the learner's observe over the rows that the same steps write to replay."""
     cfg = _cfg("dreamer-debug", "rssm.explore_noise=0.0")
-    learner = make_agent(STATE, cfg, seed=3)
+    learner = make_learner(STATE, cfg, seed=3)
     learner.updates = 1
-    worker = make_agent(STATE, cfg, seed=3, trainable=False)
+    worker = make_actor(STATE, cfg, seed=3)
     worker.load_inference_weights(learner.inference_weights())
     batch = _batch(STATE, b=2, t=8, first_at=[4])
     worker.generator.manual_seed(11)
@@ -435,7 +435,7 @@ def test_the_actor_climbs_the_imagined_reward_through_the_dynamics():
 @pytest.mark.unit
 @pytest.mark.parametrize("preset", ["planet-debug", "dreamer-debug"])
 def test_agent_state_round_trips_and_seeds_fix_the_weights(preset):
-    a, b = make_agent(STATE, _cfg(preset), seed=4), make_agent(STATE, _cfg(preset), seed=4)
+    a, b = make_learner(STATE, _cfg(preset), seed=4), make_learner(STATE, _cfg(preset), seed=4)
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
     a.update(_batch(STATE, b=16, t=16))
     b.load_state_dict(a.state_dict())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import PETSAgent, SACAgent, make_agent
+from mbrl_ray.agents import PETSAgent, SACAgent, SACLearner, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.critics import Actor
 from mbrl_ray.envs import EnvSpec
@@ -67,7 +67,7 @@ def test_consolidation_pulls_the_actor_towards_executed_actions():
     batch["reward"][:] = 0.0
     means = {}
     for weight in (0.0, 1.0):
-        agent = SACAgent(SPEC, _cfg(f"sac.consolidation={weight}", "sac.lr=1e-3"), seed=0)
+        agent = SACLearner(SPEC, _cfg(f"sac.consolidation={weight}", "sac.lr=1e-3"), seed=0)
         for _ in range(300):
             agent.update(batch)
         mean, _ = agent.sac.actor(torch.as_tensor(batch["obs"]), deterministic=True)
@@ -79,7 +79,7 @@ def test_consolidation_pulls_the_actor_towards_executed_actions():
 
 @pytest.mark.unit
 def test_update_moves_targets_by_tau_and_temperature_towards_target_entropy():
-    agent = SACAgent(SPEC, _cfg("sac.tau=0.1", "sac.init_alpha=1.0"), seed=0)
+    agent = SACLearner(SPEC, _cfg("sac.tau=0.1", "sac.init_alpha=1.0"), seed=0)
     sac = agent.sac
     before = [p.clone() for p in sac.target.parameters()]
     agent.update(_batch())
@@ -94,7 +94,7 @@ def test_update_moves_targets_by_tau_and_temperature_towards_target_entropy():
 @pytest.mark.unit
 def test_acts_randomly_until_fitted_then_from_the_published_actor():
     cfg = _cfg()
-    learner, worker = SACAgent(SPEC, cfg, seed=0), SACAgent(SPEC, cfg, seed=1, trainable=False)
+    learner, worker = SACLearner(SPEC, cfg, seed=0), SACAgent(SPEC, cfg, seed=1)
     assert learner.inference_weights() is None
     worker.load_inference_weights(None)
     assert worker.act(np.zeros((4, 3), np.float32), worker.initial_state(4))[0].shape == (4, 2)
@@ -105,7 +105,7 @@ def test_acts_randomly_until_fitted_then_from_the_published_actor():
     a_learner, _ = learner.act(obs, learner.initial_state(5), explore=False)
     a_worker, _ = worker.act(obs, worker.initial_state(5), explore=False)
     np.testing.assert_allclose(a_learner, a_worker, atol=1e-6)  # the same deterministic policy
-    clone = SACAgent(SPEC, cfg, seed=7)
+    clone = SACLearner(SPEC, cfg, seed=7)
     clone.load_state_dict(learner.state_dict())
     np.testing.assert_allclose(clone.act(obs, clone.initial_state(5), explore=False)[0],
                                a_learner, atol=1e-6)
@@ -113,8 +113,8 @@ def test_acts_randomly_until_fitted_then_from_the_published_actor():
 
 @pytest.mark.unit
 def test_agent_is_chosen_by_config():
-    assert isinstance(make_agent(SPEC, _cfg()), SACAgent)
-    assert isinstance(make_agent(SPEC, load_preset("debug")), PETSAgent)
+    assert isinstance(make_learner(SPEC, _cfg()), SACAgent)
+    assert isinstance(make_learner(SPEC, load_preset("debug")), PETSAgent)
 
 
 @pytest.mark.ray

@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_learner
 from mbrl_ray.config import load_preset
 from mbrl_ray.envs import EnvSpec
 from test_distributed import _run, _scalars
 
 WEIGHTS_DIGEST = """
 import hashlib, sys
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_learner
 from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import EnvSpec
 cfg = apply_overrides(load_preset("debug"), ["planner.value_weight=1"])  # ensemble and SAC
-agent = make_agent(EnvSpec.state(2, 2), cfg, seed=int(sys.argv[1]))
+agent = make_learner(EnvSpec.state(2, 2), cfg, seed=int(sys.argv[1]))
 digest = hashlib.sha256()
 for part in (agent.model, agent.sac.actor, agent.sac.critic):
     for value in part.state_dict().values():
@@ -75,15 +75,15 @@ def test_checkpoint_from_a_gpu_learner_resumes_on_cpu(preset):
     restarts the generator from a seed drawn from it (the same each time), and keeps numpy's."""
     cfg = load_preset(preset)
     spec = EnvSpec.state(2, 2)
-    saved = _as_if_saved_on_cuda(make_agent(spec, cfg, seed=0).state_dict())
+    saved = _as_if_saved_on_cuda(make_learner(spec, cfg, seed=0).state_dict())
     draws, numpy_draws = [], []
     for seed in (1, 2):
-        agent = make_agent(spec, cfg, seed=seed)
+        agent = make_learner(spec, cfg, seed=seed)
         agent.load_state_dict(saved)
         holder = _generator_holder(agent)
         draws.append(torch.rand(4, generator=holder.generator))
         numpy_draws.append(holder.rng.random(4))
     assert torch.equal(draws[0], draws[1])
     assert np.array_equal(numpy_draws[0], numpy_draws[1])
-    fresh = _generator_holder(make_agent(spec, cfg, seed=0))
+    fresh = _generator_holder(make_learner(spec, cfg, seed=0))
     assert np.array_equal(numpy_draws[0], fresh.rng.random(4)), "numpy's stream continues"

@@ -119,11 +119,11 @@ def test_the_fit_learns_the_inducing_inputs():
 
 
 def test_the_agent_switches_to_the_sparse_gp_past_pilco_inducing():
-    from mbrl_ray.agents.pilco import PILCOAgent
+    from mbrl_ray.agents.pilco import PILCOLearner
     from mbrl_ray.config import apply_overrides, load_preset
     from mbrl_ray.envs.spec import EnvSpec
     cfg = apply_overrides(load_preset("pilco-cartpole-swingup"), ["pilco.inducing=30"])
-    agent = PILCOAgent(EnvSpec.state(4, 1), cfg)
+    agent = PILCOLearner(EnvSpec.state(4, 1), cfg)
     rng = np.random.default_rng(0)
 
     def data(n):

@@ -1,12 +1,22 @@
 """The contract every agent keeps, so that the learner and the rollout workers hold no
 algorithm-specific code and a new agent needs no edit in the driver.
 
-An agent is built from the env's spec and the config. Its class says what it accepts (state
+An agent comes in two parts, as RLlib's RLModule and Learner:
+
+- `Agent`, the acting part, is what a rollout worker builds: `initial_state`, `act` and
+  `load_inference_weights`; it acts uniformly at random while it holds no weights. It holds no
+  optimiser, no target network and no training data.
+- `AgentLearner`, the training part, is what the learner actor builds: a subclass of the
+  agent's acting part (so it can act, for evaluation) that adds `batch_spec`, `update` / `fit`,
+  `inference_weights` and `state_dict`.
+
+Both are built from the env's spec and the config. The class says what it accepts (state
 vectors, pixels), which schedules it runs on, and what batches it trains on; `check_config`
-refuses a config it cannot run, before any actor starts. On a rollout worker it acts (planning
-or a policy); on the learner it trains. Acting state is a dict of tensors whose first dim is the
-env, reset per env by one generic rule. Inference weights (what a worker needs to act) are a
-nested dict of tensors; `state_dict` is everything needed to continue training.
+refuses a config it cannot run, before any actor starts. Acting state is a dict of tensors
+whose first dim is the env, reset per env by one generic rule. Inference weights (what a worker
+needs to act) are a nested dict of tensors; `state_dict` is everything needed to continue
+training. Components shared by both parts (critics, ensembles) are built with
+`trainable=self.trains`: optimisers and targets on the learner's side only.
 """
 from __future__ import annotations
 
@@ -34,24 +44,19 @@ def reset_rows(state: State, done: np.ndarray) -> State:
 
 
 class Agent(ABC):
-    """Base of every agent; see the module docstring for the contract."""
+    """The acting part of every agent; see the module docstring for the contract."""
 
     accepts: ClassVar[tuple[str, ...]] = ("state",)            # EnvSpec.kind values
     schedules: ClassVar[tuple[str, ...]] = ("sync", "async")   # train.schedule values
     # The config keys that size its networks: a config too large for the machine names them.
     size_keys: ClassVar[tuple[str, ...]] = ()
+    trains: ClassVar[bool] = False  # the training part (AgentLearner) sets it
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
+                 seed: int = 0) -> None:
         self.spec, self.cfg, self.device = spec, cfg, torch.device(device)
-        self.trainable = trainable
 
     # ---- what the agent needs, asked before any actor starts ----------------------------------
-    @classmethod
-    @abstractmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """The batch one `update` takes (kind, size, n-step or sequence length)."""
-
     @classmethod
     def check_config(cls, cfg: Config, spec: EnvSpec) -> None:
         """Raise ConfigError for a config or env this agent cannot run."""
@@ -80,10 +85,6 @@ class Agent(ABC):
         `self.rng`: how an agent acts while it holds no trained weights."""
         return self.rng.uniform(-1, 1, (count, self.spec.act_dim)).astype(np.float32)
 
-    @property
-    def batch_spec(self) -> BatchSpec:
-        return self.batch_spec_for(self.cfg)
-
     # ---- acting (rollout workers) -------------------------------------------------------------
     def initial_state(self, batch: int) -> State:
         """Acting state of `batch` envs (empty for a memoryless policy)."""
@@ -106,11 +107,37 @@ class Agent(ABC):
         and its error; None for agents whose model cannot draw observations."""
         return None
 
-    # ---- learning (learner) -------------------------------------------------------------------
     @abstractmethod
-    def update(self, batch: dict) -> dict[str, float]:
-        """One training step on a batch of `batch_spec` (async schedule). The learner hands
-        tensors on the agent's device (frames still uint8); numpy arrays must work too."""
+    def load_inference_weights(self, weights: Weights | None) -> None:
+        """Act from the learner's `inference_weights` (None: act at random again)."""
+
+
+class AgentLearner(Agent):
+    """The training part of every agent (the learner's): its acting part plus training."""
+
+    trains = True
+
+    @classmethod
+    def acting_class(cls) -> type[Agent]:
+        """The acting part a rollout worker builds: the first class of the MRO that is not
+        a training part."""
+        return next(c for c in cls.__mro__ if not issubclass(c, AgentLearner))
+
+    @classmethod
+    @abstractmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """The batch one `update` takes (kind, size, n-step or sequence length)."""
+
+    @property
+    def batch_spec(self) -> BatchSpec:
+        return self.batch_spec_for(self.cfg)
+
+    # ---- learning ------------------------------------------------------------------------------
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One training step on a batch of `batch_spec` (async schedule): tensors on the
+        agent's device (frames still uint8), as the learner actor hands them."""
+        raise NotImplementedError(f"agent.name={self.cfg.agent.name!r} trains on the sync "
+                                  f"schedule only (fit)")
 
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
         """Sync schedule: one round of training on every transition held (env_steps: env steps
@@ -126,9 +153,6 @@ class Agent(ABC):
     @abstractmethod
     def inference_weights(self) -> Weights | None:
         """What a rollout worker needs to act, on CPU; None while it should act at random."""
-
-    @abstractmethod
-    def load_inference_weights(self, weights: Weights | None) -> None: ...
 
     @abstractmethod
     def state_dict(self) -> dict: ...

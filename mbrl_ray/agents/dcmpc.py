@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.base import AgentLearner, cpu
 from mbrl_ray.agents.mpc import PlanningAgent, Problem, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.nstep import nstep_target_parts
@@ -34,32 +34,21 @@ class DCMPCAgent(PlanningAgent):
     schedules = ("async",)
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         c = cfg.dcmpc
         self.model = seeding.init_weights(
             DCWM(spec.obs_dim, spec.act_dim, c.latent_dim, c.fsq_levels, c.encoder_hidden,
                  c.hidden_size, c.num_layers, c.reward_range),
             seeding.init_generator(seed)).to(self.device)
         self.critics = TD3Critics(self.model.code_dim, spec.act_dim, c, self.device,
-                                  seeding.derive(seed, seeding.SAC), trainable)
-        self.updates = 0
-        self.rank: float | None = None  # the latents' rank, refreshed every RANK_EVERY updates
-        if trainable:
-            self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=c.model_lr,
-                                               weight_decay=c.model_weight_decay)
+                                  seeding.derive(seed, seeding.SAC), self.trains)
+        self.updates = 0  # the learner's, which the exploration noise decays with
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
         return (rollouts_line(cfg.planner, "on expected codes")
                 + f", {cfg.planner.prior_samples} of the prior policy's sequences mixed in")
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """Sequences of horizon + 1 rows; they may cross an episode's end (masked)."""
-        c = cfg.dcmpc
-        return BatchSpec("sequences", c.batch_size, length=c.horizon + 1, boundaries=True,
-                         keys="dcmpc.batch_size x (dcmpc.horizon + 1)")
 
     # ---- acting -----------------------------------------------------------------------------
     @property
@@ -108,6 +97,34 @@ class DCMPCAgent(PlanningAgent):
             z = self.model.expected_next(z, actions[-1])
         return torch.stack(actions, 2)
 
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is None:
+            return
+        self.model.load_state_dict(weights["model"])
+        self.critics.actor.load_state_dict(weights["actor"])
+        self.critics.q.load_state_dict(weights["q"])
+        self.updates = int(weights["updates"])
+
+
+class DCMPCLearner(DCMPCAgent, AgentLearner):
+    """One update per sampled batch of sequences (see the module docstring)."""
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        c = cfg.dcmpc
+        self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=c.model_lr,
+                                           weight_decay=c.model_weight_decay)
+        self.rank: float | None = None  # the latents' rank, refreshed every RANK_EVERY updates
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """Sequences of horizon + 1 rows; they may cross an episode's end (masked)."""
+        c = cfg.dcmpc
+        return BatchSpec("sequences", c.batch_size, length=c.horizon + 1, boundaries=True,
+                         keys="dcmpc.batch_size x (dcmpc.horizon + 1)")
+
     # ---- learning ---------------------------------------------------------------------------
     def update(self, batch: dict) -> dict[str, float]:
         """One step of world model, critics (and actor) on sequences (B, H+1, ...)."""
@@ -145,15 +162,6 @@ class DCMPCAgent(PlanningAgent):
             return None
         return {"model": cpu(self.model), "actor": cpu(self.critics.actor),
                 "q": cpu(self.critics.q), "updates": torch.tensor(self.updates)}
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self.fitted = weights is not None
-        if weights is None:
-            return
-        self.model.load_state_dict(weights["model"])
-        self.critics.actor.load_state_dict(weights["actor"])
-        self.critics.q.load_state_dict(weights["q"])
-        self.updates = int(weights["updates"])
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),

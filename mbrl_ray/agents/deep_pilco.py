@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.pilco import F64, PILCOAgent
+from mbrl_ray.agents.pilco import F64, PILCOAgent, PILCOLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.planners.particle_rollout import particle_costs, reinforce_surrogate
@@ -24,17 +24,19 @@ REPORT_PARTICLES, REPORT_SEED = 200, 0  # the logged prediction: many particles,
 
 
 class DeepPILCOAgent(PILCOAgent):
-    """See the module docstring."""
+    """Acts as PILCO does, with the policy alone (module docstring)."""
 
     size_keys = ("pilco.basis", "deep_pilco.hidden_size", "deep_pilco.num_layers")
 
+
+class DeepPILCOLearner(DeepPILCOAgent, PILCOLearner):
+    """The dropout network's training and the particle policy search after each trial."""
+
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         c = cfg.deep_pilco
         self.optimiser = None  # PILCO's L-BFGS: not used here
-        if not trainable:  # a rollout worker acts with the policy alone
-            return
         self.dynamics = seeding.init_weights(
             DropoutDynamics(len(self.task.policy_inputs) + spec.act_dim, spec.obs_dim,
                             c.hidden_size, c.num_layers, c.dropout),

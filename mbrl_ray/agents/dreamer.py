@@ -7,7 +7,7 @@ import torch
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import cpu
-from mbrl_ray.agents.rssm_agent import RSSMAgent
+from mbrl_ray.agents.rssm_agent import RSSMAgent, RSSMLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.imagination import ImaginedActorCritic
 from mbrl_ray.envs.spec import EnvSpec
@@ -18,14 +18,22 @@ class DreamerAgent(RSSMAgent):
     size_keys = (*RSSMAgent.size_keys, "dreamer.hidden", "dreamer.layers")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         self.behaviour = ImaginedActorCritic(self.model.rssm.feat_dim, spec.act_dim,
                                              cfg.dreamer, self.device,
-                                             seeding.derive(seed, seeding.SAC), trainable)
+                                             seeding.derive(seed, seeding.SAC), self.trains)
 
     def policy_action(self, belief: Belief, state: dict, explore: bool):
         return self.behaviour.act(belief.feat, explore, self.generator), state
+
+    def load_extra_inference_weights(self, weights: dict) -> None:
+        self.behaviour.actor.load_state_dict(weights["actor"])
+
+
+class DreamerLearner(DreamerAgent, RSSMLearner):
+    """The world model's step, then the actor's and critic's on imagined rollouts from its
+    posterior states."""
 
     def update(self, batch: dict) -> dict[str, float]:
         logs, post = self.train_model(batch)
@@ -33,9 +41,6 @@ class DreamerAgent(RSSMAgent):
 
     def extra_inference_weights(self) -> dict:
         return {"actor": cpu(self.behaviour.actor)}
-
-    def load_extra_inference_weights(self, weights: dict) -> None:
-        self.behaviour.actor.load_state_dict(weights["actor"])
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "behaviour": self.behaviour.state_dict()}

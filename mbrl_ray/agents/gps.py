@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu
+from mbrl_ray.agents.base import Agent, AgentLearner, cpu
 from mbrl_ray.agents.gps_policy import (Samples, importance_objective, mixture_log_density,
                                         policy_log_density, supervised_loss)
 from mbrl_ray.agents.mbmf import GaussianPolicy
@@ -51,36 +51,17 @@ class GPSAgent(Agent):
     size_keys = ("gps.hidden_size", "gps.num_layers")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         c = cfg.gps
-        self.cost = task_cost(cfg.env.id)
         self.horizon = cfg.env.max_episode_steps // cfg.env.action_repeat
         self.starts = torch.as_tensor(initial_observations(cfg.env), dtype=F64)
         self.policy = seeding.init_weights(
             GaussianPolicy(spec.obs_dim, spec.act_dim, c.hidden_size, c.num_layers),
             seeding.init_generator(seeding.derive(seed, seeding.SAC))).to(self.device)
-        self.log_std = nn.Parameter(torch.full((spec.act_dim,), math.log(c.policy_std),
-                                               device=self.device))
-        self.optimizer = torch.optim.Adam([*self.policy.parameters(), self.log_std], lr=c.lr) \
-            if trainable else None
-        self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)  # random acting, as every agent
         self.noise = np.random.default_rng(seeding.derive(seed, seeding.NOISE))  # controllers'
         self.controllers: list[Controller] | None = None  # per condition, after the first fit
-        self.policy_trained = False
-        self.seen = 0  # env steps whose episodes the learner has used
-        # step size per condition: the multiplier of gps.kl_step, the controller before the
-        # last step and the dynamics that step was taken on
-        self.multiplier = [1.0] * cfg.env.conditions
-        self.before: list[Controller | None] = [None] * cfg.env.conditions
-        self.last_dynamics: list[Dynamics | None] = [None] * cfg.env.conditions
-        # importance: each condition's last rounds of samples and the controllers that drew them
-        self.rounds: list[list[dict]] = [[] for _ in range(cfg.env.conditions)]
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        return BatchSpec("transitions", cfg.gps.batch_size, keys="gps.batch_size")
 
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict:
@@ -123,10 +104,45 @@ class GPSAgent(Agent):
 
     _stack: dict | None = None
 
-    # ---- learning ---------------------------------------------------------------------------
-    def update(self, batch: dict) -> dict[str, float]:
-        raise NotImplementedError("agent.name='gps' trains on the sync schedule only")
+    def _load_controllers(self, tensors: dict | None) -> None:
+        self._stack = None
+        self.controllers = None if tensors is None else [
+            Controller(K, k, cov) for K, k, cov in zip(tensors["K"], tensors["k"],
+                                                       tensors["cov"])]
 
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self._load_controllers(weights)
+        if weights is not None:
+            self.policy.load_state_dict(weights["policy"])
+
+
+class GPSLearner(GPSAgent, AgentLearner):
+    """The GPS iterations: controllers' KL-bounded steps and the policy's (module docstring)."""
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        c = cfg.gps
+        self.cost = task_cost(cfg.env.id)
+        self.log_std = nn.Parameter(torch.full((spec.act_dim,), math.log(c.policy_std),
+                                               device=self.device))
+        self.optimizer = torch.optim.Adam([*self.policy.parameters(), self.log_std], lr=c.lr)
+        self.generator = seeding.device_generator(self.device, seed)
+        self.policy_trained = False
+        self.seen = 0  # env steps whose episodes the learner has used
+        # step size per condition: the multiplier of gps.kl_step, the controller before the
+        # last step and the dynamics that step was taken on
+        self.multiplier = [1.0] * cfg.env.conditions
+        self.before: list[Controller | None] = [None] * cfg.env.conditions
+        self.last_dynamics: list[Dynamics | None] = [None] * cfg.env.conditions
+        # importance: each condition's last rounds of samples and the controllers that drew them
+        self.rounds: list[list[dict]] = [[] for _ in range(cfg.env.conditions)]
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        return BatchSpec("transitions", cfg.gps.batch_size, keys="gps.batch_size")
+
+    # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
         """One GPS iteration on the episodes of the round since the last fit: a KL-bounded
         LQR step per condition on dynamics fitted to its samples, then the policy's step."""
@@ -274,20 +290,9 @@ class GPSAgent(Agent):
         return {"K": self._stacked("K"), "k": self._stacked("k"),
                 "cov": torch.stack([c.cov for c in self.controllers])}
 
-    def _load_controllers(self, tensors: dict | None) -> None:
-        self._stack = None
-        self.controllers = None if tensors is None else [
-            Controller(K, k, cov) for K, k, cov in zip(tensors["K"], tensors["k"],
-                                                       tensors["cov"])]
-
     def inference_weights(self) -> dict | None:
         tensors = self._controller_tensors()
         return None if tensors is None else {**tensors, "policy": cpu(self.policy)}
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self._load_controllers(weights)
-        if weights is not None:
-            self.policy.load_state_dict(weights["policy"])
 
     def state_dict(self) -> dict:
         return {"controllers": self._controller_tensors(), "policy": self.policy.state_dict(),

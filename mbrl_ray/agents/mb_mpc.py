@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.base import AgentLearner, cpu
 from mbrl_ray.agents.mpc import PlanningAgent, Problem, rollouts_line
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
@@ -27,22 +27,14 @@ class MBMPCAgent(PlanningAgent):
     exploring or evaluating alike (as the paper); see the module docstring."""
 
     size_keys = ("delta.hidden_size", "delta.num_layers")
-    refresh_rows = 20_000  # async: rows of the replay sample that refresh the statistics
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         c = cfg.delta
         self.model = seeding.init_weights(
             DeltaMLP(spec.obs_dim, spec.act_dim, c.hidden_size, c.num_layers),
             seeding.init_generator(seed)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr) if trainable \
-            else None
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """Async: one minibatch of transitions (sync fits take every transition held)."""
-        return BatchSpec("transitions", cfg.delta.batch_size, keys="delta.batch_size")
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
@@ -54,6 +46,27 @@ class MBMPCAgent(PlanningAgent):
                                    self.cfg.planner.discount)
 
         return Problem(objective)
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is not None:
+            self.model.load_state_dict(weights["model"])
+
+
+class MBMPCLearner(MBMPCAgent, AgentLearner):
+    """The delta network's fits (sync) or minibatch steps (async)."""
+
+    refresh_rows = 20_000  # async: rows of the replay sample that refresh the statistics
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.delta.lr)
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """Async: one minibatch of transitions (sync fits take every transition held)."""
+        return BatchSpec("transitions", cfg.delta.batch_size, keys="delta.batch_size")
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
@@ -80,11 +93,6 @@ class MBMPCAgent(PlanningAgent):
     # ---- weights and checkpoints ------------------------------------------------------------
     def inference_weights(self) -> dict | None:
         return {"model": cpu(self.model)} if self.fitted else None
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self.fitted = weights is not None
-        if weights is not None:
-            self.model.load_state_dict(weights["model"])
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -19,7 +19,7 @@ from torch import nn
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import cpu
-from mbrl_ray.agents.mb_mpc import MBMPCAgent
+from mbrl_ray.agents.mb_mpc import MBMPCAgent, MBMPCLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.nn import mlp, train_epochs
@@ -57,18 +57,13 @@ class MBMFAgent(MBMPCAgent):
     size_keys = MBMPCAgent.size_keys + ("mbmf.hidden_size", "mbmf.num_layers")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         c = cfg.mbmf
         self.actor = seeding.init_weights(
             GaussianPolicy(spec.obs_dim, spec.act_dim, c.hidden_size, c.num_layers),
             seeding.init_generator(seeding.derive(seed, seeding.SAC))).to(self.device)
         self.imitating = False  # the policy acts (a worker's copy: from the weights)
-        self.seen = 0  # env steps whose states are labelled
-        self.labels = {"obs": torch.zeros(0, spec.obs_dim, device=self.device),
-                       "action": torch.zeros(0, spec.act_dim, device=self.device)}
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr) if trainable \
-            else None
 
     @classmethod
     def after_training(cls, cfg: Config, run_dir, printer=print) -> None:
@@ -90,6 +85,25 @@ class MBMFAgent(MBMPCAgent):
             action = action + self.cfg.mbmf.std * torch.randn(
                 action.shape, device=action.device, generator=self.generator)
         return action.clamp(-1.0, 1.0).cpu().numpy(), state
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        super().load_inference_weights(weights)
+        self.imitating = weights is not None and bool(weights["imitating"])
+        if self.imitating:
+            self.actor.load_state_dict(weights["actor"])
+
+
+class MBMFLearner(MBMFAgent, MBMPCLearner):
+    """MB-MPC's fits, the expert's labels of the states visited (the aggregated dataset) and
+    the policy's refits to them."""
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        self.seen = 0  # env steps whose states are labelled
+        self.labels = {"obs": torch.zeros(0, spec.obs_dim, device=self.device),
+                       "action": torch.zeros(0, spec.act_dim, device=self.device)}
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.mbmf.lr)
 
     @torch.no_grad()
     def expert_actions(self, obs: torch.Tensor) -> torch.Tensor:
@@ -134,12 +148,6 @@ class MBMFAgent(MBMPCAgent):
         if weights is not None:
             weights.update(actor=cpu(self.actor), imitating=torch.tensor(self.imitating))
         return weights
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        super().load_inference_weights(weights)
-        self.imitating = weights is not None and bool(weights["imitating"])
-        if self.imitating:
-            self.actor.load_state_dict(weights["actor"])
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "actor": self.actor.state_dict(),

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.sac import SACAgent
+from mbrl_ray.agents.sac import SACAgent, SACLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay import TransitionBuffer, empty_transitions
@@ -26,33 +26,33 @@ def rollout_length(cfg, env_steps: int) -> int:
 
 
 class MBPOAgent(SACAgent):
-    """Acts like SAC (and hands workers the actor); fit(all real data) = fit the ensemble,
-    branch rollouts for the new steps, then mbpo.updates_per_step SAC steps per new step on
-    real_ratio real / rest model data. Sync schedule only: its rounds are defined by new env
-    steps."""
+    """Acts like SAC, from the actor's weights alone: all model and SAC work is the learner's.
+    Sync schedule only: its rounds are defined by new env steps."""
 
     size_keys = ("model.ensemble_size", "model.hidden_size", "model.num_layers",
                  "sac.hidden_size", "sac.num_layers")
     schedules = ("sync",)
 
+
+class MBPOLearner(MBPOAgent, SACLearner):
+    """fit(all real data) = fit the ensemble, branch rollouts for the new steps, then
+    mbpo.updates_per_step SAC steps per new step on real_ratio real / rest model data."""
+
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
-        obs_dim, act_dim = spec.obs_dim, spec.act_dim
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        obs_dim, act_dim, b = spec.obs_dim, spec.act_dim, cfg.mbpo
         model_seed = seeding.derive(seed, seeding.MODEL)
         self.generator = seeding.device_generator(self.device, model_seed)
         self.rng = np.random.default_rng(model_seed)
         self.seen = 0  # real steps already branched from
-        if not trainable:
-            return
-        b = cfg.mbpo
         self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device,
                                                           seed=model_seed)
         longest = max(b.rollout_length_start, b.rollout_length_end)
         self.model_data = TransitionBuffer(b.rollouts_per_step * b.retain_steps * longest,
                                            obs_dim, act_dim)
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict) -> dict[str, float]:
         """Not used: MBPO trains in its sync rounds (`fit`); `schedules` says so to preflight."""
         raise NotImplementedError("MBPO trains in sync rounds (fit), not on single batches")
 
@@ -108,16 +108,13 @@ class MBPOAgent(SACAgent):
     def state_dict(self) -> dict:
         """SAC, model and counters; the model rollouts are not saved (they are regenerated
         from the next fit on)."""
-        state = {"sac": self.sac.state_dict(), "seen": self.seen,
-                 **seeding.generator_state(self.generator, self.rng)}
-        if self.trainable:
-            state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-        return state
+        return {"sac": self.sac.state_dict(), "seen": self.seen,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                **seeding.generator_state(self.generator, self.rng)}
 
     def load_state_dict(self, state: dict) -> None:
         self.sac.load_state_dict(state["sac"])
-        if self.trainable:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.seen = state["seen"]
         seeding.load_generator_state(self.generator, self.rng, state)

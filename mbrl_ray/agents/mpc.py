@@ -105,8 +105,8 @@ class PlanningAgent(Agent):
     fitted = False  # holds trained weights (set by a fit, an update or loaded weights)
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         self.policy = make_policy(cfg.planner, spec.act_dim)
         self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)

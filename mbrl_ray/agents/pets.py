@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import cpu
+from mbrl_ray.agents.base import AgentLearner, cpu
 from mbrl_ray.agents.mpc import PlanningAgent, Problem
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics import SoftActorCritic
@@ -26,13 +26,11 @@ NORMALIZER_ROWS = 20_000  # async: rows of the replay sample that refresh the st
 
 
 class PETSAgent(PlanningAgent):
-    """Plans for every env of a batch in one call; fit(all data) (sync) or update(batch)
-    (async). Until the first fit the agent acts uniformly at random (PETS's random first trial).
-    """
+    """Plans for every env of a batch in one call on the elite members it was sent. Until the
+    first fit it acts uniformly at random (PETS's random first trial)."""
 
     size_keys = ("model.ensemble_size", "model.hidden_size", "model.num_layers",
                  "sac.hidden_size", "sac.num_layers")
-    refresh_rows = NORMALIZER_ROWS
 
     @classmethod
     def planning_cost(cls, cfg: Config, spec: EnvSpec) -> str:
@@ -44,30 +42,18 @@ class PETSAgent(PlanningAgent):
                 f"per env")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
-        m = cfg.model
-        self.model, self.optimizer = ensemble_from_config(m, spec.obs_dim, spec.act_dim,
-                                                          self.device, trainable, seed)
-        self.plan_model: ProbabilisticEnsemble | None = None
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        self.plan_model: ProbabilisticEnsemble | None = None  # the elites, once fitted
         self._planning: PlanningEnsemble | None = None  # built from plan_model when acting
-        self._plan_stale = False  # async updates moved the weights since plan_model was made
-        self.elites = list(range(m.num_elites))
-        self.member_error = torch.zeros(m.ensemble_size)
         # A SAC actor-critic trained on the same replay, for the planner's terminal value
         # (planner.value_weight), action prior (planner.prior_samples) and SMCP's proposal and
         # soft value; workers hold its networks too.
         uses_sac = (cfg.planner.value_weight > 0 or cfg.planner.prior_samples > 0
                     or self.policy.needs_proposal or cfg.planner.prior_weight > 0)
         self.sac = SoftActorCritic(spec.obs_dim, spec.act_dim, cfg.sac, self.device,
-                                   seeding.derive(seed, seeding.SAC), trainable) if uses_sac else None
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """One minibatch per member (its slice of the rows)."""
-        m = cfg.model
-        return BatchSpec("transitions", m.ensemble_size * m.batch_size,
-                         keys="model.ensemble_size x model.batch_size")
+                                   seeding.derive(seed, seeding.SAC), self.trains) \
+            if uses_sac else None
 
     # ---- acting -----------------------------------------------------------------------------
     @property
@@ -115,6 +101,48 @@ class PETSAgent(PlanningAgent):
             "proposal": self.sac.proposal, "temperature": self.sac.alpha,
             "step": lambda s, a: flat_step(model, s, a, self.generator)}
         return Problem(objective, prior, density, obs, **smcp)
+
+    def _refresh_plan_model(self) -> None:
+        """A worker plans on the members it was sent (the learner's copy refreshes them)."""
+
+    def load_inference_weights(self, weights: dict | None) -> None:
+        if weights is None:
+            self.plan_model = None
+            return
+        if self.sac is not None:
+            self.sac.load_weights(weights["sac"])
+        m = self.cfg.model
+        # A new module per version (not an in-place load), so that the planning view built
+        # from the old one is recognised as stale.
+        model = ProbabilisticEnsemble(self.spec.obs_dim, self.spec.act_dim,
+                                      weights["model"]["head.weight"].shape[0], m.hidden_size,
+                                      m.num_layers, m.termination)
+        model.load_state_dict(weights["model"])
+        self.plan_model = model.to(self.device)
+
+
+class PETSLearner(PETSAgent, AgentLearner):
+    """The ensemble's training: fit(all data) to convergence (sync) or update(batch) (async),
+    elites picked after each; the SAC actor-critic trained beside it when the planner uses it."""
+
+    refresh_rows = NORMALIZER_ROWS
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        m = cfg.model
+        self.model, self.optimizer = ensemble_from_config(m, spec.obs_dim, spec.act_dim,
+                                                          self.device, True, seed)
+        self._plan_stale = False  # async updates moved the weights since plan_model was made
+        self.elites = list(range(m.num_elites))
+        self.member_error = torch.zeros(m.ensemble_size)
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """One minibatch per member (its slice of the rows)."""
+        m = cfg.model
+        return BatchSpec("transitions", m.ensemble_size * m.batch_size,
+                         keys="model.ensemble_size x model.batch_size")
 
     # ---- learning ---------------------------------------------------------------------------
     def fit(self, data: dict[str, np.ndarray], env_steps: int) -> dict[str, float]:
@@ -164,25 +192,10 @@ class PETSAgent(PlanningAgent):
         return {"model": cpu(self.plan_model),
                 "sac": self.sac.weights() if self.sac is not None else None}
 
-    def load_inference_weights(self, weights: dict | None) -> None:
-        if weights is None:
-            self.plan_model = None
-            return
-        if self.sac is not None:
-            self.sac.load_weights(weights["sac"])
-        m = self.cfg.model
-        # A new module per version (not an in-place load), so that the planning view built
-        # from the old one is recognised as stale.
-        model = ProbabilisticEnsemble(self.spec.obs_dim, self.spec.act_dim,
-                                      weights["model"]["head.weight"].shape[0], m.hidden_size,
-                                      m.num_layers, m.termination)
-        model.load_state_dict(weights["model"])
-        self.plan_model = model.to(self.device)
-
     def state_dict(self) -> dict:
         self._refresh_plan_model()
         return {"model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "optimizer": self.optimizer.state_dict(),
                 "elites": self.elites, "member_error": self.member_error,
                 "fitted": self.plan_model is not None,
                 "sac": self.sac.state_dict() if self.sac is not None else None,
@@ -190,8 +203,7 @@ class PETSAgent(PlanningAgent):
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        if self.optimizer is not None:
-            self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.elites, self.member_error = state["elites"], state["member_error"]
         self.plan_model = self.model.select(self.elites) if state["fitted"] else None
         if self.sac is not None and state.get("sac") is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent
+from mbrl_ray.agents.base import Agent, AgentLearner
 from mbrl_ray.moment_tasks import moment_task
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
@@ -38,8 +38,8 @@ class PILCOAgent(Agent):
     size_keys = ("pilco.basis",)
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, "cpu", seed, trainable)  # float64 moments: CPU always
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, "cpu", seed)  # float64 moments: CPU always
         self.task = moment_task(cfg.env.id)
         c = cfg.pilco
         self.trial_steps = cfg.env.max_episode_steps // cfg.env.action_repeat
@@ -55,19 +55,8 @@ class PILCOAgent(Agent):
                               dtype=F64)
         self.policy = RBFPolicy(len(centre_mean), spec.act_dim, c.basis,
                                 seeding.init_generator(seed), centre_mean, centre_std, widths)
-        self.optimiser = policy_optimiser(self.policy, c.policy_iterations) \
-            if trainable else None
-        self.hyper: dict[str, torch.Tensor] | None = None  # the GP's, after the first fit
         self.trained = False
-        self.seen = 0  # env steps the learner has fitted on
-        self.predicted = 0.0  # the predicted cost of the policy the workers play, once trained
         self.rng = np.random.default_rng(seed)
-        # the sparse GP's first inducing inputs: a random subset of the data
-        self.gp_generator = torch.Generator().manual_seed(seeding.derive(seed, seeding.MODEL))
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        return BatchSpec("transitions", 1, keys="pilco")
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: dict, explore: bool = True):
@@ -76,8 +65,28 @@ class PILCOAgent(Agent):
         x = self.task.augment(torch.as_tensor(obs, dtype=F64))[:, list(self.task.policy_inputs)]
         return self.policy(x).float().numpy(), state
 
-    def update(self, batch: dict) -> dict[str, float]:
-        raise NotImplementedError("agent.name='pilco' trains on the sync schedule only")
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.trained = weights is not None
+        if weights is not None:
+            self.policy.load_state_dict(weights)
+
+
+class PILCOLearner(PILCOAgent, AgentLearner):
+    """The GP's fit and the policy's search after each trial (module docstring)."""
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        self.optimiser = policy_optimiser(self.policy, cfg.pilco.policy_iterations)
+        self.hyper: dict[str, torch.Tensor] | None = None  # the GP's, after the first fit
+        self.seen = 0  # env steps the learner has fitted on
+        self.predicted = 0.0  # the predicted cost of the policy the workers play, once trained
+        # the sparse GP's first inducing inputs: a random subset of the data
+        self.gp_generator = torch.Generator().manual_seed(seeding.derive(seed, seeding.MODEL))
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        return BatchSpec("transitions", 1, keys="pilco")
 
     def model(self, data: dict[str, np.ndarray]) -> ExactGP:
         """The GP on every transition held: inputs (policy inputs, action), targets x' - x;
@@ -142,11 +151,6 @@ class PILCOAgent(Agent):
     def inference_weights(self) -> dict | None:
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()} \
             if self.trained else None
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self.trained = weights is not None
-        if weights is not None:
-            self.policy.load_state_dict(weights)
 
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "trained": self.trained,

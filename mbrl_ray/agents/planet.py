@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from mbrl_ray.agents.mpc import MPCPolicy, Problem, rollouts_line
-from mbrl_ray.agents.rssm_agent import RSSMAgent
+from mbrl_ray.agents.rssm_agent import RSSMAgent, RSSMLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.world_models.base import rollout_returns
@@ -28,8 +28,8 @@ def latent_returns(model: RSSMWorldModel, belief: Belief, actions: torch.Tensor,
 
 class PlaNetAgent(RSSMAgent):
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         self.policy = MPCPolicy(cfg.planner, spec.act_dim)
 
     @classmethod
@@ -48,6 +48,10 @@ class PlaNetAgent(RSSMAgent):
         action, plan = self.policy.act(Problem(objective), {"plan": state["plan"]},
                                        self.generator)
         return action, {**state, **plan}
+
+
+class PlaNetLearner(PlaNetAgent, RSSMLearner):
+    """The world model's step on each batch: PlaNet has nothing else to train."""
 
     def update(self, batch: dict) -> dict[str, float]:
         logs, _ = self.train_model(batch)

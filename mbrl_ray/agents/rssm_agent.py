@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents.base import Agent, cpu
+from mbrl_ray.agents.base import Agent, AgentLearner, cpu
 from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
@@ -30,8 +30,8 @@ class RSSMAgent(Agent):
                  "rssm.mlp_layers", "rssm.cnn_depth", "env.image_size")
 
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
-                 seed: int = 0, trainable: bool = True) -> None:
-        super().__init__(spec, cfg, device, seed, trainable)
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
         self.model = seeding.init_weights(
             RSSMWorldModel(spec, cfg.rssm, cfg.env.image_size, cfg.model.termination),
             seeding.init_generator(seed)).to(self.device)
@@ -39,15 +39,6 @@ class RSSMAgent(Agent):
         self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.fitted = False  # a worker's copy: weights loaded
-        if trainable:
-            self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.rssm.lr,
-                                              eps=cfg.rssm.eps)
-
-    @classmethod
-    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
-        """B x L sequences crossing episode starts (is_first resets the state)."""
-        return BatchSpec("sequences", cfg.rssm.batch_size, length=cfg.rssm.seq_len,
-                         boundaries=True, keys="rssm.batch_size x rssm.seq_len")
 
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -96,6 +87,32 @@ class RSSMAgent(Agent):
                       ) -> tuple[torch.Tensor, dict]:
         """The action (B, A) in [-1, 1] from the current belief (before exploration noise)."""
 
+    def load_inference_weights(self, weights: dict | None) -> None:
+        self.fitted = weights is not None
+        if weights is not None:
+            self.model.load_state_dict(weights["model"])
+            self.updates = int(weights["updates"])
+            self.load_extra_inference_weights(weights)
+
+    def load_extra_inference_weights(self, weights: dict) -> None:
+        pass
+
+
+class RSSMLearner(RSSMAgent, AgentLearner):
+    """The world model's training: one step per batch of sequences (async schedule)."""
+
+    def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        super().__init__(spec, cfg, device, seed)
+        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.rssm.lr,
+                                          eps=cfg.rssm.eps)
+
+    @classmethod
+    def batch_spec_for(cls, cfg: Config) -> BatchSpec:
+        """B x L sequences crossing episode starts (is_first resets the state)."""
+        return BatchSpec("sequences", cfg.rssm.batch_size, length=cfg.rssm.seq_len,
+                         boundaries=True, keys="rssm.batch_size x rssm.seq_len")
+
     # ---- learning ---------------------------------------------------------------------------
     def train_model(self, batch: dict) -> tuple[dict[str, float], Belief]:
         """One world-model step -> (logged terms, posterior beliefs, detached)."""
@@ -117,16 +134,6 @@ class RSSMAgent(Agent):
 
     def extra_inference_weights(self) -> dict:
         return {}
-
-    def load_inference_weights(self, weights: dict | None) -> None:
-        self.fitted = weights is not None
-        if weights is not None:
-            self.model.load_state_dict(weights["model"])
-            self.updates = int(weights["updates"])
-            self.load_extra_inference_weights(weights)
-
-    def load_extra_inference_weights(self, weights: dict) -> None:
-        pass
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),

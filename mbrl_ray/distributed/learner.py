@@ -1,4 +1,4 @@
-"""Learner actor: owns the agent's trainable state, trains it from replay, publishes weights.
+"""Learner actor: owns the agent's training part, trains it from replay, publishes weights.
 Holds no algorithm: what to sample and how to train are the agent's (agents/base.py)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import ray
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_learner
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
 from mbrl_ray.envs.spec import EnvSpec
@@ -34,7 +34,7 @@ class Learner:
         self.cfg = from_dict(cfg)
         torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus)))
         self.device = resolve_device(self.cfg.learner.device)
-        self.agent = make_agent(spec, self.cfg, self.device,
+        self.agent = make_learner(spec, self.cfg, self.device,
                                 seed=self.cfg.train.seed + seeding.LEARNER)
         self.replay, self.param_server = ray.get_actor(replay), ray.get_actor(param_server)
         # A restarted learner publishes above every version handed out (workers load newer only).

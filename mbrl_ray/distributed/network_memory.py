@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mbrl_ray.agents import Agent, make_agent
+from mbrl_ray.agents import Agent, make_actor, make_learner
 from mbrl_ray.config import Config, ConfigError
 from mbrl_ray.config.machine import is_local_run, local_memory_bytes
 from mbrl_ray.envs import EnvSpec
@@ -38,11 +38,12 @@ def network_bytes(agent: Agent) -> NetworkBytes:
     return NetworkBytes(sum(t.nbytes for t in tensors), sum(p.nbytes for p in stepped.values()))
 
 
-def agent_network_bytes(cfg: Config, spec: EnvSpec, trainable: bool) -> NetworkBytes:
-    """network_bytes of the agent this config builds (a learner's if trainable, else a rollout
-    worker's), built on the meta device."""
+def agent_network_bytes(cfg: Config, spec: EnvSpec, learner: bool) -> NetworkBytes:
+    """network_bytes of the agent this config builds (its training part, the learner's, if
+    `learner`, else its acting part, a rollout worker's), built on the meta device."""
+    make = make_learner if learner else make_actor
     with torch.device(META):
-        return network_bytes(make_agent(spec, cfg, META, seed=0, trainable=trainable))
+        return network_bytes(make(spec, cfg, META, seed=0))
 
 
 def _reachable(root: object) -> tuple[list[torch.Tensor], list[torch.optim.Optimizer]]:

@@ -38,8 +38,8 @@ def learner_state_loader(cfg: Config, spec: EnvSpec):
     shape; a resume checks its checkpoint with it before any actor starts."""
     import torch
 
-    from mbrl_ray.agents import make_agent
-    agent = make_agent(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
+    from mbrl_ray.agents import make_learner
+    agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     return agent.load_state_dict
 
 
@@ -84,11 +84,13 @@ def check_network_memory(cfg: Config, spec: EnvSpec, size_keys: tuple[str, ...],
     """A local run's networks fit beside its replay in REPLAY_MEMORY_SHARE of this machine's
     memory: the learner's weights, targets, gradients and Adam moments (on a GPU learner only
     its checkpoint copy is on the host; the GPU's own memory is not asked, since that would
-    start CUDA in the driver), and one inference copy per rollout worker and the evaluator.
-    Counted on the meta device (network_memory.py); activations come on top."""
+    start CUDA in the driver), and one inference copy per rollout worker and the evaluator,
+    each counted as the learner's networks (a bound: an acting part holds a subset of them, and
+    some build their networks only as weights arrive). Counted on the meta device
+    (network_memory.py); activations come on top."""
     if ray_running or not is_local_run(cfg.ray.address):
         return
-    learner, worker = (agent_network_bytes(cfg, spec, trainable) for trainable in (True, False))
+    learner = worker = agent_network_bytes(cfg, spec, learner=True)
     on_gpu = cfg.learner.device.startswith("cuda") or (cfg.learner.device == "auto"
                                                         and local_gpu_count() > 0)
     learner_host = learner.held if on_gpu else learner.training

@@ -11,7 +11,7 @@ import ray
 import torch
 
 from mbrl_ray import seeding
-from mbrl_ray.agents import make_agent
+from mbrl_ray.agents import make_actor
 from mbrl_ray.config import from_dict
 from mbrl_ray.devices import resolve_device
 from mbrl_ray.envs.batch import EnvBatch, StreamRows
@@ -34,8 +34,8 @@ class RolloutWorker:
         torch.set_num_threads(max(1, int(self.cfg.workers.num_cpus)))
         self.name, self.spec = name, spec
         self.replay, self.param_server = ray.get_actor(replay), ray.get_actor(param_server)
-        self.agent = make_agent(spec, self.cfg, resolve_device(self.cfg.workers.device),
-                                seed=seeding.derive(seed, seeding.AGENT), trainable=False)
+        self.agent = make_actor(spec, self.cfg, resolve_device(self.cfg.workers.device),
+                                seed=seeding.derive(seed, seeding.AGENT))
         self.envs = EnvBatch(self.cfg.env, self.cfg.workers.envs_per_worker,
                              seeding.derive(seed, seeding.ENVS))
         self.seed = seed
@@ -151,8 +151,7 @@ class EvalActor:
     def __init__(self, cfg, spec: EnvSpec, seed: int) -> None:
         torch.set_num_threads(1)
         self.cfg = cfg
-        self.agent = make_agent(spec, cfg, resolve_device(cfg.workers.device), seed=seed,
-                                trainable=False)
+        self.agent = make_actor(spec, cfg, resolve_device(cfg.workers.device), seed=seed)
 
     def episodes(self, weights, seed: int, count: int, video_size: int) -> dict:
         self.agent.load_inference_weights(weights)
