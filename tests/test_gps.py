@@ -22,9 +22,9 @@ from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import env_kwargs, env_spec, make_env
 from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.envs.conditions import initial_observations
-from mbrl_ray.planners.lqg import (Controller, Dynamics, QuadraticCost, _expansion,
-                                   adjusted_multiplier, backward, expected_cost, kl_divergence,
-                                   kl_step, marginals)
+from mbrl_ray.planners.lqg import (Controller, Dynamics, Limits, QuadraticCost, _expansion,
+                                   adjusted_multiplier, backward, box_qp, expected_cost,
+                                   kl_divergence, kl_step, marginals, step_back)
 from mbrl_ray.replay import StreamStorage, all_transitions
 from mbrl_ray.task_costs import SMOOTHING, task_cost
 from mbrl_ray.world_models.linear_gaussian import JointGaussian, fit_dynamics, posterior_cov
@@ -87,6 +87,96 @@ def test_the_backward_pass_with_drift_and_a_linear_cost_is_the_affine_lqr_soluti
         np.testing.assert_allclose(ctrl.K[t].numpy(), gain[:, :3], atol=1e-9)
         np.testing.assert_allclose(ctrl.k[t].numpy(), gain[:, 3], atol=1e-9)
         P = Qa + Aa.T @ P @ Aa + (Aa.T @ P @ Ba + Na) @ gain
+
+
+def _best_of_active_sets(H, g, lo, hi):
+    """argmin over the box by brute force: every assignment of each dimension to its lower
+    bound, its upper bound or free, solved on the free ones, the feasible one of least value."""
+    import itertools
+    m, best = len(g), (math.inf, None, None)
+    for sides in itertools.product((-1, 0, 1), repeat=m):
+        u = np.where(np.array(sides) < 0, lo, np.where(np.array(sides) > 0, hi, 0.0))
+        free = np.array(sides) == 0
+        if free.any():
+            rhs = -(g[free] + H[np.ix_(free, ~free)] @ u[~free])
+            u[free] = np.linalg.solve(H[np.ix_(free, free)], rhs)
+        if np.all(u >= lo - 1e-12) and np.all(u <= hi + 1e-12):
+            value = 0.5 * u @ H @ u + g @ u
+            if value < best[0] - 1e-12:
+                best = (value, u, free)
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_box_qp_is_the_best_of_every_active_set(seed):
+    """Three dimensions, a random positive-definite H and a linear term large enough that
+    some bounds hold: the minimiser and the free dimensions by enumeration."""
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(3, 3))
+    H, g = M @ M.T + 0.3 * np.eye(3), rng.normal(scale=4.0, size=3)
+    lo, hi = -np.ones(3), np.array([1.0, 0.5, 2.0])
+    want, free = _best_of_active_sets(H, g, lo, hi)
+    got, got_free = box_qp(*(torch.as_tensor(a, dtype=F64) for a in (H, g, lo, hi)))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
+    assert np.array_equal(got_free.numpy(), free)
+    if seed == 0:
+        assert 0 < free.sum() < 3  # the case the test is for: some held, some free
+
+
+def test_wide_limits_give_the_unconstrained_lqr_controller():
+    A, B, Q, R, dyn, cost = _system(T=6)
+    cost.c[:, 3:] = torch.tensor([0.05, -0.1], dtype=F64)
+    wide = Limits(-1e6 * torch.ones(2, dtype=F64), 1e6 * torch.ones(2, dtype=F64),
+                  torch.randn(6, 3, dtype=F64, generator=torch.Generator().manual_seed(0)))
+    free, limited = backward(dyn, cost, 1.0, None), backward(dyn, cost, 1.0, None, wide)
+    for a, b in ((free.K, limited.K), (free.k, limited.k), (free.cov, limited.cov)):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
+
+
+def test_a_limited_step_minimises_q_over_the_box_and_hands_back_that_minimum():
+    """One step of the pass with active limits, on a Q built by hand: the mean action at the
+    nominal state is the box minimiser (by enumeration), a clamped dimension has no feedback,
+    and the cost-to-go it hands back equals min over the box of Q at states near the nominal
+    one (same active set), by enumeration at each state (differences: the constant is not
+    kept)."""
+    rng = np.random.default_rng(3)
+    n, m = 3, 2
+    M = rng.normal(size=(n + m, n + m))
+    Qm, qm = M @ M.T + 0.5 * np.eye(n + m), rng.normal(size=n + m)
+    qm[n:] += np.array([6.0, 0.0])  # pushes u0 to its lower bound
+    lo, hi = np.array([-0.2, -1.0]), np.array([0.2, 1.0])
+    x0 = np.array([1.0, -0.5, 0.3])
+
+    def q_min(x):
+        u, free = _best_of_active_sets(Qm[n:, n:], Qm[n:, :n] @ x + qm[n:], lo, hi)
+        z = np.concatenate([x, u])
+        return 0.5 * z @ Qm @ z + qm @ z, u, free
+
+    Q, q = torch.as_tensor(Qm), torch.as_tensor(qm)
+    chol = torch.linalg.cholesky(Q[n:, n:])
+    K, k, V, v = step_back(Q, q, n, chol, (torch.as_tensor(lo), torch.as_tensor(hi),
+                                            torch.as_tensor(x0)))
+    _, u0, free = q_min(x0)
+    assert free.tolist() == [False, True]
+    np.testing.assert_allclose((K @ torch.as_tensor(x0) + k).numpy(), u0, atol=1e-9)
+    assert torch.all(K[0] == 0) and torch.all(K[1] != 0)
+    V, v = V.numpy(), v.numpy()
+    for _ in range(5):
+        xa, xb = (x0 + 1e-2 * rng.normal(size=n) for _ in range(2))
+        assert q_min(xa)[2].tolist() == q_min(xb)[2].tolist() == [False, True]
+        want = q_min(xa)[0] - q_min(xb)[0]
+        got = 0.5 * xa @ V @ xa + v @ xa - 0.5 * xb @ V @ xb - v @ xb
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_the_limited_pass_keeps_the_mean_actions_in_the_box_where_lqr_leaves_it():
+    A, B, Q, R, dyn, cost = _system(T=20)
+    box = Limits(-0.3 * torch.ones(2, dtype=F64), 0.3 * torch.ones(2, dtype=F64),
+                 marginals(backward(dyn, cost, 1.0, None), dyn)[0][:, :3])
+    free, limited = backward(dyn, cost, 1.0, None), backward(dyn, cost, 1.0, None, box)
+    t = torch.arange(20)
+    assert free.mean(t, box.nominal).abs().max() > 0.5
+    assert limited.mean(t, box.nominal).abs().max() <= 0.3 + 1e-12
 
 
 def test_the_trajectory_kl_matches_a_monte_carlo_estimate():
@@ -488,3 +578,24 @@ def test_the_adaptive_step_scales_by_predicted_over_actual_improvement():
                                    expected_cost(sampler, old_dyn, cost),
                                    expected_cost(sampler, dyn, cost))
     assert learner.multiplier[0] == pytest.approx(expected) and expected != 1.0
+
+
+def test_action_limits_hold_the_controllers_means_in_the_box_at_the_samples_mean_states():
+    """gps.action_limits: after a round on Pendulum (whose torque costs little), each
+    condition's new controller acts within [-1, 1] at the mean state of that condition's
+    samples, where the unconstrained step leaves the box; the same samples, the same round."""
+    over = ["env.id=Pendulum-v1", "env.max_episode_steps=50", "env.condition_seed=0",
+            "env.conditions=2"]
+    means = {}
+    for limits in (False, True):
+        cfg = _gps_cfg(*over, f"gps.action_limits={str(limits).lower()}")
+        spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+        learner = make_learner(spec, cfg, seed=0)
+        data = all_transitions(_round(cfg, spec, make_actor(spec, cfg, seed=1), 100))
+        learner.fit(data, 400)
+        found = learner.episodes(data, 400)
+        t = torch.arange(learner.horizon)
+        means[limits] = torch.stack([ctrl.mean(t, x[:, :-1].mean(0)) for ctrl, (x, _)
+                                     in zip(learner.controllers, found)])
+    assert means[False].abs().max() > 1.5
+    assert means[True].abs().max() <= 1.0 + 1e-9

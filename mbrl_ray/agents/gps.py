@@ -35,8 +35,8 @@ from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.conditions import condition_episodes, initial_observations
 from mbrl_ray.task_costs import task_cost
 from mbrl_ray.envs.spec import EnvSpec
-from mbrl_ray.planners.lqg import (Controller, Dynamics, QuadraticCost, adjusted_multiplier,
-                                   expand_cost, expected_cost, kl_step)
+from mbrl_ray.planners.lqg import (Controller, Dynamics, Limits, QuadraticCost,
+                                   adjusted_multiplier, expand_cost, expected_cost, kl_step)
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models.linear_gaussian import JointGaussian, fit_dynamics, transitions
 
@@ -163,7 +163,8 @@ class GPSLearner(GPSAgent, AgentLearner):
             dyn, cost = fit_dynamics(x, u, prior, c.prior_strength), self.quadratic_cost(x, u)
             current = sampled[cond] or self._uniform()
             self.adjust_step(cond, current, dyn, cost)
-            step = kl_step(dyn, cost, current, c.kl_step * self.multiplier[cond] * self.horizon)
+            step = kl_step(dyn, cost, current, c.kl_step * self.multiplier[cond] * self.horizon,
+                           limits=self.limits(x))
             self.before[cond], self.last_dynamics[cond] = current, dyn
             steps.append(step.controller)
             logs[f"gps_step_multiplier_{cond}"] = self.multiplier[cond]
@@ -175,6 +176,13 @@ class GPSLearner(GPSAgent, AgentLearner):
         logs["gps_policy_loss"] = self.train_policy(episodes)
         logs["gps_episodes"] = float(sum(len(ep[0]) for ep in found))
         return logs
+
+    def limits(self, x: torch.Tensor) -> Limits | None:
+        """gps.action_limits: actions in [-1, 1] at the samples' mean states x (N, T+1, n)."""
+        if not self.cfg.gps.action_limits:
+            return None
+        ones = torch.ones(self.spec.act_dim, dtype=F64)
+        return Limits(-ones, ones, x[:, :-1].mean(0))
 
     def adjust_step(self, cond: int, current: Controller, dyn: Dynamics,
                     cost: QuadraticCost) -> None:

@@ -26,6 +26,10 @@ class GPSConfig:
     adapt_step: bool = doc(False, "scale each condition's KL bound by the ratio of the last "
                            "step's predicted to actual improvement (Levine & Abbeel 2014's "
                            "rule, multiplier in [0.01, 10]); false: gps.kl_step throughout")
+    action_limits: bool = doc(False, "control-limited steps: each controller's mean action "
+                              "at the samples' mean state stays in [-1, 1] (a box QP per step, "
+                              "the clamped dimensions without feedback; Tassa et al. 2014); "
+                              "false: unconstrained LQR, actions clipped by the env")
     prior_strength: float = doc(1.0, "pseudo-count of the dynamics prior (one Gaussian over "
                                 "all steps of the condition's samples in the round) in each "
                                 "step's fit", bound=">= 0")

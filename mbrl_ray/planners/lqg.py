@@ -136,11 +136,24 @@ def kl_divergence(new: Controller, old: "Controller | Reference", dyn: Dynamics)
     return total
 
 
+@dataclass
+class Limits:
+    """Box bounds lo <= u <= hi on the mean action, enforced at the nominal states x (T, n)
+    (the mean of the samples the step is fitted to): the control-limited backward pass."""
+    lo: Tensor
+    hi: Tensor
+    nominal: Tensor
+
+
 def backward(dyn: Dynamics, cost: QuadraticCost, eta: float,
-             previous: "Controller | Reference | None") -> Controller:
+             previous: "Controller | Reference | None", limits: Limits | None = None
+             ) -> Controller:
     """The maximum-entropy LQR solution of sum_t c_t / eta - log previous(u_t | x_t) (no KL
     term without `previous`: then eta = 1 gives the LQR gains of the cost, with covariance
-    Q_uu^-1). Raises torch.linalg.LinAlgError where Q_uu is not positive definite."""
+    Q_uu^-1). With `limits`, each step's mean action at the nominal state is the box QP's
+    minimiser and the feedback of the dimensions it clamps is zero (Tassa, Mansard & Todorov
+    2014), the covariance still Q_uu^-1. Raises torch.linalg.LinAlgError where Q_uu is not
+    positive definite."""
     n = dyn.mu0.shape[0]
     ref = None if previous is None else Reference.of(previous)
     V, v = cost.C_final / eta, cost.c_final / eta
@@ -153,15 +166,69 @@ def backward(dyn: Dynamics, cost: QuadraticCost, eta: float,
         Q = Cz + F.T @ V @ F
         q = cz + F.T @ (V @ dyn.f[t] + v)
         chol = torch.linalg.cholesky(0.5 * (Q[n:, n:] + Q[n:, n:].T))
-        K = -torch.cholesky_solve(Q[n:, :n], chol)
-        k = -torch.cholesky_solve(q[n:, None], chol)[:, 0]
-        V = Q[:n, :n] + Q[:n, n:] @ K
-        V = 0.5 * (V + V.T)
-        v = q[:n] + Q[:n, n:] @ k
+        K, k, V, v = step_back(Q, q, n, chol, None if limits is None
+                               else (limits.lo, limits.hi, limits.nominal[t]))
         Ks.append(K)
         ks.append(k)
         covs.append(torch.cholesky_inverse(chol))
     return Controller(torch.stack(Ks[::-1]), torch.stack(ks[::-1]), torch.stack(covs[::-1]))
+
+
+def step_back(Q: Tensor, q: Tensor, n: int, chol: Tensor,
+              box: tuple[Tensor, Tensor, Tensor] | None = None
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One step of the backward pass: from the step's Q(x, u) = 1/2 z^T Q z + q^T z (z = [x; u],
+    chol the Cholesky factor of Q_uu) the controller u = K x + k and the cost-to-go
+    1/2 x^T V x + v^T x of acting with it. box = (lo, hi, nominal state): u at the nominal
+    state minimises Q over the box, the clamped dimensions without feedback."""
+    Qux, Quu = Q[n:, :n], Q[n:, n:]
+    if box is None:
+        K = -torch.cholesky_solve(Qux, chol)
+        k = -torch.cholesky_solve(q[n:, None], chol)[:, 0]
+    else:
+        lo, hi, x = box
+        u, free = box_qp(Quu, Qux @ x + q[n:], lo, hi)
+        K = torch.zeros_like(Qux)
+        if free.any():
+            K[free] = -torch.linalg.solve(Quu[free][:, free], Qux[free])
+        k = u - K @ x
+    # Q at u = K x + k is 1/2 x^T (Qxx + Qxu K + K^T Qux + K^T Quu K) x + (qx + Qxu k +
+    # K^T (Quu k + qu))^T x + const; the last two terms of each vanish, for the box too:
+    # K^T Quu K = -K^T Qux on the free rows (their feedback), and Quu k + qu = 0 there
+    # (the box minimiser's gradient at the nominal state).
+    V = Q[:n, :n] + Q[:n, n:] @ K
+    return K, k, 0.5 * (V + V.T), q[:n] + Q[:n, n:] @ k
+
+
+def box_qp(H: Tensor, g: Tensor, lo: Tensor, hi: Tensor, iterations: int = 50
+           ) -> tuple[Tensor, Tensor]:
+    """argmin 1/2 u^T H u + g^T u over lo <= u <= hi (H positive definite), and the mask of
+    the dimensions not held at a bound: projected Newton with a backtracking line search on
+    the projected step (Tassa, Mansard & Todorov 2014, Alg. 1)."""
+    def value(u: Tensor) -> Tensor:
+        return 0.5 * u @ H @ u + g @ u
+
+    u = torch.zeros_like(g).clamp(lo, hi)
+    free = torch.ones_like(g, dtype=torch.bool)
+    for _ in range(iterations):
+        grad = H @ u + g
+        free = ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
+        if not free.any():
+            break
+        step = torch.zeros_like(u)
+        step[free] = -torch.linalg.solve(H[free][:, free], grad[free])
+        alpha, before = 1.0, value(u)
+        while True:
+            trial = (u + alpha * step).clamp(lo, hi)
+            if value(trial) <= before + 1e-12 * abs(float(before)) or alpha < 1e-10:
+                break
+            alpha *= 0.5
+        converged = torch.allclose(trial, u, rtol=0.0, atol=1e-12)
+        u = trial
+        if converged:
+            break
+    grad = H @ u + g
+    return u, ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
 
 
 def _log_density_quadratic(K: Tensor, k: Tensor, prec: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,15 +247,16 @@ class Step:
 
 
 def kl_step(dyn: Dynamics, cost: QuadraticCost, previous: Controller, max_kl: float,
-            eta_range: tuple[float, float] = (1e-6, 1e16), iterations: int = 50) -> Step:
+            eta_range: tuple[float, float] = (1e-6, 1e16), iterations: int = 50,
+            limits: Limits | None = None) -> Step:
     """The new controller whose trajectory KL to `previous` is at most max_kl and as close to it
     as the bisection on log(eta) gets (the dual of the KL-bounded step); the smallest eta of
-    the range where even that stays inside the bound."""
+    the range where even that stays inside the bound. `limits`: the control-limited pass."""
     ref = Reference.of(previous)  # the same for every solve
 
     def solve(eta: float) -> Step:
         try:
-            ctrl = backward(dyn, cost, eta, ref)
+            ctrl = backward(dyn, cost, eta, ref, limits)
         except torch.linalg.LinAlgError:
             return Step(previous, eta, math.inf)
         return Step(ctrl, eta, kl_divergence(ctrl, ref, dyn))

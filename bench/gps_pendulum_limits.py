@@ -1,0 +1,106 @@
+"""Does a control-limited step let GPS's local controllers swing Pendulum-v1 up? (issue 43)
+
+GPS's learner and a worker's acting part in one process, as tests/test_gps.py drives them (no
+Ray: the question is the controllers', not the topology's): 4 fixed starts (condition_seed 0),
+200-step episodes, each round 5 episodes per condition from the local controllers, then the
+KL-bounded step per condition (gps.kl_step 1) and the supervised policy step. Arms: the
+unconstrained LQR step (actions clipped by the env) and `gps.action_limits=true` (a box QP per
+step at the samples' mean states). Per round: the mean cost of an episode (the env's reward
+negated, with 2 (1 - cos) for the angle term; hanging still costs 800) and the share of
+episodes upright (cos angle > 0.95) over their last 50 steps.
+
+Usage: .venv/bin/python bench/gps_pendulum_limits.py [--seeds 0 1] [--rounds 15]
+         [--out bench/results/gps-pendulum-limits]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mbrl_ray.agents import make_actor, make_learner
+from mbrl_ray.config import apply_overrides, load_preset
+from mbrl_ray.envs import env_kwargs, env_spec
+from mbrl_ray.envs.batch import EnvBatch, StreamRows
+from mbrl_ray.replay import StreamStorage, all_transitions
+
+T, PER_CONDITION, ENVS, CONDITIONS = 200, 5, 4, 4
+SETTINGS = ["env.id=Pendulum-v1", f"env.max_episode_steps={T}", "env.condition_seed=0",
+            f"env.conditions={CONDITIONS}", "gps.policy_step=supervised",
+            "gps.policy_steps=50"]
+
+
+def play_round(cfg, spec, actor, seed: int) -> dict:
+    """Every env plays PER_CONDITION whole episodes, cycling through the conditions."""
+    steps = PER_CONDITION * T
+    store = StreamStorage(ENVS * (steps + 10), spec)
+    envs, rows = EnvBatch(cfg.env, ENVS, seed), StreamRows(spec, ENVS, steps)
+    state = actor.initial_state(ENVS)
+    for _ in range(steps):
+        actions, state = actor.act(envs.obs, state)
+        _, done = envs.step(actions, rows)
+        state = actor.reset_state(state, done)
+    for key, segment in rows.segments(list(range(ENVS))):
+        store.add(segment, key)
+    envs.close()
+    return all_transitions(store)
+
+
+def run(arm: str, seed: int, rounds: int) -> dict:
+    cfg = apply_overrides(load_preset("gps-reacher"),
+                          SETTINGS + [f"gps.action_limits={str(arm == 'limited').lower()}"])
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    learner, actor = make_learner(spec, cfg, seed=seed), make_actor(spec, cfg, seed=seed + 1)
+    rows, env_steps = [], 0
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        data = play_round(cfg, spec, actor, seed=1000 * seed + r)
+        env_steps += len(data["obs"])
+        logs = learner.fit(data, env_steps)
+        actor.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+        episodes = data["obs"].reshape(-1, T, spec.obs_dim)
+        rows.append({"round": r, "env_steps": env_steps,
+                     "episode_cost": float(np.mean([logs[f"gps_sample_cost_{c}"]
+                                                    for c in range(CONDITIONS)])),
+                     "upright_share": float((episodes[:, -50:, 0] > 0.95).all(1).mean()),
+                     "seconds": time.perf_counter() - t0})
+        print(arm, seed, rows[-1], flush=True)
+    return {"arm": arm, "seed": seed, "rounds": rows}
+
+
+def summary(results: list[dict]) -> str:
+    lines = ["| arm | seed | cost, round 1 | cost, last round | lowest cost | upright share, "
+             "best round | s per round |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for res in results:
+        r = res["rounds"]
+        costs = [x["episode_cost"] for x in r]
+        lines.append(f"| {res['arm']} | {res['seed']} | {costs[0]:.0f} | {costs[-1]:.0f} | "
+                     f"{min(costs):.0f} | {max(x['upright_share'] for x in r):.2f} | "
+                     f"{np.mean([x['seconds'] for x in r]):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/gps-pendulum-limits"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for seed in args.seeds:
+        for arm in ("unconstrained", "limited"):
+            path = args.out / f"{arm}-seed{seed}.json"
+            if not path.exists():
+                path.write_text(json.dumps(run(arm, seed, args.rounds), indent=1) + "\n")
+            results.append(json.loads(path.read_text()))
+    (args.out / "summary.md").write_text(summary(results))
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()
