@@ -58,8 +58,7 @@ def run_ours(args) -> dict:
     acc = EventAccumulator(str(result.run_dir / "tb"))
     acc.Reload()
     evals = [(e.step, e.value) for e in acc.Scalars("eval/episodic_return")]
-    spi = acc.Scalars("replay/samples_per_insert")[-1].value
-    updates = spi * result.env_steps / (B * T)
+    updates = learner_updates(result.run_dir, result.env_steps)
     train_s = sum(e.value for e in acc.Scalars("perf/train_s"))
     agent = make_learner(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
     params = sum(p.numel() for m in (agent.model, agent.behaviour.actor, agent.behaviour.critic)
@@ -67,6 +66,23 @@ def run_ours(args) -> dict:
     return {"name": "ours", "params": params, "env_steps": result.env_steps, "wall_s": wall,
             "env_steps_per_s": result.env_steps / wall, "updates": updates,
             "updates_per_s": updates / max(train_s, 1e-9), "evals": evals}
+
+
+def learner_updates(run_dir: Path, env_steps: int) -> int:
+    """The updates our learner took, counted by the learner itself: the agent's update count
+    in the run's last checkpoint, which must be the end of the run. (An estimate from the
+    limiter's logged ratio, samples_per_insert x env steps / (B T), counts the warm-up rows,
+    which the ratio does not, and the ratio's last logged value is stale: it gave 466 where
+    the learner took about 392-410; issue 44.)"""
+    import torch
+
+    from mbrl_ray.distributed import checkpoint
+
+    last = checkpoint.latest(run_dir)
+    if last is None or checkpoint.read_counters(last)["env_steps"] != env_steps:
+        raise RuntimeError(f"{run_dir}: no checkpoint at the run's end ({env_steps} env steps)")
+    state = torch.load(last / "learner.pt", map_location="cpu", weights_only=True)
+    return int(state["agent"]["updates"])
 
 
 def run_rllib(args) -> dict:
