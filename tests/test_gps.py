@@ -599,3 +599,30 @@ def test_action_limits_hold_the_controllers_means_in_the_box_at_the_samples_mean
                                      in zip(learner.controllers, found)])
     assert means[False].abs().max() > 1.5
     assert means[True].abs().max() <= 1.0 + 1e-9
+
+
+# ---- iLQR through a model -----------------------------------------------------------------------
+def test_ilqr_on_a_linear_system_with_a_quadratic_cost_is_the_lqr_solution():
+    """One iteration is exact on a linear-quadratic problem (its actions inside the limits):
+    the trajectory and gains are those of the LQR backward pass played from x0."""
+    from mbrl_ray.planners.ilqr import ilqr
+    from mbrl_ray.task_costs import TaskCost
+
+    A, B, Q, R, dyn, cost = _system(T=12)
+    f = dyn.f[0]
+    lqr = backward(dyn, cost, 1.0, None)
+    x, us = dyn.mu0, []
+    for t in range(12):
+        us.append(lqr.mean(torch.tensor([t]), x[None])[0])
+        x = A @ x + B @ us[-1] + f
+    want = torch.stack(us)
+    assert want.abs().max() < 1.0  # the limits stay inactive
+
+    task = TaskCost(lambda x, u: 0.5 * ((x @ Q) * x).sum(-1) + 0.5 * ((u @ R) * u).sum(-1),
+                    lambda x: ((x @ Q) * x).sum(-1), "quadratic")
+    traj, ctrl = ilqr(lambda x, u: x @ A.T + u @ B.T + f, task, dyn.mu0,
+                      torch.zeros(12, 2, dtype=F64), iterations=5)
+    torch.testing.assert_close(traj.u, want, atol=1e-7, rtol=0)
+    torch.testing.assert_close(ctrl.K, lqr.K, atol=1e-7, rtol=0)
+    torch.testing.assert_close(ctrl.mean(torch.arange(12), traj.x[:-1]), want, atol=1e-7,
+                               rtol=0)
