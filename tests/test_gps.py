@@ -626,3 +626,19 @@ def test_ilqr_on_a_linear_system_with_a_quadratic_cost_is_the_lqr_solution():
     torch.testing.assert_close(ctrl.K, lqr.K, atol=1e-7, rtol=0)
     torch.testing.assert_close(ctrl.mean(torch.arange(12), traj.x[:-1]), want, atol=1e-7,
                                rtol=0)
+
+
+def test_ilqr_through_a_network_returns_a_controller_without_its_graph():
+    """A learned model's parameters must not leak into the controller (it is acted on and
+    saved as plain tensors)."""
+    from mbrl_ray.planners.ilqr import ilqr
+    from mbrl_ray.task_costs import TaskCost
+
+    net = torch.nn.Linear(5, 3).double()
+    with torch.no_grad():
+        net.weight.mul_(0.3)
+    task = TaskCost(lambda x, u: (x * x).sum(-1) + 0.1 * (u * u).sum(-1),
+                    lambda x: (x * x).sum(-1), "quadratic")
+    traj, ctrl = ilqr(lambda x, u: x + net(torch.cat([x, u], -1)), task,
+                      torch.tensor([0.5, -0.2, 0.1], dtype=F64), torch.zeros(6, 2, dtype=F64), 3)
+    assert not any(t.requires_grad for t in (ctrl.K, ctrl.k, ctrl.cov, traj.x, traj.u))

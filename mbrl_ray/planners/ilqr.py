@@ -49,12 +49,13 @@ def simulate(step: Step, cost, x0: Tensor, nominal: Trajectory | None, u: Tensor
 
 
 def linearise(step: Step, traj: Trajectory) -> Dynamics:
-    """x_{t+1} ~ F_t [x; u] + f_t along the trajectory (the model's Jacobians)."""
+    """x_{t+1} ~ F_t [x; u] + f_t along the trajectory (the model's Jacobians, no graph)."""
     from torch.func import jacrev, vmap
 
     n = traj.x.shape[1]
     z = torch.cat([traj.x[:-1], traj.u], -1)
-    F = vmap(jacrev(lambda zz: step(zz[:n], zz[n:])))(z)
+    # detached: a learned model's Jacobians carry its parameters' graph otherwise
+    F = vmap(jacrev(lambda zz: step(zz[:n], zz[n:])))(z).detach()
     f = traj.x[1:] - (F @ z.unsqueeze(-1)).squeeze(-1)
     eye = torch.eye(n, dtype=z.dtype)
     return Dynamics(F, f, STATE_NOISE * eye.expand(len(z), n, n).clone(), traj.x[0],
