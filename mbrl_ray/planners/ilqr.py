@@ -16,7 +16,8 @@ from typing import Callable
 
 import torch
 
-from mbrl_ray.planners.lqg import Controller, Dynamics, Limits, backward, expand_cost
+from mbrl_ray.planners.lqg import (Controller, Dynamics, Limits, QuadraticCost, backward,
+                                   expand_cost)
 
 Tensor = torch.Tensor
 Step = Callable[[Tensor, Tensor], Tensor]  # (x (..., n), u (..., m)) -> x' (..., n)
@@ -70,36 +71,47 @@ def ilqr(step: Step, cost, x0: Tensor, u0: Tensor, iterations: int,
     MU_MAX, / 10 after a success). Stops when an iteration lowers the cost by less than
     `tolerance` of it, or no mu helps."""
     traj = simulate(step, cost, x0, None, u0)
-    T, m = u0.shape
-    ctrl, mu = None, 0.0
+    ctrl, mu, local = None, 0.0, None
     for _ in range(iterations):
-        dyn = linearise(step, traj)
-        quad = expand_cost(cost.step, cost.final, traj.x[None], traj.u[None])
-        n = traj.x.shape[1]
-        quad.C[:, n:, n:] += mu * torch.eye(m, dtype=quad.C.dtype)
-        limits = Limits(-torch.ones_like(u0[0]), torch.ones_like(u0[0]), traj.x[:-1])
+        if local is None:  # the same trajectory's expansion serves every mu tried on it
+            local = _expansion(step, cost, traj)
         try:
-            trial = backward(dyn, quad, 1.0, None, limits)
+            trial = _gains(traj, *local, mu)
         except torch.linalg.LinAlgError:
             trial = None
-        shift = trial.mean(torch.arange(T), traj.x[:-1]) - traj.u if trial else None
-        better = _line_search(step, cost, x0, traj, shift, trial.K) if trial else None
+        better = None if trial is None else _line_search(
+            step, cost, x0, traj, trial.mean(torch.arange(len(traj.u)), traj.x[:-1]) - traj.u,
+            trial.K)
         if better is None:
             if mu >= MU_MAX:
                 break
             mu = max(MU_MIN, 10.0 * mu)
             continue
         ctrl, mu = trial, mu / 10.0 if mu > MU_MIN else 0.0
-        gain, traj = traj.cost - better.cost, better
+        gain, traj, local = traj.cost - better.cost, better, None
         if gain < tolerance * abs(traj.cost):
             break
     if ctrl is None:  # no step ever helped: LQR gains at the first trajectory
-        ctrl = backward(linearise(step, traj),
-                        expand_cost(cost.step, cost.final, traj.x[None], traj.u[None]),
-                        1.0, None, Limits(-torch.ones_like(u0[0]), torch.ones_like(u0[0]),
-                                          traj.x[:-1]))
+        ctrl = _gains(traj, *(local or _expansion(step, cost, traj)), 0.0)
     k = traj.u - (ctrl.K @ traj.x[:-1].unsqueeze(-1)).squeeze(-1)
     return traj, Controller(ctrl.K, k, ctrl.cov)
+
+
+def _expansion(step: Step, cost, traj: Trajectory) -> tuple[Dynamics, QuadraticCost]:
+    """The model linearised and the cost expanded to second order along the trajectory."""
+    return (linearise(step, traj),
+            expand_cost(cost.step, cost.final, traj.x[None], traj.u[None]))
+
+
+def _gains(traj: Trajectory, dyn: Dynamics, quad: QuadraticCost, mu: float) -> Controller:
+    """The control-limited backward pass with mu I added to Q_uu, the box at the trajectory's
+    states. Raises torch.linalg.LinAlgError where Q_uu is not positive definite."""
+    n, m = traj.x.shape[1], traj.u.shape[1]
+    C = quad.C.clone()
+    C[:, n:, n:] += mu * torch.eye(m, dtype=C.dtype)
+    ones = torch.ones(m, dtype=traj.u.dtype)
+    return backward(dyn, QuadraticCost(C, quad.c, quad.C_final, quad.c_final), 1.0, None,
+                    Limits(-ones, ones, traj.x[:-1]))
 
 
 def _line_search(step: Step, cost, x0: Tensor, traj: Trajectory, shift: Tensor,
