@@ -123,6 +123,16 @@ def test_the_box_qp_is_the_best_of_every_active_set(seed):
         assert 0 < free.sum() < 3  # the case the test is for: some held, some free
 
 
+@pytest.mark.parametrize("g", [-3.0, -0.2, 0.5, 2.5])
+def test_the_one_dimensional_box_qp_is_the_best_of_every_active_set(g):
+    """One action (its closed form): below, inside and above the box [-1, 0.8]."""
+    H, g, lo, hi = np.array([[1.7]]), np.array([g]), np.array([-1.0]), np.array([0.8])
+    want, free = _best_of_active_sets(H, g, lo, hi)
+    got, got_free = box_qp(*(torch.as_tensor(a, dtype=F64) for a in (H, g, lo, hi)))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+    assert np.array_equal(got_free.numpy(), free)
+
+
 def test_wide_limits_give_the_unconstrained_lqr_controller():
     A, B, Q, R, dyn, cost = _system(T=6)
     cost.c[:, 3:] = torch.tensor([0.05, -0.1], dtype=F64)
@@ -642,3 +652,44 @@ def test_ilqr_through_a_network_returns_a_controller_without_its_graph():
     traj, ctrl = ilqr(lambda x, u: x + net(torch.cat([x, u], -1)), task,
                       torch.tensor([0.5, -0.2, 0.1], dtype=F64), torch.zeros(6, 2, dtype=F64), 3)
     assert not any(t.requires_grad for t in (ctrl.K, ctrl.k, ctrl.cov, traj.x, traj.u))
+
+
+def _simulated_cost(model, cost, x0, actions_at) -> float:
+    """sum_t cost(x_t, u_t) + final(x_T) through `model` from x0, u_t = actions_at(t, x_t)."""
+    x, total = x0, 0.0
+    for t in range(20):
+        u = actions_at(t, x).clamp(-1.0, 1.0)
+        total += float(cost.step(x, u))
+        x = model.step(x, u)[0]
+    return total + float(cost.final(x))
+
+
+def test_model_guides_are_ilqr_refinements_of_the_mpc_trajectory_in_the_fitted_model():
+    """gps.dynamics=model on Pendulum (20-step episodes): each new controller's mean, played
+    through the fitted delta network from its condition's start, costs what the learner logs,
+    no more than the MPC actions it started from (and less on some condition: iLQR refined
+    them); it samples with gps.sample_std around that mean."""
+    cfg = _gps_cfg("env.id=Pendulum-v1", "env.max_episode_steps=20", "env.condition_seed=0",
+                   "gps.dynamics=model", "delta.hidden_size=32", "delta.epochs=5",
+                   "planner.horizon=6", "planner.population=40", "planner.num_elites=6",
+                   "planner.iterations=2", "gps.ilqr_iterations=5", "gps.sample_std=0.25",
+                   "gps.policy_step=supervised")
+    spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
+    learner = make_learner(spec, cfg, seed=0)
+    data = all_transitions(_round(cfg, spec, learner, 40))
+    draws = learner.plans.generator.get_state()
+    logs = learner.fit(data, len(data["obs"]))
+    learner.plans.generator.set_state(draws)  # the fit's MPC draws again, on the same model
+    cost = task_cost("Pendulum-v1")
+    mpc = learner.plans.mpc_actions(learner.starts, cost).to(F64)
+    model = copy.deepcopy(learner.plans.model).to(F64)
+    gains = []
+    for cond, ctrl in enumerate(learner.controllers):
+        x0 = learner.starts[cond]
+        guided = _simulated_cost(model, cost, x0, lambda t, x: ctrl.K[t] @ x + ctrl.k[t])
+        planned = _simulated_cost(model, cost, x0, lambda t, x: mpc[cond, t])
+        assert guided == pytest.approx(logs[f"gps_plan_cost_{cond}"], rel=1e-9)
+        assert guided <= planned + 1e-9
+        gains.append(planned - guided)
+        torch.testing.assert_close(ctrl.cov, 0.0625 * torch.eye(1, dtype=F64).expand(20, 1, 1))
+    assert max(gains) > 1e-3, gains

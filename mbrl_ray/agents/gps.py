@@ -28,6 +28,7 @@ from torch import nn
 
 from mbrl_ray import seeding
 from mbrl_ray.agents.base import Agent, AgentLearner, cpu
+from mbrl_ray.agents.gps_model import ModelPlans
 from mbrl_ray.agents.gps_policy import (Samples, importance_objective, mixture_log_density,
                                         policy_log_density, supervised_loss)
 from mbrl_ray.agents.mbmf import GaussianPolicy
@@ -137,6 +138,8 @@ class GPSLearner(GPSAgent, AgentLearner):
         self.last_dynamics: list[Dynamics | None] = [None] * cfg.env.conditions
         # importance: each condition's last rounds of samples and the controllers that drew them
         self.rounds: list[list[dict]] = [[] for _ in range(cfg.env.conditions)]
+        self.plans = ModelPlans(spec, cfg, self.device, seed) if c.dynamics == "model" \
+            else None
 
     @classmethod
     def batch_spec_for(cls, cfg: Config) -> BatchSpec:
@@ -153,29 +156,49 @@ class GPSLearner(GPSAgent, AgentLearner):
         found = [ep for ep in episodes if ep is not None]
         if not found:
             return {"gps_episodes": 0.0}
-        c, logs, steps = self.cfg.gps, {}, []
+        logs, steps = {}, []
+        guides = None if self.plans is None else self.model_guides(data, episodes, logs)
         for cond, episode in enumerate(episodes):
             if episode is None:
                 steps.append(sampled[cond] or self._uniform())
                 continue
             x, u = episode
-            prior = JointGaussian.of(transitions(x, u).flatten(0, 1))  # all its steps
-            dyn, cost = fit_dynamics(x, u, prior, c.prior_strength), self.quadratic_cost(x, u)
-            current = sampled[cond] or self._uniform()
-            self.adjust_step(cond, current, dyn, cost)
-            step = kl_step(dyn, cost, current, c.kl_step * self.multiplier[cond] * self.horizon,
-                           limits=self.limits(x))
-            self.before[cond], self.last_dynamics[cond] = current, dyn
-            steps.append(step.controller)
-            logs[f"gps_step_multiplier_{cond}"] = self.multiplier[cond]
+            steps.append(self.local_step(cond, x, u, sampled[cond] or self._uniform(), logs)
+                         if guides is None else guides[cond])
             costs = self.episode_costs(x, u)
             self._remember(cond, x, u, costs, sampled[cond])
-            logs[f"gps_kl_{cond}"], logs[f"gps_log_eta_{cond}"] = step.kl, math.log(step.eta)
             logs[f"gps_sample_cost_{cond}"] = float(costs.sum(1).mean())
         self.controllers, self._stack = steps, None
         logs["gps_policy_loss"] = self.train_policy(episodes)
         logs["gps_episodes"] = float(sum(len(ep[0]) for ep in found))
         return logs
+
+    def model_guides(self, data: dict[str, np.ndarray], episodes: list,
+                     logs: dict) -> list[Controller]:
+        """gps.dynamics=model: the delta network refitted to every transition held, then the
+        new controllers of the conditions with episodes this round (agents/gps_model.py)."""
+        logs["gps_model_mse"] = self.plans.fit(data, self.generator)
+        found = [cond for cond, ep in enumerate(episodes) if ep is not None]
+        planned = self.plans.controllers(self.starts[found], self.cost)
+        guides: list = [None] * len(episodes)
+        for cond, (ctrl, cost) in zip(found, planned):
+            guides[cond], logs[f"gps_plan_cost_{cond}"] = ctrl, cost
+        return guides
+
+    def local_step(self, cond: int, x: torch.Tensor, u: torch.Tensor, current: Controller,
+                   logs: dict) -> Controller:
+        """gps.dynamics=local: the KL-bounded LQR step from the controller that sampled the
+        condition's round (x (N, T+1, n), u (N, T, m)) on dynamics fitted to it."""
+        c = self.cfg.gps
+        prior = JointGaussian.of(transitions(x, u).flatten(0, 1))  # all its steps
+        dyn, cost = fit_dynamics(x, u, prior, c.prior_strength), self.quadratic_cost(x, u)
+        self.adjust_step(cond, current, dyn, cost)
+        step = kl_step(dyn, cost, current, c.kl_step * self.multiplier[cond] * self.horizon,
+                       limits=self.limits(x))
+        self.before[cond], self.last_dynamics[cond] = current, dyn
+        logs[f"gps_step_multiplier_{cond}"] = self.multiplier[cond]
+        logs[f"gps_kl_{cond}"], logs[f"gps_log_eta_{cond}"] = step.kl, math.log(step.eta)
+        return step.controller
 
     def limits(self, x: torch.Tensor) -> Limits | None:
         """gps.action_limits: actions in [-1, 1] at the samples' mean states x (N, T+1, n)."""
@@ -312,6 +335,7 @@ class GPSLearner(GPSAgent, AgentLearner):
                 "multiplier": list(self.multiplier),
                 "before": [None if c is None else vars(c) for c in self.before],
                 "last_dynamics": [None if d is None else vars(d) for d in self.last_dynamics],
+                "plans": self.plans and self.plans.state_dict(),
                 **seeding.generator_state(self.generator, self.rng)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -327,4 +351,6 @@ class GPSLearner(GPSAgent, AgentLearner):
         self.before = [None if c is None else Controller(**c) for c in state["before"]]
         self.last_dynamics = [None if d is None else Dynamics(**d)
                               for d in state["last_dynamics"]]
+        if self.plans is not None:
+            self.plans.load_state_dict(state["plans"])
         seeding.load_generator_state(self.generator, self.rng, state)

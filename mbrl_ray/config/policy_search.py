@@ -30,6 +30,16 @@ class GPSConfig:
                               "at the samples' mean state stays in [-1, 1] (a box QP per step, "
                               "the clamped dimensions without feedback; Tassa et al. 2014); "
                               "false: unconstrained LQR, actions clipped by the env")
+    dynamics: str = doc("local", "what the local controllers are optimised on: local "
+                        "(Levine & Abbeel 2014: time-varying linear-Gaussian fits to each "
+                        "round's samples, a KL-bounded LQR step) or model (a delta network "
+                        "fitted to every transition held, delta.* keys: receding-horizon MPC "
+                        "with the planner.* planner, then iLQR, from each start; the 2013 "
+                        "paper planned with DDP on the simulator)", choices=("local", "model"))
+    ilqr_iterations: int = doc(20, "model: iLQR iterations per condition and round from the "
+                               "MPC trajectory", bound=">= 0", upper=100_000)
+    sample_std: float = doc(0.1, "model: std of the Gaussian noise the controllers sample "
+                            "with around the plan and its feedback", bound="> 0")
     prior_strength: float = doc(1.0, "pseudo-count of the dynamics prior (one Gaussian over "
                                 "all steps of the condition's samples in the round) in each "
                                 "step's fit", bound=">= 0")

@@ -208,6 +208,10 @@ def box_qp(H: Tensor, g: Tensor, lo: Tensor, hi: Tensor, iterations: int = 50
     def value(u: Tensor) -> Tensor:
         return 0.5 * u @ H @ u + g @ u
 
+    if len(g) == 1:  # one action: the unconstrained minimiser clamped (Pendulum's every step)
+        u = (-g / H[0]).clamp(lo, hi)
+        grad = H @ u + g
+        return u, ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
     u = torch.zeros_like(g).clamp(lo, hi)
     free = torch.ones_like(g, dtype=torch.bool)
     for _ in range(iterations):
