@@ -1,16 +1,20 @@
-"""Does a control-limited step let GPS's local controllers swing Pendulum-v1 up? (issue 43)
+"""Can GPS swing Pendulum-v1 up: with control-limited local steps, or planning through a
+learned model? (issue 43)
 
 GPS's learner and a worker's acting part in one process, as tests/test_gps.py drives them (no
 Ray: the question is the controllers', not the topology's): 4 fixed starts (condition_seed 0),
 200-step episodes, each round 5 episodes per condition from the local controllers, then the
-KL-bounded step per condition (gps.kl_step 1) and the supervised policy step. Arms: the
-unconstrained LQR step (actions clipped by the env) and `gps.action_limits=true` (a box QP per
-step at the samples' mean states). Per round: the mean cost of an episode (the env's reward
-negated, with 2 (1 - cos) for the angle term; hanging still costs 800) and the share of
-episodes upright (cos angle > 0.95) over their last 50 steps.
+learner's step on every transition so far and the supervised policy step. Arms: the
+unconstrained KL-bounded LQR step on local fits (gps.kl_step 1, actions clipped by the env),
+`gps.action_limits=true` (a box QP per step at the samples' mean states), and
+`gps.dynamics=model` (MPC then iLQR through a delta network fitted to all data, MODEL below).
+Per round: the mean cost of an episode (the env's reward negated, with 2 (1 - cos) for the
+angle term; hanging still costs 800), the share of episodes upright (cos angle > 0.95) over
+their last 50 steps, and the neural policy's (its mean, noise-free) cost and upright count over
+the 4 starts.
 
 Usage: .venv/bin/python bench/gps_pendulum_limits.py [--seeds 0 1] [--rounds 15]
-         [--out bench/results/gps-pendulum-limits]
+         [--arms unconstrained limited model] [--out bench/results/gps-pendulum-limits]
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import json
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+import torch
 
 from mbrl_ray.agents import make_actor, make_learner
 from mbrl_ray.config import apply_overrides, load_preset
@@ -32,6 +38,11 @@ T, PER_CONDITION, ENVS, CONDITIONS = 200, 5, 4, 4
 SETTINGS = ["env.id=Pendulum-v1", f"env.max_episode_steps={T}", "env.condition_seed=0",
             f"env.conditions={CONDITIONS}", "gps.policy_step=supervised",
             "gps.policy_steps=50"]
+ARMS = {"unconstrained": [], "limited": ["gps.action_limits=true"],
+        "model": ["gps.dynamics=model", "delta.hidden_size=200", "delta.epochs=20",
+                  "planner.horizon=40", "planner.population=200", "planner.num_elites=20",
+                  "planner.iterations=3"]}
+MODEL = ARMS["model"]
 
 
 def play_round(cfg, spec, actor, seed: int) -> dict:
@@ -50,24 +61,46 @@ def play_round(cfg, spec, actor, seed: int) -> dict:
     return all_transitions(store)
 
 
+def policy_costs(learner, spec) -> tuple[float, int]:
+    """The neural policy's mean played from each start on Pendulum-v1: its mean episode cost
+    and how many starts end upright over the last 50 steps."""
+    env, costs, upright = gym.make("Pendulum-v1").unwrapped, [], 0
+    env.reset(seed=0)
+    for x0 in learner.starts.numpy():
+        env.state = np.array([np.arctan2(x0[1], x0[0]), x0[2]])
+        obs, total, tops = env._get_obs(), 0.0, []
+        for _ in range(T):
+            with torch.no_grad():
+                u = learner.policy(torch.as_tensor(obs, dtype=torch.float32)).clamp(-1, 1)
+            total += 2 * (1 - obs[0]) + 0.1 * obs[2] ** 2 + 0.001 * (2 * float(u[0])) ** 2
+            obs, *_ = env.step(2 * u.numpy())
+            tops.append(obs[0] > 0.95)
+        costs.append(total)
+        upright += all(tops[-50:])
+    return float(np.mean(costs)), upright
+
+
 def run(arm: str, seed: int, rounds: int) -> dict:
-    cfg = apply_overrides(load_preset("gps-reacher"),
-                          SETTINGS + [f"gps.action_limits={str(arm == 'limited').lower()}"])
+    cfg = apply_overrides(load_preset("gps-reacher"), SETTINGS + ARMS[arm])
     spec = env_spec(cfg.env.id, **env_kwargs(cfg.env))
     learner, actor = make_learner(spec, cfg, seed=seed), make_actor(spec, cfg, seed=seed + 1)
-    rows, env_steps = [], 0
+    rows, env_steps, held = [], 0, None
     for r in range(rounds):
         t0 = time.perf_counter()
         data = play_round(cfg, spec, actor, seed=1000 * seed + r)
+        held = data if held is None else {k: np.concatenate([held[k], data[k]]) for k in held}
         env_steps += len(data["obs"])
-        logs = learner.fit(data, env_steps)
+        logs = learner.fit(held, env_steps)
         actor.load_inference_weights(copy.deepcopy(learner.inference_weights()))
+        seconds = time.perf_counter() - t0
         episodes = data["obs"].reshape(-1, T, spec.obs_dim)
+        policy_cost, policy_upright = policy_costs(learner, spec)
         rows.append({"round": r, "env_steps": env_steps,
                      "episode_cost": float(np.mean([logs[f"gps_sample_cost_{c}"]
                                                     for c in range(CONDITIONS)])),
                      "upright_share": float((episodes[:, -50:, 0] > 0.95).all(1).mean()),
-                     "seconds": time.perf_counter() - t0})
+                     "policy_cost": policy_cost, "policy_upright": policy_upright,
+                     "seconds": seconds})
         print(arm, seed, rows[-1], flush=True)
     return {"arm": arm, "seed": seed, "rounds": rows}
 
@@ -88,12 +121,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("bench/results/gps-pendulum-limits"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for seed in args.seeds:
-        for arm in ("unconstrained", "limited"):
+        for arm in args.arms:
             path = args.out / f"{arm}-seed{seed}.json"
             if not path.exists():
                 path.write_text(json.dumps(run(arm, seed, args.rounds), indent=1) + "\n")

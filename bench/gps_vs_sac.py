@@ -5,6 +5,8 @@ conditions (4 fixed starts, condition_seed 8).
 Arms, each seed, `--budget` env steps:
 - gps: the `gps-reacher` preset (importance-sampled policy step, Levine & Koltun 2013);
 - gps-supervised: the same with `gps.policy_step=supervised`;
+- gps-model: the `gps-model-reacher` preset (controllers planned through a delta network fitted
+  to all data, `gps.dynamics=model`; the supervised policy step);
 - sac: the `sac-pendulum` preset's SAC (2 x 256, one update per env step) on the same env and
   conditions.
 The measure: the delivered policy (GPS's neural policy, SAC's actor; each acting on its mean)
@@ -28,9 +30,10 @@ from lst_figure3 import mean_band, new_axes, save, t_half_width  # bench/ is the
 
 from mbrl_ray.config import apply_overrides, load_preset
 
-ARMS = ("gps", "gps-supervised", "sac")
+ARMS = ("gps", "gps-supervised", "gps-model", "sac")
 LABELS = {"gps": "GPS, importance-sampled policy step (2013)",
-          "gps-supervised": "GPS, supervised policy step", "sac": "SAC"}
+          "gps-supervised": "GPS, supervised policy step",
+          "gps-model": "GPS through a learned model (supervised)", "sac": "SAC"}
 CONDITIONS = ["env.id=Reacher-v5", "env.max_episode_steps=50", "env.conditions=4",
               "env.condition_seed=8"]
 
@@ -39,6 +42,8 @@ def arm_config(arm: str, seed: int, budget: int):
     if arm == "sac":
         overrides = CONDITIONS + ["train.eval_every=1000", "train.eval_episodes=4"]
         cfg = apply_overrides(load_preset("sac-pendulum"), overrides)
+    elif arm == "gps-model":
+        cfg = load_preset("gps-model-reacher")
     else:
         cfg = load_preset("gps-reacher")
         if arm == "gps-supervised":
@@ -90,14 +95,17 @@ def final_distances(cfg, run_dir: Path) -> list[float]:
 
 
 def summarise(runs: dict, threshold: float, budget: int, out: Path) -> str:
-    seeds = sorted(set.intersection(*(set(runs[a]) for a in ARMS)))
+    """The tables and the figure over the arms with runs (an arm added later may have none
+    at a past budget) and the seeds every one of them ran."""
+    arms = [a for a in ARMS if runs.get(a)]
+    seeds = sorted(set.intersection(*(set(runs[a]) for a in arms)))
     lines = [f"# GPS against SAC on Reacher-v5, 4 fixed starts, {budget:,} env steps "
              f"({len(seeds)} paired seeds)", "",
              "Final fingertip-target distance of the delivered policy per condition (m); "
              f"solved: every condition below {threshold}.", "",
              "| arm | seed | distances | worst | solved | final eval return | wall-clock s |",
              "| --- | ---: | --- | ---: | :---: | ---: | ---: |"]
-    for arm in ARMS:
+    for arm in arms:
         for s in seeds:
             r = runs[arm][s]
             d = r["distances"]
@@ -106,7 +114,7 @@ def summarise(runs: dict, threshold: float, budget: int, out: Path) -> str:
                          f"{r['seconds']:.0f} |")
     lines += ["", "| arm | seeds solved | mean worst distance (95% t) | mean final return "
               "(95% t) |", "| --- | ---: | ---: | ---: |"]
-    for arm in ARMS:
+    for arm in arms:
         worst = np.array([max(runs[arm][s]["distances"]) for s in seeds])
         final = np.array([runs[arm][s]["evals"][-1][1] for s in seeds])
         lines.append(f"| {arm} | {int((worst < threshold).sum())} / {len(seeds)} | "
@@ -116,13 +124,13 @@ def summarise(runs: dict, threshold: float, budget: int, out: Path) -> str:
                     for s in seeds])
     lines += ["", f"Paired final return, GPS (importance) minus SAC: {gap.mean():.2f} ± "
               f"{t_half_width(gap):.2f} (95% t)."]
-    figure(runs, seeds, out / "curves.png")
+    figure(runs, arms, seeds, out / "curves.png")
     return "\n".join(lines) + "\n"
 
 
-def figure(runs: dict, seeds: list, path: Path) -> None:
+def figure(runs: dict, arms: list, seeds: list, path: Path) -> None:
     fig, ax = new_axes()
-    for arm in ARMS:
+    for arm in arms:
         mean_band(ax, [runs[arm][s]["evals"] for s in seeds], LABELS[arm])
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return (mean over the 4 conditions)")
@@ -152,7 +160,7 @@ def main() -> None:
                       f"{result['seconds']:.0f} s", flush=True)
             if path.exists():
                 runs[arm][seed] = json.loads(path.read_text())
-    if all(runs[a] for a in ARMS):
+    if all(runs[a] for a in ("gps", "sac")):
         summary = summarise(runs, args.threshold, args.budget, args.out)
         (args.out / "summary.md").write_text(summary)
         print(summary)

@@ -208,12 +208,15 @@ def test_gps_vs_sac_counts_a_seed_solved_only_when_its_worst_condition_is(tmp_pa
     runs = {"gps": {0: run([0.01, 0.02, 0.049, 0.0], -2.0), 1: run([0.01, 0.3, 0.0, 0.0], -4.0)},
             "gps-supervised": {0: run([0.05, 0.0, 0.0, 0.0], -2.5),
                                1: run([0.01, 0.01, 0.01, 0.01], -2.1)},
+            "gps-model": {0: run([0.06, 0.0, 0.0, 0.0], -2.5), 1: run([0.0, 0.0, 0.0, 0.0], -1.5),
+                          2: run([0.0, 0.0, 0.0, 0.0], -1.5)},  # seed 2: only this arm ran it
             "sac": {0: run([0.03, 0.03, 0.03, 0.03], -3.0), 1: run([0.04, 0.0, 0.0, 0.0], -2.0)}}
     text = bench.summarise(runs, 0.05, 2000, tmp_path)
     pooled = {line.split("|")[1].strip(): line.split("|")[2].strip()
               for line in text.splitlines() if line.startswith("| gps") or
               line.startswith("| sac")}
-    assert pooled == {"gps": "1 / 2", "gps-supervised": "1 / 2", "sac": "2 / 2"}
+    assert pooled == {"gps": "1 / 2", "gps-supervised": "1 / 2", "gps-model": "1 / 2",
+                      "sac": "2 / 2"}
     assert "| gps | 1 | 0.010 0.300 0.000 0.000 | 0.300 | no |" in text
     # paired final returns, GPS minus SAC: (-2 - -3) and (-4 - -2): mean -0.5
     assert "minus SAC: -0.50" in text

@@ -682,6 +682,7 @@ def test_model_guides_are_ilqr_refinements_of_the_mpc_trajectory_in_the_fitted_m
     learner.plans.generator.set_state(draws)  # the fit's MPC draws again, on the same model
     cost = task_cost("Pendulum-v1")
     mpc = learner.plans.mpc_actions(learner.starts, cost).to(F64)
+    _check_receding_horizon(learner, cost, draws, mpc)
     model = copy.deepcopy(learner.plans.model).to(F64)
     gains = []
     for cond, ctrl in enumerate(learner.controllers):
@@ -693,3 +694,22 @@ def test_model_guides_are_ilqr_refinements_of_the_mpc_trajectory_in_the_fitted_m
         gains.append(planned - guided)
         torch.testing.assert_close(ctrl.cov, 0.0625 * torch.eye(1, dtype=F64).expand(20, 1, 1))
     assert max(gains) > 1e-3, gains
+
+
+def _check_receding_horizon(learner, cost, draws, mpc):
+    """Each MPC action is the first of a plan made from the model state the earlier actions
+    reached (stepped here), with the planner's warm start carried along."""
+    from mbrl_ray.agents.gps_model import CostRollout
+    from mbrl_ray.planners import make_planner
+    from mbrl_ray.world_models.base import rollout_returns
+
+    model = copy.deepcopy(learner.plans.model).float()
+    planner = make_planner(learner.cfg.planner, 1)
+    generator = torch.Generator().manual_seed(0)
+    generator.set_state(draws)
+    state, x = planner.initial_state(4, torch.device("cpu")), learner.starts.float()
+    for t in range(mpc.shape[1]):
+        plan, state = planner.plan(lambda seqs: rollout_returns(CostRollout(model, x, cost), seqs),
+                                   state, generator)
+        torch.testing.assert_close(plan[:, 0].clamp(-1, 1).to(F64), mpc[:, t])
+        x = model.step(x, mpc[:, t].float())[0]

@@ -179,7 +179,7 @@ class GPSLearner(GPSAgent, AgentLearner):
         new controllers of the conditions with episodes this round (agents/gps_model.py)."""
         logs["gps_model_mse"] = self.plans.fit(data, self.generator)
         found = [cond for cond, ep in enumerate(episodes) if ep is not None]
-        planned = self.plans.controllers(self.starts[found], self.cost)
+        planned = self.plans.controllers(found, self.starts[found], self.cost)
         guides: list = [None] * len(episodes)
         for cond, (ctrl, cost) in zip(found, planned):
             guides[cond], logs[f"gps_plan_cost_{cond}"] = ctrl, cost

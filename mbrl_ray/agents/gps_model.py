@@ -10,8 +10,11 @@ Per condition and round, the guide is found in two passes through the model:
    open-loop balance over T steps is too sensitive to find by sampling; re-planning each step
    balances (measured on Pendulum's own dynamics, docs/algorithms.md). All conditions plan in
    one batch;
-2. iLQR (planners/ilqr.py), `gps.ilqr_iterations` from that trajectory: the last refinement, and
-   the feedback gains K along it.
+2. iLQR (planners/ilqr.py), `gps.ilqr_iterations` from that trajectory and again from the
+   condition's last guide, the cheaper in the model kept: the last refinement, and the feedback
+   gains K along it. The last guide keeps a condition on its route (say, which way the arm
+   turns) while the refitted model finds it no worse, so the policy's targets do not jump
+   between routes from round to round.
 The controller samples u = u_plan + K (x - x_plan) + N(0, gps.sample_std^2): iLQR's own
 covariance Q_uu^-1 is wide wherever an action is cheap, which would make the samples noise."""
 from __future__ import annotations
@@ -60,6 +63,8 @@ class ModelPlans:
             seeding.init_generator(seeding.derive(seed, seeding.MODEL))).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         self.generator = torch.Generator().manual_seed(seeding.derive(seed, seeding.NOISE))
+        # each condition's last guide's actions (T, m), None before its first
+        self.last: list[torch.Tensor | None] = [None] * cfg.env.conditions
 
     def fit(self, data: dict[str, np.ndarray], generator: torch.Generator) -> float:
         """Refit the network on every transition held; its last epoch's mean loss."""
@@ -67,23 +72,26 @@ class ModelPlans:
         return deterministic.fit(self.model, self.optimizer, to_tensors(data, self.device),
                                  c.epochs, c.batch_size, generator)
 
-    def controllers(self, starts: torch.Tensor, cost: TaskCost
+    def controllers(self, conditions: list[int], starts: torch.Tensor, cost: TaskCost
                     ) -> list[tuple[Controller, float]]:
-        """Each condition's new controller from its start (starts (C, n)), and its guide's
-        cost in the model (module docstring)."""
-        actions = self.mpc_actions(starts, cost)
+        """Each of `conditions`' new controller from its start (starts (C, n)), and its
+        guide's cost in the model (module docstring)."""
+        fresh = self.mpc_actions(starts, cost).to(F64)
         model = copy.deepcopy(self.model).to(CPU, F64)
 
         def step(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
             return model.step(x, u)[0]
 
-        act_dim = actions.shape[-1]
+        act_dim = fresh.shape[-1]
         cov = (self.cfg.gps.sample_std ** 2 * torch.eye(act_dim, dtype=F64)).expand(
             self.horizon, act_dim, act_dim)
         out = []
-        for x0, u0 in zip(starts.to(F64), actions.to(F64)):
-            traj, ctrl = ilqr(step, cost, x0, u0, self.cfg.gps.ilqr_iterations)
+        for cond, x0, u_mpc in zip(conditions, starts.to(F64), fresh):
+            firsts = [u_mpc] + ([] if self.last[cond] is None else [self.last[cond]])
+            runs = [ilqr(step, cost, x0, u0, self.cfg.gps.ilqr_iterations) for u0 in firsts]
+            traj, ctrl = min(runs, key=lambda run: run[0].cost)  # the MPC's on a tie
             out.append((Controller(ctrl.K, ctrl.k, cov.clone()), traj.cost))
+            self.last[cond] = traj.u
         return out
 
     @torch.no_grad()
@@ -103,9 +111,10 @@ class ModelPlans:
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "last": list(self.last)}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        self.last = list(state["last"])
