@@ -7,7 +7,7 @@ Ray: the question is the controllers', not the topology's): 4 fixed starts (cond
 learner's step on every transition so far and the supervised policy step. Arms: the
 unconstrained KL-bounded LQR step on local fits (gps.kl_step 1, actions clipped by the env),
 `gps.action_limits=true` (a box QP per step at the samples' mean states), and
-`gps.dynamics=model` (MPC then iLQR through a delta network fitted to all data, MODEL below).
+`gps.dynamics=model` (MPC then iLQR through a delta network fitted to all data, ARMS below).
 Per round: the mean cost of an episode (the env's reward negated, with 2 (1 - cos) for the
 angle term; hanging still costs 800), the share of episodes upright (cos angle > 0.95) over
 their last 50 steps, and the neural policy's (its mean, noise-free) cost and upright count over
@@ -33,6 +33,7 @@ from mbrl_ray.config import apply_overrides, load_preset
 from mbrl_ray.envs import env_kwargs, env_spec
 from mbrl_ray.envs.batch import EnvBatch, StreamRows
 from mbrl_ray.replay import StreamStorage, all_transitions
+from mbrl_ray.task_costs import task_cost
 
 T, PER_CONDITION, ENVS, CONDITIONS = 200, 5, 4, 4
 SETTINGS = ["env.id=Pendulum-v1", f"env.max_episode_steps={T}", "env.condition_seed=0",
@@ -42,7 +43,6 @@ ARMS = {"unconstrained": [], "limited": ["gps.action_limits=true"],
         "model": ["gps.dynamics=model", "delta.hidden_size=200", "delta.epochs=20",
                   "planner.horizon=40", "planner.population=200", "planner.num_elites=20",
                   "planner.iterations=3"]}
-MODEL = ARMS["model"]
 
 
 def play_round(cfg, spec, actor, seed: int) -> dict:
@@ -63,20 +63,23 @@ def play_round(cfg, spec, actor, seed: int) -> dict:
 
 def policy_costs(learner, spec) -> tuple[float, int]:
     """The neural policy's mean played from each start on Pendulum-v1: its mean episode cost
-    and how many starts end upright over the last 50 steps."""
-    env, costs, upright = gym.make("Pendulum-v1").unwrapped, [], 0
+    (the GPS cost, task_costs.py) and how many starts end upright over the last 50 steps."""
+    env, cost = gym.make("Pendulum-v1").unwrapped, task_cost("Pendulum-v1")
+    costs, upright = [], 0
     env.reset(seed=0)
     for x0 in learner.starts.numpy():
         env.state = np.array([np.arctan2(x0[1], x0[0]), x0[2]])
         obs, total, tops = env._get_obs(), 0.0, []
         for _ in range(T):
+            x = torch.as_tensor(obs, dtype=torch.float32)
             with torch.no_grad():
-                u = learner.policy(torch.as_tensor(obs, dtype=torch.float32)).clamp(-1, 1)
-            total += 2 * (1 - obs[0]) + 0.1 * obs[2] ** 2 + 0.001 * (2 * float(u[0])) ** 2
+                u = learner.policy(x).clamp(-1, 1)
+            total += float(cost.step(x, u))
             obs, *_ = env.step(2 * u.numpy())
             tops.append(obs[0] > 0.95)
         costs.append(total)
         upright += all(tops[-50:])
+    env.close()
     return float(np.mean(costs)), upright
 
 

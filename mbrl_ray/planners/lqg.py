@@ -203,20 +203,30 @@ def step_back(Q: Tensor, q: Tensor, n: int, chol: Tensor,
 def box_qp(H: Tensor, g: Tensor, lo: Tensor, hi: Tensor, iterations: int = 50
            ) -> tuple[Tensor, Tensor]:
     """argmin 1/2 u^T H u + g^T u over lo <= u <= hi (H positive definite), and the mask of
-    the dimensions not held at a bound: projected Newton with a backtracking line search on
-    the projected step (Tassa, Mansard & Todorov 2014, Alg. 1)."""
+    the dimensions not held at a bound. One dimension: the unconstrained minimiser clamped
+    (Pendulum's every step); more: projected Newton with a backtracking line search on the
+    projected step (Tassa, Mansard & Todorov 2014, Alg. 1)."""
+    if len(g) == 1:
+        u = (-g / H[0]).clamp(lo, hi)
+    else:
+        u = _projected_newton(H, g, lo, hi, iterations)
+    return u, _free(u, H @ u + g, lo, hi)
+
+
+def _free(u: Tensor, grad: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """The dimensions not held at a bound by a gradient pushing past it."""
+    return ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
+
+
+def _projected_newton(H: Tensor, g: Tensor, lo: Tensor, hi: Tensor, iterations: int
+                      ) -> Tensor:
     def value(u: Tensor) -> Tensor:
         return 0.5 * u @ H @ u + g @ u
 
-    if len(g) == 1:  # one action: the unconstrained minimiser clamped (Pendulum's every step)
-        u = (-g / H[0]).clamp(lo, hi)
-        grad = H @ u + g
-        return u, ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
     u = torch.zeros_like(g).clamp(lo, hi)
-    free = torch.ones_like(g, dtype=torch.bool)
     for _ in range(iterations):
         grad = H @ u + g
-        free = ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
+        free = _free(u, grad, lo, hi)
         if not free.any():
             break
         step = torch.zeros_like(u)
@@ -231,8 +241,7 @@ def box_qp(H: Tensor, g: Tensor, lo: Tensor, hi: Tensor, iterations: int = 50
         u = trial
         if converged:
             break
-    grad = H @ u + g
-    return u, ~(((u <= lo) & (grad > 0)) | ((u >= hi) & (grad < 0)))
+    return u
 
 
 def _log_density_quadratic(K: Tensor, k: Tensor, prec: Tensor) -> tuple[Tensor, Tensor]:
