@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Dreamer on DeepMind Control from 64x64 pixels at the paper's size (the preset dreamer-cartpole-swingup):
-# the learner (RSSM on 50 x 50 frame sequences) on the head's GPU, 4 rollout workers filtering
+# DreamerV3 on DeepMind Control from 64x64 pixels at the paper's size S (the preset
+# dreamer-cartpole-swingup): the learner (RSSM on 16 x 64 frame sequences) on the head's GPU, 4 rollout workers filtering
 # their beliefs and acting on the GPU of their node where it has one (workers.device auto).
 exec bash "$(dirname "$0")/submit.sh" dreamer-cartpole-swingup \
     learner.device=cuda learner.num_gpus=1 learner.num_cpus=4 \

@@ -1,6 +1,7 @@
-"""Layers shared by world models, critics and policies: plain and normed MLPs, Mish, and E
-independent linear layers as one batched matmul; and the epochs-of-minibatches loop that fits
-a network to all its rows. Neither `critics` nor `world_models` imports the other for these."""
+"""Layers shared by world models, critics and policies: plain and normed MLPs (Mish or SiLU),
+Mish, a zero-initialised linear layer, and E independent linear layers as one batched matmul;
+and the epochs-of-minibatches loop that fits a network to all its rows. Neither `critics` nor
+`world_models` imports the other for these."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,6 +26,36 @@ def normed_mlp(inp: int, out: int, hidden: int, layers: int) -> nn.Sequential:
     body = [m for i, o in zip(dims, dims[1:])
             for m in (nn.Linear(i, o), nn.LayerNorm(o), Mish())]
     return nn.Sequential(*body, nn.Linear(dims[-1], out))
+
+
+def silu_mlp(inp: int, out: int, hidden: int, layers: int, zero_out: bool = False
+             ) -> nn.Sequential:
+    """`layers` hidden layers of Linear -> LayerNorm -> SiLU, then a plain Linear, or one
+    initialised to zero (`zero_out`: DreamerV3's reward and critic outputs, which so start at
+    the bins' centre, 0)."""
+    dims = [inp] + [hidden] * layers
+    body = [m for i, o in zip(dims, dims[1:])
+            for m in (nn.Linear(i, o), nn.LayerNorm(o), nn.SiLU())]
+    return nn.Sequential(*body, (ZeroLinear if zero_out else nn.Linear)(dims[-1], out))
+
+
+class ZeroLinear(nn.Module):
+    """A linear layer whose weights and bias start at zero (seeding.init_weights keeps them)."""
+
+    seeded_init = True
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(out_dim, in_dim))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        self.weight.zero_()
+        self.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
 
 
 class EnsembleLinear(nn.Module):

@@ -139,6 +139,23 @@ def test_planet_plans_from_its_warm_start_and_carries_the_shifted_plan():
     assert torch.equal(after["plan"][:, -1], torch.zeros(2, 2))
 
 
+def test_a_cold_started_planner_restarts_from_the_initial_distribution_every_step():
+    """planner.warm_start=false (PlaNet): a plan carried in the state is ignored for the next
+    step: the state handed on is the one handed in, so a run that starts at the initial
+    state plans every step from it (one iteration at std 0.01 acts near 0, not near a plan)."""
+    cfg = _cfg("planet-debug", "planner.iterations=1", "planner.init_std=0.01",
+               "planner.population=16", "planner.num_elites=4", "planner.warm_start=false")
+    agent = make_actor(EnvSpec.state(3, 2), cfg, seed=0)
+    state = agent.initial_state(2)
+    initial = state["plan"].clone()
+    with torch.no_grad():
+        for _ in range(3):
+            action, state = agent.policy_action(agent.model.rssm.initial(2), state,
+                                                explore=False)
+            assert torch.equal(state["plan"], initial)
+            assert action.abs().max().item() < WARM_ATOL
+
+
 # ---- Dreamer: lambda-returns --------------------------------------------------------------------
 def _n_step_lambda_return(r: list[float], v: list[float], d: list[float], lam: float,
                           k: int) -> float:

@@ -21,12 +21,13 @@ from mbrl_ray.world_models import open_loop
 from mbrl_ray.world_models.dcwm import DCWM
 from mbrl_ray.world_models.fsq import FSQ, cross_entropy, gumbel_softmax_straight_through, softmax
 from mbrl_ray.world_models.latents import CategoricalLatent, GaussianLatent
-from mbrl_ray.world_models.observation_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from mbrl_ray.world_models.observation_nets import (ConvDecoder, ConvEncoder, MLPDecoder,
+                                                    MLPEncoder, preprocess)
 from mbrl_ray.world_models.rssm import Belief
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
 from test_dcmpc import (_codebook_5_3, _f64, _fsq_5_3, _layer_norm64, _loss_case, _mish64,
                         _model, _normed_mlp64)
-from test_rssm import STATE, _batch, _cfg
+from test_rssm import PIXELS, STATE, _batch, _cfg
 
 pytestmark = pytest.mark.unit
 
@@ -88,10 +89,10 @@ def _relaxed_grad64(logits: torch.Tensor, noise: torch.Tensor, weights: torch.Te
     return soft * (weights - (soft * weights).sum(-1, keepdim=True)) / temperature
 
 
-def _rssm_model(termination: bool = True, seed: int = 0) -> RSSMWorldModel:
+def _rssm_model(termination: bool = True, seed: int = 0, *overrides: str) -> RSSMWorldModel:
     """planet-debug's RSSM on 3-D states, 2-D actions, KL balanced and scaled, seeded weights."""
     cfg = _cfg("planet-debug", f"rssm.free_nats={FREE_NATS}", f"rssm.kl_balance={KL_BALANCE}",
-               f"rssm.kl_scale={KL_SCALE}").rssm
+               f"rssm.kl_scale={KL_SCALE}", *overrides).rssm
     return seeding.init_weights(RSSMWorldModel(STATE, cfg, termination=termination),
                                 seeding.init_generator(seed))
 
@@ -284,6 +285,51 @@ def test_rssm_loss_terms_by_hand_with_a_reset_and_terminals_mid_sequence() -> No
     for key, value in logs.items():
         assert value == pytest.approx(want[key], rel=LOSS_REL), key
     assert total.item() == pytest.approx(want["total"], rel=LOSS_REL)
+
+
+def test_rssm_loss_weighs_its_reward_term_by_reward_weight() -> None:
+    """PlaNet's code weighs the reward term 10: the total grows by 9 x the half squared error,
+    every logged term unchanged."""
+    batch = _terminal_batch()
+    plain = _rssm_model().loss(batch, torch.Generator().manual_seed(2))
+    heavy = _rssm_model(True, 0, "rssm.reward_weight=10").loss(batch,
+                                                                torch.Generator().manual_seed(2))
+    assert heavy[1] == plain[1]
+    assert heavy[0].item() == pytest.approx(
+        plain[0].item() + 9 * 0.5 * plain[1]["rssm_reward_mse"], rel=LOSS_REL)
+
+
+def test_five_bit_frames_are_dequantised_by_noise_in_training_and_its_mean_when_acting() -> None:
+    """PlaNet's 5-bit frames: level floor(v / 8) of 32, (level + u) / 32 - 0.5 with u ~ U[0, 1)
+    in training, u = 0.5 when acting; 8 bits keep v / 255 - 0.5."""
+    frames = torch.tensor([0, 7, 8, 100, 200, 255], dtype=torch.uint8)
+    levels = [0, 0, 1, 12, 25, 31]
+    acting = preprocess(frames, bits=5)
+    assert acting.tolist() == pytest.approx([(lv + 0.5) / 32 - 0.5 for lv in levels])
+    noisy = preprocess(frames.repeat(200), bits=5, generator=torch.Generator().manual_seed(0))
+    low = torch.tensor([lv / 32 - 0.5 for lv in levels]).repeat(200)
+    offset = (noisy - low) * 32
+    assert offset.min().item() >= 0 and offset.max().item() < 1
+    assert 0.45 < offset.mean().item() < 0.55 and offset.std().item() > 0.25  # uniform draws
+    assert preprocess(frames).tolist() == pytest.approx([v / 255 - 0.5 for v in frames.tolist()])
+
+
+def test_the_world_models_loss_reconstructs_the_noisy_frames_it_encoded() -> None:
+    """At 5 bits the loss draws the dequantisation noise first (from its generator), then
+    filters those inputs; its reconstruction target is the same noisy frames."""
+    cfg = _cfg("planet-debug", "rssm.bit_depth=5", "rssm.cnn_layers=2", "rssm.cnn_depth=4").rssm
+    model = seeding.init_weights(RSSMWorldModel(PIXELS, cfg, image_size=32),
+                                 seeding.init_generator(0))
+    batch = {k: torch.as_tensor(v) for k, v in _batch(PIXELS, b=2, t=3, seed=5).items()}
+    _, logs, _ = model.loss(batch, torch.Generator().manual_seed(6))
+    g = torch.Generator().manual_seed(6)
+    inputs = model.inputs(batch["obs"], g)
+    post, _ = model.rssm.observe(model.encoder(inputs), batch["action"].float(),
+                                 batch["is_first"], generator=g)
+    recon = 0.5 * (model.decoder(post.feat) - inputs).pow(2).flatten(2).sum(-1).mean()
+    assert logs["rssm_recon"] == pytest.approx(recon.item(), rel=LOSS_REL)
+    quantised = model.inputs(batch["obs"])  # acting: the bins' centres
+    assert not torch.allclose(inputs, quantised) and (inputs - quantised).abs().max() < 1 / 64
 
 
 def test_rssm_loss_averages_reward_and_continue_over_arriving_rows_even_one() -> None:

@@ -1,6 +1,8 @@
 """Dreamer (Hafner et al. 2020): the RSSM world model, and an actor and critic trained on
 imagined latent rollouts from the posterior states of each training batch (critics/
-imagination.py). Rollout workers act from the actor on the belief they filter per env."""
+imagination.py; with dreamer.version=v3, DreamerV3's heads: critics/imagination_v3.py and the
+world model's v3 terms). Rollout workers act from the actor on the belief they filter per
+env."""
 from __future__ import annotations
 
 import torch
@@ -10,6 +12,7 @@ from mbrl_ray.agents.base import cpu
 from mbrl_ray.agents.rssm_agent import RSSMAgent, RSSMLearner
 from mbrl_ray.config.schema import Config
 from mbrl_ray.critics.imagination import ImaginedActorCritic
+from mbrl_ray.critics.imagination_v3 import ImaginedActorCriticV3
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.world_models.rssm import Belief
 
@@ -20,9 +23,13 @@ class DreamerAgent(RSSMAgent):
     def __init__(self, spec: EnvSpec, cfg: Config, device: str | torch.device = "cpu",
                  seed: int = 0) -> None:
         super().__init__(spec, cfg, device, seed)
-        self.behaviour = ImaginedActorCritic(self.model.rssm.feat_dim, spec.act_dim,
-                                             cfg.dreamer, self.device,
-                                             seeding.derive(seed, seeding.SAC), self.trains)
+        heads = ImaginedActorCriticV3 if cfg.dreamer.version == "v3" else ImaginedActorCritic
+        self.behaviour = heads(self.model.rssm.feat_dim, spec.act_dim, cfg.dreamer, self.device,
+                               seeding.derive(seed, seeding.SAC), self.trains)
+
+    @staticmethod
+    def model_version(cfg: Config) -> str:
+        return cfg.dreamer.version
 
     def policy_action(self, belief: Belief, state: dict, explore: bool):
         return self.behaviour.act(belief.feat, explore, self.generator), state
@@ -37,7 +44,10 @@ class DreamerLearner(DreamerAgent, RSSMLearner):
 
     def update(self, batch: dict) -> dict[str, float]:
         logs, post = self.train_model(batch)
-        return {**logs, **self.behaviour.update(self.model, post, self.generator)}
+        if self.cfg.dreamer.version == "v1":
+            return {**logs, **self.behaviour.update(self.model, post, self.generator)}
+        goes_on = 1.0 - torch.as_tensor(batch["is_terminal"], device=self.device).float()
+        return {**logs, **self.behaviour.update(self.model, post, self.generator, goes_on)}
 
     def extra_inference_weights(self) -> dict:
         return {"actor": cpu(self.behaviour.actor)}

@@ -55,6 +55,7 @@ class MPCPolicy:
 
     def __init__(self, planner_cfg, act_dim: int) -> None:
         self.planner = make_planner(planner_cfg, act_dim)
+        self.warm_start = planner_cfg.warm_start
 
     def initial_state(self, batch: int, device: torch.device) -> PlanState:
         return {"plan": self.planner.initial_state(batch, device)}
@@ -65,7 +66,7 @@ class MPCPolicy:
         prior = problem.prior() if problem.prior is not None else None
         sequence, plan = self.planner.plan(problem.objective, state["plan"], generator, prior,
                                            **extra)
-        return sequence[:, 0], {"plan": plan}
+        return sequence[:, 0], {"plan": plan if self.warm_start else state["plan"]}
 
 
 class SMCPolicy(MPCPolicy):

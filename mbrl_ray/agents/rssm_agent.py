@@ -18,7 +18,6 @@ from mbrl_ray.config.schema import Config
 from mbrl_ray.envs.spec import EnvSpec
 from mbrl_ray.replay.selectors import BatchSpec
 from mbrl_ray.world_models import open_loop
-from mbrl_ray.world_models.observation_nets import preprocess
 from mbrl_ray.world_models.rssm import Belief
 from mbrl_ray.world_models.rssm_world_model import RSSMWorldModel
 
@@ -33,12 +32,18 @@ class RSSMAgent(Agent):
                  seed: int = 0) -> None:
         super().__init__(spec, cfg, device, seed)
         self.model = seeding.init_weights(
-            RSSMWorldModel(spec, cfg.rssm, cfg.env.image_size, cfg.model.termination),
+            RSSMWorldModel(spec, cfg.rssm, cfg.env.image_size, cfg.model.termination,
+                           self.model_version(cfg)),
             seeding.init_generator(seed)).to(self.device)
         self.generator = seeding.device_generator(self.device, seed)
         self.rng = np.random.default_rng(seed)
         self.updates = 0
         self.fitted = False  # a worker's copy: weights loaded
+
+    @staticmethod
+    def model_version(cfg: Config) -> str:
+        """Which heads the world model has (world_models/rssm_world_model.py)."""
+        return "v1"
 
     # ---- acting -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> dict[str, torch.Tensor]:
@@ -49,8 +54,8 @@ class RSSMAgent(Agent):
     def filter(self, obs: np.ndarray, state: dict) -> Belief:
         """The belief after this observation (the previous belief and action from `state`)."""
         prev = Belief(state["h"], state["s"], state["stats"])
-        embed = self.model.encoder(preprocess(torch.as_tensor(np.asarray(obs),
-                                                              device=self.device)))
+        embed = self.model.encoder(self.model.inputs(torch.as_tensor(np.asarray(obs),
+                                                                     device=self.device)))
         belief, _ = self.model.rssm.obs_step(prev, state["action"], embed, self.generator)
         return belief
 

@@ -55,6 +55,9 @@ class PlannerConfig:
                          choices=("mpc", "lst"))
     resampling: str = doc("systematic", "smcp: resampling after every step",
                           choices=("systematic", "multinomial"))
+    warm_start: bool = doc(True, "cem, icem, mppi, rs: start each action's plan from the "
+                           "last plan shifted by one step; false: from the initial "
+                           "distribution every step (PlaNet)")
     horizon: int = doc(30, "planning horizon (H)", bound="count", upper=1_000)
     population: int = doc(500, "action sequences sampled per iteration",
                           bound="count", upper=100_000)
@@ -124,6 +127,10 @@ class PlannerConfig:
                               f"planner.posterior=lst, not {self.name!r} with "
                               f"{self.posterior!r}; other planners iterate by planner.iterations")
         self._check_action_prior(cfg)
+        if not self.warm_start and self.name == "smcp":
+            raise ConfigError("planner.warm_start=false applies to the sequence planners (cem, "
+                              "icem, mppi, rs), not planner.name='smcp', whose particles carry "
+                              "no plan between steps to restart")
         if self.population_decay < 1:
             raise ConfigError(f"planner.population_decay={self.population_decay!r} must be >= 1")
         if not 0 < self.min_std <= self.max_std:

@@ -140,6 +140,11 @@ class RSSMConfig:
                            "Dreamer 100)", bound="> 0")
     explore_noise: float = doc(0.3, "std of Gaussian noise added to acted actions when "
                                "exploring (PlaNet and Dreamer 0.3)", bound=">= 0")
+    reward_weight: float = doc(1.0, "weight of the reward term in the world model's loss "
+                               "(PlaNet's code: 10)", bound=">= 0")
+    bit_depth: int = doc(8, "pixels: bits kept of each 8-bit channel; below 8 (PlaNet: 5) the "
+                         "frames are reduced to them and dequantised by uniform noise in "
+                         "training (its mean when acting)", bound="count", upper=8)
 
     def check(self, cfg: Config) -> None:
         if not 0 <= self.kl_balance < 1:
@@ -164,6 +169,12 @@ class RSSMConfig:
 
 @dataclass
 class DreamerConfig:
+    version: str = doc("v1", "v1: Dreamer's heads (Hafner et al. 2020: Gaussian reward and "
+                       "critic by squared error, tanh-Gaussian actor, ELU layers); v3: "
+                       "DreamerV3's (symlog inputs and targets, two-hot reward and critic, KL "
+                       "0.5 / 0.1 with rssm.free_nats as free bits, LayerNorm + SiLU, bounded "
+                       "std actor, critic regularised toward its slow copy)",
+                       choices=("v1", "v3"))
     horizon: int = doc(15, "imagination horizon of actor and critic training",
                        bound="count", upper=1_000)
     gamma: float = doc(0.99, "discount of imagined rewards", bound="[0, 1]")
@@ -176,7 +187,18 @@ class DreamerConfig:
     grad_clip: float = doc(100.0, "gradient norm clip of actor and critic", bound="> 0")
     entropy: float = doc(3e-4, "weight of the actor's entropy bonus (DreamerV3 3e-4)",
                          bound=">= 0")
-    slow_critic_rate: float = doc(0.02, "Polyak rate of the slow critic whose values the "
-                                  "lambda-returns bootstrap from (DreamerV3 0.02)", bound="(0, 1)")
+    slow_critic_rate: float = doc(0.02, "Polyak rate of the slow critic (v1: the "
+                                  "lambda-returns bootstrap from it; v3: the critic is "
+                                  "regularised toward it) (DreamerV3 0.02)", bound="(0, 1)")
     return_norm: bool = doc(True, "scale returns by max(1, S), S the EMA (0.99) of their "
                             "5th-95th percentile range (DreamerV3); false: unscaled")
+    slow_reg: float = doc(1.0, "dreamer.version=v3: weight of the critic's cross-entropy to "
+                          "its slow copy's predictions (DreamerV3 1)", bound=">= 0")
+
+    def check(self, cfg: Config) -> None:
+        r = cfg.rssm
+        if self.version == "v3" and (r.kl_balance or r.kl_scale != 1.0):
+            raise ConfigError(f"rssm.kl_balance={r.kl_balance:g} and rssm.kl_scale="
+                              f"{r.kl_scale:g} apply to dreamer.version=v1; v3 weighs its KL "
+                              "terms as DreamerV3 (dynamics 0.5, representation 0.1): leave them "
+                              "at 0 and 1")

@@ -47,21 +47,29 @@ class GRUCell(nn.Module):
         return update * cand + (1 - update) * h
 
 
-def _head(inp: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.ELU(), nn.Linear(hidden, out))
+def _layer(inp: int, out: int, v3: bool) -> list[nn.Module]:
+    """Linear -> ELU (PlaNet, Dreamer), or Linear -> LayerNorm -> SiLU (DreamerV3)."""
+    if v3:
+        return [nn.Linear(inp, out), nn.LayerNorm(out), nn.SiLU()]
+    return [nn.Linear(inp, out), nn.ELU()]
+
+
+def _head(inp: int, hidden: int, out: int, v3: bool) -> nn.Sequential:
+    return nn.Sequential(*_layer(inp, hidden, v3), nn.Linear(hidden, out))
 
 
 class RSSM(nn.Module):
     def __init__(self, act_dim: int, embed_dim: int, deter: int = 200, stoch: int = 30,
                  hidden: int = 200, latent: str = "gaussian", classes: int = 32,
-                 min_std: float = 0.1) -> None:
+                 min_std: float = 0.1, v3: bool = False) -> None:
+        """v3: DreamerV3's LayerNorm + SiLU in place of ELU."""
         super().__init__()
         self.latent = make_latent(latent, stoch, classes, min_std)
         self.deter = deter
-        self.img_in = nn.Sequential(nn.Linear(self.latent.size + act_dim, hidden), nn.ELU())
+        self.img_in = nn.Sequential(*_layer(self.latent.size + act_dim, hidden, v3))
         self.gru = GRUCell(hidden, deter)
-        self.prior_net = _head(deter, hidden, self.latent.stats_dim)
-        self.post_net = _head(deter + embed_dim, hidden, self.latent.stats_dim)
+        self.prior_net = _head(deter, hidden, self.latent.stats_dim, v3)
+        self.post_net = _head(deter + embed_dim, hidden, self.latent.stats_dim, v3)
 
     @property
     def feat_dim(self) -> int:
@@ -123,6 +131,14 @@ class RSSM(nn.Module):
         kl = self.latent.kl(post, prior)
         if not balance:
             return kl.clamp_min(free_nats).mean(), kl.mean()
-        train_prior = self.latent.kl(post.detach(), prior).clamp_min(free_nats).mean()
-        train_post = self.latent.kl(post, prior.detach()).clamp_min(free_nats).mean()
-        return balance * train_prior + (1 - balance) * train_post, kl.mean()
+        dyn, rep = self.kl_terms(post, prior, free_nats)
+        return balance * dyn + (1 - balance) * rep, kl.mean()
+
+    def kl_terms(self, post: torch.Tensor, prior: torch.Tensor, free_nats: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (dynamics term: KL(sg(post) || prior), training the prior; representation
+        term: KL(post || sg(prior)), training the posterior), each step's clipped below
+        free_nats, averaged. Their values are equal; their gradients differ."""
+        dyn = self.latent.kl(post.detach(), prior).clamp_min(free_nats).mean()
+        rep = self.latent.kl(post, prior.detach()).clamp_min(free_nats).mean()
+        return dyn, rep
