@@ -23,14 +23,16 @@ B, T, H = 16, 64, 15
 
 
 def our_overrides(args) -> list[str]:
-    """Our Dreamer at RLlib's XS size (GRU 256, 32 x 32 categorical latent, 256-wide MLPs),
-    DreamerV3's learning rates, with our samples-per-insert = RLlib's training_ratio."""
+    """Our Dreamer with DreamerV3's heads (dreamer.version=v3) at RLlib's XS size (GRU 256,
+    32 x 32 categorical latent, 256-wide MLPs), DreamerV3's learning rates, with our
+    samples-per-insert = RLlib's training_ratio."""
     return [
-        f"env.id={TASK}", f"env.action_repeat={REPEAT}", "env.obs=state",
+        f"env.id={TASK}", f"env.action_repeat={REPEAT}", "env.obs=state", "dreamer.version=v3",
         "rssm.latent=categorical", "rssm.stoch=32", "rssm.classes=32", "rssm.deter=256",
         "rssm.hidden=256", "rssm.mlp_hidden=256", "rssm.mlp_layers=2", f"rssm.batch_size={B}",
         f"rssm.seq_len={T}", "rssm.lr=1e-4", "rssm.eps=1e-8", "rssm.free_nats=1.0",
-        "rssm.kl_balance=0.8", "rssm.grad_clip=1000", "rssm.explore_noise=0.0",
+        "rssm.kl_balance=0.0", "rssm.kl_scale=1.0", "rssm.grad_clip=1000",
+        "rssm.explore_noise=0.0",
         "model.termination=false", f"dreamer.horizon={H}", "dreamer.hidden=256",
         "dreamer.layers=2", "dreamer.actor_lr=3e-5", "dreamer.critic_lr=3e-5",
         "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",

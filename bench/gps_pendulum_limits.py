@@ -15,6 +15,7 @@ the 4 starts.
 
 Usage: .venv/bin/python bench/gps_pendulum_limits.py [--seeds 0 1] [--rounds 15]
          [--arms unconstrained limited model] [--out bench/results/gps-pendulum-limits]
+         [--summarise]  (tabulate the per-run JSON present, run nothing)
 """
 from __future__ import annotations
 
@@ -110,13 +111,18 @@ def run(arm: str, seed: int, rounds: int) -> dict:
 
 def summary(results: list[dict]) -> str:
     lines = ["| arm | seed | cost, round 1 | cost, last round | lowest cost | upright share, "
-             "best round | s per round |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "best round | policy cost, last round (lowest) | policy upright, best round | "
+             "s per round |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for res in results:
         r = res["rounds"]
         costs = [x["episode_cost"] for x in r]
+        policy = [x["policy_cost"] for x in r if "policy_cost" in x]
+        policy_cells = (f"{policy[-1]:.0f} ({min(policy):.0f}) | "
+                        f"{max(x['policy_upright'] for x in r)} of {CONDITIONS}" if policy
+                        else "not recorded | not recorded")
         lines.append(f"| {res['arm']} | {res['seed']} | {costs[0]:.0f} | {costs[-1]:.0f} | "
                      f"{min(costs):.0f} | {max(x['upright_share'] for x in r):.2f} | "
-                     f"{np.mean([x['seconds'] for x in r]):.1f} |")
+                     f"{policy_cells} | {np.mean([x['seconds'] for x in r]):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -126,8 +132,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--out", type=Path, default=Path("bench/results/gps-pendulum-limits"))
+    parser.add_argument("--summarise", action="store_true",
+                        help="only tabulate the runs already in --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.summarise:
+        results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*-seed*.json"))]
+        (args.out / "summary.md").write_text(summary(results))
+        print(summary(results))
+        return
     results = []
     for seed in args.seeds:
         for arm in args.arms:
