@@ -321,6 +321,15 @@ def test_the_v3_actor_moves_toward_higher_returns_through_the_model():
 
 
 # ---- the agent --------------------------------------------------------------------------------
+def _sequences(b: int, t: int, seed: int) -> dict[str, np.ndarray]:
+    """b sequences of t rows of 3-D states and 2-D actions; no resets, no terminals."""
+    rng = np.random.default_rng(seed)
+    return {"obs": rng.normal(0, 5, (b, t, 3)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (b, t, 2)).astype(np.float32),
+            "reward": rng.normal(0, 20, (b, t)).astype(np.float32),
+            "is_first": np.zeros((b, t), bool), "is_terminal": np.zeros((b, t), bool)}
+
+
 def test_v3_refuses_the_v1_kl_keys_naming_them():
     with pytest.raises(ConfigError, match="rssm.kl_balance=0.8"):
         validate(_cfg("rssm.kl_balance=0.8"))
@@ -330,12 +339,7 @@ def test_v3_refuses_the_v1_kl_keys_naming_them():
 
 def test_a_v3_learner_trains_hands_its_weights_to_an_actor_and_resumes_exactly():
     cfg = _cfg()
-    rng = np.random.default_rng(0)
-    b, t = 4, 16
-    batch = {"obs": rng.normal(0, 5, (b, t, 3)).astype(np.float32),
-             "action": rng.uniform(-1, 1, (b, t, 2)).astype(np.float32),
-             "reward": rng.normal(0, 20, (b, t)).astype(np.float32),
-             "is_first": np.zeros((b, t), bool), "is_terminal": np.zeros((b, t), bool)}
+    batch = _sequences(4, 16, seed=0)
     batch["is_first"][:, 0] = True
     batch["is_terminal"][1, 5] = True
     learner = make_learner(STATE, cfg, seed=0)
@@ -359,15 +363,10 @@ def test_a_v3_learner_gives_imagination_from_terminal_rows_no_weight():
     """Rows that end an episode start no imagined rollout that counts: with every row
     terminal the actor's and critic's losses are zero; with none they are not."""
     cfg = _cfg()
-    rng = np.random.default_rng(1)
-    b, t = 2, 8
-    batch = {"obs": rng.normal(0, 5, (b, t, 3)).astype(np.float32),
-             "action": rng.uniform(-1, 1, (b, t, 2)).astype(np.float32),
-             "reward": rng.normal(0, 20, (b, t)).astype(np.float32),
-             "is_first": np.zeros((b, t), bool), "is_terminal": np.ones((b, t), bool)}
-    logs = make_learner(STATE, cfg, seed=0).update(batch)
+    batch = _sequences(2, 8, seed=1)
+    logs = make_learner(STATE, cfg, seed=0).update({**batch, "is_terminal": np.ones((2, 8), bool)})
     assert logs["dreamer_actor_loss"] == 0.0 and logs["dreamer_critic_loss"] == 0.0
-    logs = make_learner(STATE, cfg, seed=0).update({**batch, "is_terminal": np.zeros((b, t), bool)})
+    logs = make_learner(STATE, cfg, seed=0).update(batch)
     assert logs["dreamer_actor_loss"] != 0.0 and logs["dreamer_critic_loss"] > 0.0
 
 

@@ -66,10 +66,9 @@ class ImaginedActorCritic:
         """cfg: the dreamer section; seed: of the initial weights (seeding.py)."""
         self.cfg = cfg
         init = seeding.init_generator(seed)
-        self.actor = seeding.init_weights(Actor(feat_dim, act_dim, cfg.hidden, cfg.layers),
-                                          init).to(device)
-        self.critic = seeding.init_weights(mlp(feat_dim, 1, cfg.hidden, cfg.layers),
-                                           init).to(device)
+        actor, critic = self.networks(feat_dim, act_dim)
+        self.actor = seeding.init_weights(actor, init).to(device)
+        self.critic = seeding.init_weights(critic, init).to(device)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.scale = ReturnScale()
         if trainable:
@@ -77,20 +76,27 @@ class ImaginedActorCritic:
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
                                                eps=1e-5)
 
+    def networks(self, feat_dim: int, act_dim: int) -> tuple[nn.Module, nn.Module]:
+        """The actor and critic before their seeded initial weights."""
+        c = self.cfg
+        return Actor(feat_dim, act_dim, c.hidden, c.layers), mlp(feat_dim, 1, c.hidden, c.layers)
+
     def act(self, feat: torch.Tensor, explore: bool, generator: torch.Generator | None = None
             ) -> torch.Tensor:
         """A sampled action when exploring, the mode otherwise."""
         return self.actor(feat, deterministic=not explore, generator=generator)[0]
 
     def imagine(self, model, start: Belief, generator: torch.Generator | None = None):
-        """Roll the actor through the model's prior -> feats (H+1, N, F), log pi (H, N)."""
-        state, feats, log_probs = start, [start.feat], []
+        """Roll the actor through the model's prior -> feats (H+1, N, F) and, at states
+        0..H-1, what the actor returns beside its action (H, N): log pi of the sample here,
+        the distribution's entropy for DreamerV3's actor."""
+        state, feats, extras = start, [start.feat], []
         for _ in range(self.cfg.horizon):
-            action, log_prob = self.actor(state.feat.detach(), generator=generator)
+            action, extra = self.actor(state.feat.detach(), generator=generator)
             state = model.img_step(state, action, generator)
             feats.append(state.feat)
-            log_probs.append(log_prob)
-        return torch.stack(feats), torch.stack(log_probs)
+            extras.append(extra)
+        return torch.stack(feats), torch.stack(extras)
 
     def update(self, model, start: Belief, generator: torch.Generator | None = None
                ) -> dict[str, float]:

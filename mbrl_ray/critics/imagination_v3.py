@@ -13,14 +13,12 @@ The actor maximises the returns scaled by max(1, S) (ReturnScale) by backpropaga
 the frozen model and critic (continuous actions, as V3)."""
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 from torch import nn
 
-from mbrl_ray import seeding
-from mbrl_ray.critics.imagination import ImaginedActorCritic, ReturnScale, frozen, lambda_returns
+from mbrl_ray.critics.imagination import ImaginedActorCritic, frozen, lambda_returns
 from mbrl_ray.nn import silu_mlp
 from mbrl_ray.world_models.rssm import Belief
 from mbrl_ray.world_models.symlog import TwoHot
@@ -67,19 +65,13 @@ class ImaginedActorCriticV3(ImaginedActorCritic):
     def __init__(self, feat_dim: int, act_dim: int, cfg, device: torch.device,
                  seed: int = 0, trainable: bool = True) -> None:
         """cfg: the dreamer section; seed: of the initial weights (seeding.py)."""
-        self.cfg, self.two_hot = cfg, TwoHot()
-        init = seeding.init_generator(seed)
-        self.actor = seeding.init_weights(
-            BoundedActor(feat_dim, act_dim, cfg.hidden, cfg.layers), init).to(device)
-        self.critic = seeding.init_weights(
-            silu_mlp(feat_dim, self.two_hot.bins, cfg.hidden, cfg.layers, zero_out=True),
-            init).to(device)
-        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.scale = ReturnScale()
-        if trainable:
-            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, eps=1e-5)
-            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
-                                               eps=1e-5)
+        self.two_hot = TwoHot()
+        super().__init__(feat_dim, act_dim, cfg, device, seed, trainable)
+
+    def networks(self, feat_dim: int, act_dim: int) -> tuple[nn.Module, nn.Module]:
+        c = self.cfg
+        return (BoundedActor(feat_dim, act_dim, c.hidden, c.layers),
+                silu_mlp(feat_dim, self.two_hot.bins, c.hidden, c.layers, zero_out=True))
 
     def update(self, model, start: Belief, generator: torch.Generator | None = None,
                start_goes_on: torch.Tensor | None = None) -> dict[str, float]:
@@ -114,14 +106,3 @@ class ImaginedActorCriticV3(ImaginedActorCritic):
         loss = (self.two_hot.loss(logits, returns)
                 + self.cfg.slow_reg * self.two_hot.loss(logits, slow))
         return (weights * loss).mean()
-
-    def imagine(self, model, start: Belief, generator: torch.Generator | None = None):
-        """Roll the actor through the model's prior -> feats (H+1, N, F), the actor's
-        entropies (H, N) at states 0..H-1."""
-        state, feats, entropies = start, [start.feat], []
-        for _ in range(self.cfg.horizon):
-            action, entropy = self.actor(state.feat.detach(), generator=generator)
-            state = model.img_step(state, action, generator)
-            feats.append(state.feat)
-            entropies.append(entropy)
-        return torch.stack(feats), torch.stack(entropies)
