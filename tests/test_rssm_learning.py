@@ -25,7 +25,11 @@ def test_planet_balances_the_pendulum(ray_session, tmp_path):
 @pytest.mark.timeout(timeout_s(8000, 0.16))
 def test_dreamerv3_learns_the_pendulum(ray_session, tmp_path):
     """DreamerV3's heads (dreamer-pendulum): an evaluation (mean of 2 episodes) reaches 100
-    (4x random play's best episode) within 8,000 steps on 2 of 3 seeds. MEASURED_V3"""
+    (4x random play's best episode) within 8,000 steps on 2 of 3 seeds. Measured with the
+    preset (2026-12-07, runs of the same seeds outside this test): seed 0: 32.5, 54, 60.5, 46.5,
+    51.5, 186, 1000, 258.5; seed 1: 24, 49, 57.5, 58.5, 863.5, 563, 1000, 1000; seed 2: 13.5,
+    45, 39, 39, 535.5, 1000, 1000, 1000 -- the bar passed at 5,000-6,000 steps, every seed
+    balanced; 18-27 min a seed (part of it beside other runs), hence the timeout."""
     histories = eval_histories("dreamer-pendulum", tmp_path)
     assert sum(max(h) >= 100.0 for h in histories) >= 2, histories
 
