@@ -44,8 +44,6 @@ class DreamerLearner(DreamerAgent, RSSMLearner):
 
     def update(self, batch: dict) -> dict[str, float]:
         logs, post = self.train_model(batch)
-        if self.cfg.dreamer.version == "v1":
-            return {**logs, **self.behaviour.update(self.model, post, self.generator)}
         goes_on = 1.0 - torch.as_tensor(batch["is_terminal"], device=self.device).float()
         return {**logs, **self.behaviour.update(self.model, post, self.generator, goes_on)}
 

@@ -98,9 +98,11 @@ class ImaginedActorCritic:
             extras.append(extra)
         return torch.stack(feats), torch.stack(extras)
 
-    def update(self, model, start: Belief, generator: torch.Generator | None = None
-               ) -> dict[str, float]:
-        """One actor and one critic step from posterior states (any shape, flattened)."""
+    def update(self, model, start: Belief, generator: torch.Generator | None = None,
+               start_goes_on: torch.Tensor | None = None) -> dict[str, float]:
+        """One actor and one critic step from posterior states (any shape, flattened).
+        start_goes_on (1 - is_terminal of the start rows) is DreamerV3's weight; v1 weighs the
+        imagined states by the predicted continues alone and does not read it."""
         c = self.cfg
         start = Belief(*(x.reshape(-1, x.shape[-1]) for x in (start.h, start.s, start.stats)))
         with frozen(model):

@@ -91,8 +91,7 @@ class RSSMWorldModel(nn.Module):
         """The negative ELBO of sequences (B, L): obs, action, reward, is_first, is_terminal
         -> (loss, logged terms, the posterior beliefs for imagination). Reward and continue
         are learnt on rows that arrive by a transition (not is_first)."""
-        noise = generator if self.pixels and self.bits < 8 else None
-        inputs = self.inputs(batch["obs"], noise)
+        inputs = self.inputs(batch["obs"], generator)  # draws only for frames below 8 bits
         post, prior = self._observe(inputs, batch["action"], batch["is_first"], generator)
         feat = post.feat
         arrived = (~batch["is_first"].bool()).float()
@@ -127,11 +126,12 @@ class RSSMWorldModel(nn.Module):
         recon = (self.decoder(feat) - target).pow(2).flatten(2).sum(-1).mean()
         logits, real = self.reward_head(feat), batch["reward"].float()
         reward = self._arrived_mean(self.two_hot.loss(logits, real), arrived)
-        mse = self._arrived_mean((self.two_hot.mean(logits) - real).pow(2), arrived)
+        with torch.no_grad():  # logged only
+            mse = self._arrived_mean((self.two_hot.mean(logits) - real).pow(2), arrived)
+            kl = self.rssm.latent.kl(post, prior).mean()
         return recon + self.reward_weight * reward + self.v3_kl(post, prior), {
             "rssm_recon": recon.item(), "rssm_reward_loss": reward.item(),
-            "rssm_reward_mse": mse.item(),
-            "rssm_kl": self.rssm.latent.kl(post, prior).mean().item()}
+            "rssm_reward_mse": mse.item(), "rssm_kl": kl.item()}
 
     def v3_kl(self, post: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """DreamerV3's KL loss from posterior and prior statistics: 0.5 x the dynamics term
