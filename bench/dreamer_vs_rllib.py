@@ -20,6 +20,20 @@ from pathlib import Path
 
 TASK, REPEAT = "dmc:cartpole-swingup", 2
 B, T, H = 16, 64, 15
+WARMUP = B * T  # RLlib fills its buffer with one batch's steps before training; ours as many
+
+
+def pretrain_updates(ratio: float) -> int:
+    """RLlib's ratio counts the warm-up steps (it trains until replayed / all env steps reaches
+    it, so it catches up on them at once); ours counts rows after the warm-up, plus these
+    updates owed when it ends: both then replay ratio x all env steps."""
+    return round(ratio * WARMUP / (B * T))
+
+
+def rows_per_step_after_warmup(updates: int, env_steps: int) -> float:
+    """Replayed rows per env step after the warm-up, from an update count (issue 44: matched
+    within 2% across the two sides)."""
+    return updates * B * T / max(env_steps - WARMUP, 1)
 
 
 def our_overrides(args) -> list[str]:
@@ -36,9 +50,10 @@ def our_overrides(args) -> list[str]:
         "model.termination=false", f"dreamer.horizon={H}", "dreamer.hidden=256",
         "dreamer.layers=2", "dreamer.actor_lr=3e-5", "dreamer.critic_lr=3e-5",
         "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",
-        f"train.samples_per_insert={args.ratio}", "train.random_steps=1024",
-        "train.pretrain_updates=0", "train.steps_per_round=250", "train.updates_per_round=20",
-        f"train.spi_error_buffer={20 * B * T}",
+        f"train.samples_per_insert={args.ratio}", f"train.random_steps={WARMUP}",
+        f"train.pretrain_updates={pretrain_updates(args.ratio)}", "train.steps_per_round=250",
+        "train.updates_per_round=20", f"train.spi_error_buffer={20 * B * T}",
+        "train.eval_max_lag=0",  # each evaluation waits for the updates due at its step
         f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
         "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1", "learner.device=auto",
     ]
@@ -60,6 +75,7 @@ def run_ours(args) -> dict:
     acc = EventAccumulator(str(result.run_dir / "tb"))
     acc.Reload()
     evals = [(e.step, e.value) for e in acc.Scalars("eval/episodic_return")]
+    behind = [(e.step, e.value) for e in acc.Scalars("eval/updates_behind")]
     updates = learner_updates(result.run_dir, result.env_steps)
     train_s = sum(e.value for e in acc.Scalars("perf/train_s"))
     agent = make_learner(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
@@ -67,7 +83,9 @@ def run_ours(args) -> dict:
                  for p in m.parameters())
     return {"name": "ours", "params": params, "env_steps": result.env_steps, "wall_s": wall,
             "env_steps_per_s": result.env_steps / wall, "updates": updates,
-            "updates_per_s": updates / max(train_s, 1e-9), "evals": evals}
+            "updates_per_s": updates / max(train_s, 1e-9), "evals": evals,
+            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, result.env_steps),
+            "updates_behind_at_evals": behind}
 
 
 def learner_updates(run_dir: Path, env_steps: int) -> int:
@@ -109,7 +127,11 @@ def run_rllib(args) -> dict:
     t_start = time.perf_counter()  # the whole run, as ours: build, training, evaluations
     algo = config.build_algo()
     module = algo.get_module()
-    params = sum(p.numel() for p in module.parameters())
+    # trained parameters: not the critic's EMA copy (requires_grad off); its continue head is
+    # trained (ours runs without one: model.termination=false), so counted apart
+    params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    continue_params = sum(p.numel() for p in
+                          module.dreamer_model.world_model.continue_predictor.parameters())
     steps, evals, train_s, updates = 0, [], 0.0, 0
     next_eval = args.eval_every
     while steps < args.steps:
@@ -124,9 +146,13 @@ def run_rllib(args) -> dict:
             next_eval += args.eval_every
     algo.stop()
     wall = time.perf_counter() - t_start
-    return {"name": "rllib DreamerV3 (XS)", "params": params, "env_steps": steps,
-            "wall_s": wall, "train_s": train_s, "env_steps_per_s": steps / wall, "updates": updates,
-            "updates_per_s": updates / train_s, "evals": evals}
+    return {"name": "rllib DreamerV3 (XS)", "params": params, "continue_params": continue_params,
+            "env_steps": steps, "wall_s": wall, "train_s": train_s,
+            "env_steps_per_s": steps / wall, "updates": updates,
+            "updates_per_s": updates / train_s, "evals": evals,
+            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, steps),
+            # evaluated between train() calls: its newest weights, no updates outstanding
+            "updates_behind_at_evals": [(s, 0.0) for s, _ in evals]}
 
 
 def rllib_eval(module, args) -> float:
@@ -159,13 +185,17 @@ def rllib_eval(module, args) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| run | params | env steps | env steps/s | learner updates | updates/s | "
-             "eval return (env steps: return) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| run | trained params | env steps | env steps/s | learner updates | updates/s | "
+             "rows replayed per env step after warm-up | most updates behind at an evaluation "
+             "| eval return (env steps: return) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         evals = ", ".join(f"{s}: {v:.1f}" for s, v in r["evals"])
+        behind = max((v for _, v in r.get("updates_behind_at_evals", [])), default=float("nan"))
         lines.append(f"| {r['name']} | {r['params']:,} | {r['env_steps']:,} | "
                      f"{r['env_steps_per_s']:.1f} | {r['updates']:.0f} | "
-                     f"{r['updates_per_s']:.2f} | {evals} |")
+                     f"{r['updates_per_s']:.2f} | "
+                     f"{r.get('rows_per_step_after_warmup', float('nan')):.1f} | {behind:.1f} | "
+                     f"{evals} |")
     return "\n".join(lines)
 
 

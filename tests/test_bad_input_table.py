@@ -22,6 +22,7 @@ print(json.dumps({"code": code, "seconds": time.perf_counter() - t0,
 
 TRAIN = [  # (overrides or options after `train debug`, words the message must hold)
     (["planner.horizn=3"], ["planner.horizn", "planner.horizon"]),
+    (["train.eval_max_lag=-2"], ["train.eval_max_lag=-2", ">= 0", "-1"]),
     (["workers.num=two"], ["workers.num='two'", "int"]),
     (["workers.num=0"], ["workers.num=0", "positive"]),
     (["--steps", "-1"], ["train.steps=-1", "positive"]),

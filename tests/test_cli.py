@@ -36,6 +36,9 @@ def _bad(capsys, tmp_path, argv):
      ["agent.name='mbpo'", "train.schedule sync", "'async'"]),
     (["train", "debug", "train.schedule=async", "train.spi_error_buffer=10"],
      ["train.spi_error_buffer=10", "model.ensemble_size x model.batch_size = 96 rows: 384"]),
+    (["train", "debug", "train.schedule=async", "train.eval_max_lag=3",
+      "train.updates_per_round=10", "train.spi_error_buffer=400"],
+     ["train.eval_max_lag=3", "4 updates of 96 rows", "must be >= 6"]),
 ])
 def test_bad_input_exits_2_with_clear_message(capsys, tmp_path, argv, words):
     err = _bad(capsys, tmp_path, argv)

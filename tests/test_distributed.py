@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mbrl_ray.config import apply_overrides, load_preset
@@ -141,6 +142,29 @@ def test_eval_wait_evaluates_every_due_point(ray_session, tmp_path):
     result, _ = _run(tmp_path, "exact", EXACT_EVALS + ["train.eval_wait=true"])
     steps = [s for s, _ in _scalars(result.run_dir, "eval/episodic_return")]
     assert steps == [100, 200, 300, 400]
+
+
+def test_eval_max_lag_holds_each_evaluation_until_the_learner_has_its_updates(ray_session,
+                                                                              tmp_path):
+    """Each async evaluation logs how far its weights are behind the updates the ratio had
+    granted when it was due; with train.eval_max_lag=0 it waits for them (a learner slow
+    beside its workers: 64 samples per row, 768-row batches through 4 x 1024 layers; weights
+    published every 5 updates, a buffer of 5 updates' rows; without the wait the point at
+    200 was 8.3 updates behind). The learner's own update count, kept in its checkpoint,
+    times its rows equals the samples it drew."""
+    rows = 3 * 256
+    over = EXACT_EVALS + ["train.eval_episodes=2", "train.updates_per_round=5",
+                          f"train.spi_error_buffer={5 * rows}", "train.samples_per_insert=64",
+                          "model.hidden_size=1024", "model.num_layers=4", "model.batch_size=256"]
+    result, _ = _run(tmp_path, "lag", over + ["train.eval_max_lag=0"])
+    behind = _scalars(result.run_dir, "eval/updates_behind")
+    steps = [s for s, _ in _scalars(result.run_dir, "eval/episodic_return")]
+    assert [s for s, _ in behind] == steps and steps[0] == 100 and steps[-1] == 400
+    assert all(v <= 0 for s, v in behind[:-1]), behind  # the final one waits on nothing
+    saved = ckpt.latest(result.run_dir)
+    learner = torch.load(saved / "learner.pt", map_location="cpu", weights_only=True)
+    samples = ckpt.read_counters(saved)["replay"]["limiter"]["samples"]
+    assert learner["updates"] * rows == samples > 0
 
 
 def test_resume_continues_counters_and_replay(ray_session, tmp_path):

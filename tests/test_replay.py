@@ -186,6 +186,19 @@ def test_limiter_holds_ratio():
     assert 3.5 < lim.ratio < 4.5
 
 
+def test_limiter_due_counts_the_ratio_after_warm_up_plus_the_owed_samples():
+    """What evaluation's wait for the learner measures against (train.eval_max_lag): spi x
+    rows after the warm-up, plus the owed pre-training samples; nothing before warm-up."""
+    lim = SamplesPerInsertLimiter(samples_per_insert=4, min_size=10, error_buffer=8, owed=100)
+    lim.insert(9)
+    assert lim.due == 0.0
+    lim.insert(1)
+    assert lim.due == 100.0
+    lim.insert(7)
+    lim.sample(50)  # samples drawn do not move it
+    assert lim.due == 128.0
+
+
 def test_limiter_grants_the_owed_pretraining_samples_while_inserts_wait():
     """owed = 100 samples: once the 10 warm-up rows are in, the learner may draw 100 (+ the
     error buffer) at once, and inserts wait until it has drawn all but the buffer."""

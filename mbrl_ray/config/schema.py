@@ -111,6 +111,10 @@ class TrainConfig:
     eval_wait: bool = doc(False, "training waits for each evaluation, so every due point is "
                           "evaluated (exact curves, slower); false: evaluations run beside "
                           "training and a point due while one runs is skipped")
+    eval_max_lag: int = doc(-1, "async: an evaluation waits until the published weights are "
+                            "at most this many learner updates behind those the "
+                            "samples-per-insert ratio has granted (eval/updates_behind logs "
+                            "the gap); -1: evaluate the newest weights at once")
     video_every: int = doc(0, "record one evaluation episode as a TensorBoard video every K "
                            "evaluations (eval/video); 0: never", bound=">= 0")
     video_size: int = doc(128, "side of the evaluation video's frames", bound="count", upper=1_024)
@@ -120,6 +124,9 @@ class TrainConfig:
     def check(self, cfg: Config) -> None:
         if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"train.seed={self.seed!r} must lie in 0 .. {MAX_SEED}")
+        if self.eval_max_lag < -1:
+            raise ConfigError(f"train.eval_max_lag={self.eval_max_lag!r} must be >= 0 "
+                              "(updates), or -1 (no wait)")
 
 
 @dataclass

@@ -39,6 +39,7 @@ class Learner:
         self.replay, self.param_server = ray.get_actor(replay), ray.get_actor(param_server)
         # A restarted learner publishes above every version handed out (workers load newer only).
         self.version = ray.get(self.param_server.latest_version.remote())
+        self.updates = 0  # async updates taken, kept across checkpoints (evaluation's lag)
         self.m_updates = metrics.make("mbrl_learner_updates_total")
         if load_path:
             # On CPU: generator states must stay CPU byte tensors; modules and optimisers copy
@@ -46,6 +47,7 @@ class Learner:
             state = torch.load(load_path, map_location="cpu", weights_only=True)
             self.agent.load_state_dict(state["agent"])
             self.version = max(self.version, state["version"])
+            self.updates = state.get("updates", 0)  # absent in checkpoints before it was kept
             if self.agent.inference_weights() is not None:
                 self._publish(self.version + 1)
 
@@ -84,6 +86,7 @@ class Learner:
                     total[k] = total.get(k, 0.0) + v / num_updates
         check_finite(total, "loss of the learner's updates")
         self.m_updates.inc(num_updates)
+        self.updates += num_updates
         self._publish(self.version + 1)
         return {**total, "train_s": time.perf_counter() - t0}
 
@@ -97,14 +100,14 @@ class Learner:
         check_finite(weights, "weight (not published)")
         self.version = version
         ref = ray.put(weights)
-        ray.get(self.param_server.publish.remote(version, [ref]))
+        ray.get(self.param_server.publish.remote(version, [ref], self.updates))
 
     def save(self, path: str) -> None:
         """Write the agent's state; refused when any of it is non-finite."""
         state = self.agent.state_dict()
         check_finite(state, "learner state (not checkpointed)")
         try:
-            torch.save({"agent": state, "version": self.version}, path)
+            torch.save({"agent": state, "version": self.version, "updates": self.updates}, path)
         except RuntimeError as err:
             # torch's writer reports a full disk as "unexpected pos" or "iostream error": say
             # what happened, as the OSError every other writer raises.

@@ -11,6 +11,7 @@ class ParameterServer:
     def __init__(self) -> None:
         self.version = 0
         self.ref: ray.ObjectRef | None = None
+        self.updates = 0  # learner updates behind the newest weights
         self.seen: dict[str, int] = {}  # worker id -> version it last loaded
         self.starts: dict[str, int] = {}  # worker id -> processes started under that name
         self.m_version = metrics.make("mbrl_params_version")
@@ -21,9 +22,10 @@ class ParameterServer:
         self.seen[worker] = have
         self.m_lag.set(self.version - have, tags={"worker": worker})
 
-    def publish(self, version: int, refs: list) -> None:
-        """refs: [ObjectRef] (wrapped in a list so that Ray passes the ref, not the value)."""
-        self.version, self.ref = version, refs[0]
+    def publish(self, version: int, refs: list, updates: int = 0) -> None:
+        """refs: [ObjectRef] (wrapped in a list so that Ray passes the ref, not the value);
+        updates: the learner's updates so far, all of them in these weights."""
+        self.version, self.ref, self.updates = version, refs[0], updates
         self.m_version.set(version)
         for worker, have in self.seen.items():
             self._see(worker, have)
@@ -47,6 +49,10 @@ class ParameterServer:
         more: Ray restarted it)."""
         self.starts[worker] = self.starts.get(worker, 0) + 1
         return self.starts[worker] - 1
+
+    def newest(self):
+        """((version, [ref]) as `current`, the learner updates in those weights)."""
+        return self.current(), self.updates
 
     def latest_version(self) -> int:
         return self.version

@@ -28,6 +28,7 @@ def preflight(cfg: Config) -> EnvSpec:
     agent = agent_class(cfg)
     agent.check_config(cfg, spec)
     check_batch(cfg, agent.batch_spec_for(cfg))
+    check_eval_lag(cfg, agent.batch_spec_for(cfg).rows)
     check_network_memory(cfg, spec, agent.size_keys, ray_running=joined)
     return spec
 
@@ -41,6 +42,26 @@ def learner_state_loader(cfg: Config, spec: EnvSpec):
     from mbrl_ray.agents import make_learner
     agent = make_learner(spec, cfg, torch.device("cpu"), seed=cfg.train.seed)
     return agent.load_state_dict
+
+
+def check_eval_lag(cfg: Config, rows: int) -> None:
+    """An evaluation held for the learner (train.eval_max_lag) must be one the learner can
+    reach: it publishes every updates_per_round updates and may draw at most
+    spi_error_buffer samples past those due, so its weights can stay up to
+    updates_per_round - spi_error_buffer / rows updates behind."""
+    t = cfg.train
+    if t.schedule != "async" or t.eval_max_lag < 0:
+        return
+    ahead = int(t.spi_error_buffer // rows)
+    least = t.updates_per_round - ahead
+    if t.eval_max_lag < least:
+        raise ConfigError(
+            f"train.eval_max_lag={t.eval_max_lag}: the learner publishes every "
+            f"train.updates_per_round={t.updates_per_round} updates and draws at most "
+            f"train.spi_error_buffer={t.spi_error_buffer:g} samples ({ahead} updates of "
+            f"{rows} rows) past those due, so its weights may stay {least} updates behind; "
+            f"train.eval_max_lag must be >= {least} (or raise train.spi_error_buffer, or -1: "
+            "no wait)")
 
 
 REPLAY_MEMORY_SHARE = 0.8  # of a local run's machine: the rest for the actors' own memory

@@ -37,6 +37,14 @@ class SamplesPerInsertLimiter:
         self.samples += n
 
     @property
+    def due(self) -> float:
+        """Samples the ratio has granted so far: the point the learner is held around (0
+        before the warm-up rows are in)."""
+        if self.inserts < self.min_size:
+            return 0.0
+        return (self.inserts - self.min_size) * self.spi + self.owed
+
+    @property
     def ratio(self) -> float:
         """Samples drawn per inserted row so far, counted after the warm-up rows."""
         after = self.inserts - self.min_size
