@@ -6,17 +6,20 @@ particle steps by a draw from the GP's posterior at its input (mean + std x nois
 step: the GP in the dropout network's place); the particles are moment-matched and resampled
 as Deep PILCO does (planners/particle_rollout.py); the RBF policy (Deep PILCO's, warm started)
 is improved by one of
-- `adam`: the preset's Adam steps on fresh draws each step (deep_pilco.policy_steps, policy_lr);
+- `adam`: the preset's search: Adam steps (deep_pilco.policy_steps, policy_lr), the draws held
+  for deep_pilco.resample_every steps (common random numbers), the gradient clipped;
+- `adam-fresh`: the preset's search before common random numbers: 500 Adam steps at 1e-2 on 10
+  particles, fresh draws each step, no clipping;
 - `lbfgs`: L-BFGS (100 iterations, strong Wolfe; PILCO's optimiser) on --particles fixed draws,
   kept only if it lowers the cost on them;
-- `reinforce`: the preset's Adam steps on the likelihood-ratio gradient
+- `reinforce`: adam-fresh's Adam steps on the likelihood-ratio gradient
   (`deep_pilco.policy_gradient=reinforce`, its `reinforce_std` exploration, particles apart).
 Then the policy plays the next trial. Trial 1 is random. Per trial: the cost predicted with 200
 particles, the actual cost, and the tip's largest distance over the last 5 steps (the PILCO
 bench's success measure: below 0.1 m).
 
 Usage: .venv/bin/python bench/deep_pilco_search_check.py [--seed 0] [--trials 10]
-         [--searches adam lbfgs reinforce] [--particles 50]
+         [--searches adam adam-fresh lbfgs reinforce] [--particles 50] [--set KEY=VALUE ...]
          [--out bench/results/deep-pilco-search-check]
 Each search's rows are kept in --out (rows-SEARCH.json) and reused when present; then
 summary.md from all of them.
@@ -47,8 +50,9 @@ def cost(agent, model, particles: int, seed: int) -> torch.Tensor:
 
 def search_adam(agent: DeepPILCOLearner, model: GPDynamics, reinforce: bool = False) -> None:
     c = agent.cfg.deep_pilco
-    for _ in range(c.policy_steps):
-        seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
+    for step in range(c.policy_steps):
+        if step % max(c.resample_every, 1) == 0:  # fresh draws, or held (common random numbers)
+            seed = int(torch.randint(1 << 30, (1,), generator=agent.generator))
         if reinforce:
             model.generator = torch.Generator().manual_seed(seed + 1)
             loss = reinforce_surrogate(agent.task, agent.policy, model, STEPS, c.particles,
@@ -57,6 +61,8 @@ def search_adam(agent: DeepPILCOLearner, model: GPDynamics, reinforce: bool = Fa
             loss = cost(agent, model, c.particles, seed)
         agent.policy_opt.zero_grad(set_to_none=True)
         loss.backward()
+        if c.policy_clip:
+            torch.nn.utils.clip_grad_norm_(agent.policy.parameters(), c.policy_clip)
         agent.policy_opt.step()
 
 
@@ -78,9 +84,15 @@ def search_lbfgs(agent: DeepPILCOLearner, model: GPDynamics, particles: int) -> 
         agent.policy.load_state_dict(start)
 
 
+FRESH = ["deep_pilco.particles=10", "deep_pilco.resample_every=0", "deep_pilco.policy_clip=0",
+         "deep_pilco.policy_lr=1e-2", "deep_pilco.policy_steps=500"]
+
+
 def run(search: str, args) -> list[dict]:
     over = [f"train.seed={args.seed}"]
-    cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"), over)
+    cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"),
+                          over + (FRESH if search in ("adam-fresh", "reinforce") else [])
+                          + args.set)
     spec = env_spec(cfg.env.id, max_episode_steps=STEPS)
     env = make_env(cfg.env.id, seed=args.seed, max_episode_steps=STEPS)
     agent = DeepPILCOLearner(spec, cfg, seed=args.seed)
@@ -126,9 +138,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--searches", nargs="+", default=["adam", "lbfgs", "reinforce"],
-                        choices=["adam", "lbfgs", "reinforce"])
+    parser.add_argument("--searches", nargs="+",
+                        default=["adam", "adam-fresh", "lbfgs", "reinforce"],
+                        choices=["adam", "adam-fresh", "lbfgs", "reinforce"])
     parser.add_argument("--particles", type=int, default=50)
+    parser.add_argument("--set", nargs="*", default=[],
+                        help="overrides of the deep-pilco preset (deep_pilco.*)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/deep-pilco-search-check"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

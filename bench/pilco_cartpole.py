@@ -7,7 +7,8 @@ the policy as trained (PILCO's policy is deterministic; trial 1 is random). Tria
 the first such trial's number, the random one counted; interaction time = trials x 2.5 s (the
 papers: about 17.5 s, i.e. 7 trials of 2.5 s).
 
-Usage: .venv/bin/python bench/pilco_cartpole.py [--seeds 0 1 2 3 4] [--trials 10]
+Usage: .venv/bin/python bench/pilco_cartpole.py [--preset pilco-cartpole-swingup]
+         [--seeds 0 1 2 3 4] [--trials 10]
          [--threshold 0.1] [--out bench/results/pilco-cartpole] [--set KEY=VALUE ...]
 Each seed's JSON is kept in --out and reused when present; then summary.md and trials.png.
 """
@@ -33,7 +34,7 @@ def run_seed(seed: int, args) -> dict:
     from mbrl_ray.distributed.driver import Driver
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = apply_overrides(load_preset("pilco-cartpole-swingup"),
+    cfg = apply_overrides(load_preset(args.preset),
                           [f"train.seed={seed}", f"train.steps={TRIAL_STEPS * args.trials}",
                            *args.set])
     run_dir = args.work / f"seed{seed}"
@@ -56,7 +57,7 @@ def trials_to_success(run: dict, threshold: float) -> int | None:
 
 def summarise(runs: dict, args) -> str:
     seeds = sorted(runs)
-    lines = [f"# PILCO on cart-pole swing-up, {len(seeds)} seeds, {args.trials} trials of "
+    lines = [f"# {args.preset}: {len(seeds)} seeds, {args.trials} trials of "
              f"{TRIAL_SECONDS} s", "",
              f"Success: the pole tip within {args.threshold} m of its upright target over a "
              "trial's last 5 steps (0.5 s); trial 1 is random."
@@ -98,13 +99,15 @@ def figure(runs: dict, seeds: list, args) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("trial (1: random actions)")
     ax.set_ylabel("largest tip distance over the trial's last 0.5 s (m)")
-    ax.set_title(f"PILCO, cart-pole swing-up: {len(seeds)} seeds (thin: each seed)")
+    ax.set_title(f"{args.preset}: {len(seeds)} seeds (thin: each seed)")
     ax.legend(loc="upper right")
     save(fig, args.out / "trials.png")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="pilco-cartpole-swingup",
+                        help="the agent's preset (deep-pilco-cartpole-swingup: Deep PILCO)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--threshold", type=float, default=0.1)

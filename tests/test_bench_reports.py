@@ -237,10 +237,10 @@ def test_pilco_bench_counts_the_first_trial_under_the_threshold(tmp_path):
     runs = {0: run([3.0, 1.0, 0.05, 2.0, 0.01]), 1: run([3.0, 0.2, 0.1, 0.3, 0.5])}
     assert bench.trials_to_success(runs[0], 0.1) == 3
     assert bench.trials_to_success(runs[1], 0.1) is None  # 0.1 itself is not below
-    args = SimpleNamespace(trials=5, threshold=0.1, out=tmp_path)
+    args = SimpleNamespace(trials=5, threshold=0.1, out=tmp_path, preset="pilco-cartpole-swingup")
     text = bench.summarise(runs, args)
     assert "| 0 | 3 | 7.5 | 2 / 3 |" in text and "| 1 | none | - | 0 / 3 |" in text
-    assert "Seeds solved within 5 trials: 1 / 2" in text
+    assert "Seeds solved within 5 trials: 1 / 2" in text and "# pilco-cartpole-swingup: 2 seeds" in text
     assert (tmp_path / "trials.png").stat().st_size > 0
 
 

@@ -492,3 +492,52 @@ def test_deep_pilco_fits_with_either_policy_gradient(gradient):
     logs = agent.fit(data, env_steps=25)
     assert all(np.isfinite(v) for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters()))
+
+
+def _deep_pilco_steps(overrides: list[str]) -> tuple[list[float], list[float]]:
+    """Costs and (clipped) gradient norms of each policy step of a search on a trial's rows,
+    the steps recorded as the agent's optimiser takes them."""
+    from mbrl_ray.agents.deep_pilco import DeepPILCOLearner
+    from mbrl_ray.config import apply_overrides, load_preset
+    from mbrl_ray.envs.spec import EnvSpec
+    cfg = apply_overrides(load_preset("deep-pilco-cartpole-swingup"), [
+        "deep_pilco.model_steps=5", "deep_pilco.hidden_size=16", "deep_pilco.particles=8",
+        "pilco.horizon=5", "deep_pilco.policy_steps=4", "deep_pilco.policy_lr=1e-12",
+        *overrides])
+    agent = DeepPILCOLearner(EnvSpec.state(4, 1), cfg)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(25, 4))
+    agent.fit_dynamics({"obs": obs, "next_obs": obs + 0.1 * rng.normal(size=(25, 4)),
+                        "action": rng.uniform(-1, 1, (25, 1))})
+    costs, norms = [], []
+    objective, step = agent.policy_objective, agent.policy_opt.step
+
+    def record_cost(draws):
+        loss, cost = objective(draws)
+        costs.append(float(cost))
+        return loss, cost
+
+    def record_norm(*a, **k):
+        norms.append(float(torch.cat([p.grad.flatten() for p in agent.policy.parameters()]
+                                     ).norm()))
+        return step(*a, **k)
+
+    agent.policy_objective, agent.policy_opt.step = record_cost, record_norm
+    agent.search_policy()
+    return costs, norms
+
+
+def test_deep_pilco_search_holds_its_draws_for_resample_every_steps_and_clips():
+    """Common random numbers: with resample_every=2 steps 1-2 and 3-4 each see one set of
+    masks, starts and noise (the policy barely moves at lr 1e-12, so equal draws give equal
+    costs) and the two sets differ; with 0 every step draws afresh. policy_clip bounds the
+    gradient's norm; without it the norm is larger."""
+    held, norms = _deep_pilco_steps(["deep_pilco.resample_every=2"])
+    assert held[0] == pytest.approx(held[1], abs=1e-9)
+    assert held[2] == pytest.approx(held[3], abs=1e-9)
+    assert held[1] != pytest.approx(held[2], abs=1e-6)
+    fresh, _ = _deep_pilco_steps(["deep_pilco.resample_every=0"])
+    assert len(set(round(c, 9) for c in fresh)) == 4
+    _, clipped = _deep_pilco_steps(["deep_pilco.resample_every=2", "deep_pilco.policy_clip=1e-6"])
+    assert min(norms) > 1e-5  # unclipped; clipped: scaled by clip / (norm + 1e-6) (torch's eps)
+    assert clipped == pytest.approx([1e-6 * n / (n + 1e-6) for n in norms], rel=1e-6)

@@ -5,8 +5,9 @@ task and RBF policy (agents/pilco.py), with
   every transition after each trial, warm started;
 - policy evaluation: `deep_pilco.particles` particles, a dropout mask each held for the whole
   rollout, moment-matched and resampled every step (planners/particle_rollout.py);
-- policy improvement: Adam on the pathwise gradient of the particles' mean cost, fresh masks
-  and noise at every step (the paper's method), or with `deep_pilco.policy_gradient=reinforce`
+- policy improvement: Adam on the pathwise gradient of the particles' mean cost (the paper's
+  method), fresh masks and noise at every step or held for `deep_pilco.resample_every` steps
+  (common random numbers), the gradient clipped to `deep_pilco.policy_clip`; or with `deep_pilco.policy_gradient=reinforce`
   on the likelihood-ratio gradient of Gaussian exploration actions (the lecture's label)."""
 from __future__ import annotations
 
@@ -51,19 +52,31 @@ class DeepPILCOLearner(DeepPILCOAgent, PILCOLearner):
         logs = self.trial_logs(data, env_steps)
         logs["deep_pilco_model_loss"] = self.fit_dynamics(data)
         before = self.predicted_cost()
-        c = self.cfg.deep_pilco
-        for _ in range(c.policy_steps):
-            loss, cost = self.policy_objective()
-            self.policy_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.policy_opt.step()
+        cost = self.search_policy()
         self.trained, self.predicted = True, self.predicted_cost()
         return logs | {"deep_pilco_search_cost": float(cost),
                        "pilco_predicted_cost_before": before,
                        "pilco_predicted_cost": self.predicted,
                        "pilco_transitions": float(len(data["obs"]))}
 
-    def policy_objective(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def search_policy(self) -> torch.Tensor:
+        """deep_pilco.policy_steps Adam steps on the policy; -> the last step's cost. With
+        `resample_every` = k > 0 each k steps share their draws (common random numbers: the
+        objective is one fixed function between redraws, not a new sample at every step)."""
+        c = self.cfg.deep_pilco
+        for step in range(c.policy_steps):
+            if c.resample_every and step % c.resample_every == 0:
+                seed = int(torch.randint(1 << 62, (1,), generator=self.generator))
+            draws = torch.Generator().manual_seed(seed) if c.resample_every else self.generator
+            loss, cost = self.policy_objective(draws)
+            self.policy_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.policy_clip:
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.policy_clip)
+            self.policy_opt.step()
+        return cost
+
+    def policy_objective(self, draws: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss to step on, the cost it estimates): pathwise, the moment-matched particles'
         cost; reinforce, the likelihood-ratio surrogate and the cost of its exploring
         particles (noisy actions, no resampling: not the cost the deterministic policy is
@@ -71,9 +84,9 @@ class DeepPILCOLearner(DeepPILCOAgent, PILCOLearner):
         c = self.cfg.deep_pilco
         if c.policy_gradient == "reinforce":
             return reinforce_surrogate(self.task, self.policy, self.dynamics, self.steps,
-                                       c.particles, c.reinforce_std, self.generator)
+                                       c.particles, c.reinforce_std, draws)
         cost = particle_costs(self.task, self.policy, self.dynamics, self.steps, c.particles,
-                              self.generator).sum()
+                              draws).sum()
         return cost, cost.detach()
 
     def fit_dynamics(self, data: dict[str, np.ndarray]) -> float:

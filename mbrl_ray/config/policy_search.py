@@ -148,6 +148,12 @@ class DeepPILCOConfig:
     policy_steps: int = doc(500, "Adam steps of the policy per trial, fresh masks and noise "
                             "each", bound="count", upper=10_000_000)
     policy_lr: float = doc(1e-2, "Adam learning rate of the policy", bound="> 0")
+    resample_every: int = doc(0, "policy steps that share one set of masks, start draws and "
+                              "noise (common random numbers, as PEGASUS and prob_mbrl's "
+                              "MC-PILCO fix them); 0: fresh draws at every step",
+                              bound=">= 0", upper=10_000_000)
+    policy_clip: float = doc(0.0, "largest norm of the policy's gradient per step (0: not "
+                             "clipped)", bound=">= 0")
     policy_gradient: str = doc("pathwise", "the policy step's gradient: pathwise (the "
                                "paper's, through the moment-matched particles) or reinforce (the "
                                "lecture's label: likelihood ratio of Gaussian exploration "
