@@ -32,7 +32,6 @@ def run_seed(seed: int, args) -> dict:
     """One run of `--trials` trials -> per trial (1-based): end distance, actual cost and the
     cost predicted for the policy that played it; the learner's seconds per fit; wall-clock."""
     from mbrl_ray.distributed.driver import Driver
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = apply_overrides(load_preset(args.preset),
                           [f"train.seed={seed}", f"train.steps={TRIAL_STEPS * args.trials}",
@@ -40,13 +39,26 @@ def run_seed(seed: int, args) -> dict:
     run_dir = args.work / f"seed{seed}"
     t0 = time.monotonic()
     Driver(cfg, run_dir, printer=lambda *a, **k: None).run()
-    seconds = time.monotonic() - t0
+    return read_run(run_dir, seed, time.monotonic() - t0)
+
+
+def read_run(run_dir: Path, seed: int, seconds: float | None = None,
+             trials: int | None = None) -> dict:
+    """A run's per-trial record from its TensorBoard log; `trials`: its first trials only (a
+    longer run stopped early: --from-run). seconds: the run's wall clock, else the log's span
+    from the first fit's start to the end of the last fit kept (start-up and trial 1's play
+    not counted)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
-    out = {"seed": seed, "seconds": seconds,
-           "fit_seconds": [e.value for e in acc.Scalars("perf/train_s")]}
+    fits = acc.Scalars("perf/train_s")[:trials]
+    out = {"seed": seed, "fit_seconds": [e.value for e in fits],
+           "seconds": seconds if seconds is not None else fits[-1].wall_time - fits[0].wall_time
+           + fits[0].value}
     for tag in TAGS:
-        out[tag] = {e.step // TRIAL_STEPS: e.value for e in acc.Scalars(f"losses/{tag}")}
+        out[tag] = {e.step // TRIAL_STEPS: e.value for e in acc.Scalars(f"losses/{tag}")
+                    if trials is None or e.step // TRIAL_STEPS <= trials}
     return out
 
 
@@ -113,6 +125,9 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path("bench/results/pilco-cartpole"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/pilco-cartpole"))
+    parser.add_argument("--from-run", type=Path, metavar="RUN_DIR",
+                        help="record the one --seeds seed from this run dir (a longer run "
+                        "stopped early), its first --trials trials, instead of running it")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides on top of the preset (e.g. pilco.inducing=100)")
     args = parser.parse_args()
@@ -120,6 +135,8 @@ def main() -> None:
     runs: dict = {}
     for seed in args.seeds:
         path = args.out / f"seed{seed}.json"
+        if not path.exists() and args.from_run:
+            path.write_text(json.dumps(read_run(args.from_run, seed, trials=args.trials)))
         if not path.exists():
             result = run_seed(seed, args)
             path.write_text(json.dumps(result))

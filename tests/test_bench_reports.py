@@ -274,3 +274,25 @@ def test_deep_pilco_checks_tabulate_each_model_and_search():
     assert "| 5 | 100 | 6.9 | 7.1 | 7.0 | GP | - | 0.010 0.020 | - | - |" in text
     assert ("| 5 | 100 | 6.9 | 7.1 | 7.0 | dropout, 1000 Adam steps | 21.3 | 0.500 0.250 | "
             "0.060 0.070 | 2 |") in text
+
+
+def test_pilco_compare_tabulates_each_method_and_draws_both_panels(tmp_path):
+    """Per method: seeds solved, trials to success (median, range), the interaction time at
+    the median, the median seconds per fit; an unsolved method says so."""
+    import json
+    bench = _module("pilco_compare")
+
+    def write(folder, seed, distances, fits):
+        folder.mkdir(exist_ok=True)
+        (folder / f"seed{seed}.json").write_text(json.dumps({
+            "seed": seed, "fit_seconds": fits,
+            "pilco_trial_end_distance": {str(k + 1): d for k, d in enumerate(distances)}}))
+
+    write(tmp_path / "a", 0, [3.0, 0.05, 0.01], [10.0, 20.0, 30.0])
+    write(tmp_path / "a", 1, [3.0, 1.0, 0.02], [30.0, 40.0, 50.0])
+    write(tmp_path / "b", 0, [3.0, 2.0, 1.0], [5.0, 6.0, 7.0])
+    a, b = bench.load(tmp_path / "a"), bench.load(tmp_path / "b")
+    assert bench.row("A", a, 0.1) == "| A | 2 / 2 | 2.5 (2-3) | 6.2 s | 30 |"
+    assert bench.row("B", b, 0.1) == "| B | 0 / 1 | - | - | 6 |"
+    bench.figure({"A": a, "B": b}, 0.1, tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").stat().st_size > 0
