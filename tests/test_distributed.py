@@ -144,6 +144,12 @@ def test_eval_wait_evaluates_every_due_point(ray_session, tmp_path):
     assert steps == [100, 200, 300, 400]
 
 
+LAG_RUN = EXACT_EVALS + ["train.eval_episodes=2", "train.updates_per_round=5",
+                         f"train.spi_error_buffer={5 * 3 * 256}", "train.samples_per_insert=64",
+                         "model.hidden_size=1024", "model.num_layers=4", "model.batch_size=256",
+                         "train.eval_max_lag=0"]
+
+
 def test_eval_max_lag_holds_each_evaluation_until_the_learner_has_its_updates(ray_session,
                                                                               tmp_path):
     """Each async evaluation logs how far its weights are behind the updates the ratio had
@@ -153,10 +159,7 @@ def test_eval_max_lag_holds_each_evaluation_until_the_learner_has_its_updates(ra
     200 was 8.3 updates behind). The learner's own update count, kept in its checkpoint,
     times its rows equals the samples it drew."""
     rows = 3 * 256
-    over = EXACT_EVALS + ["train.eval_episodes=2", "train.updates_per_round=5",
-                          f"train.spi_error_buffer={5 * rows}", "train.samples_per_insert=64",
-                          "model.hidden_size=1024", "model.num_layers=4", "model.batch_size=256"]
-    result, _ = _run(tmp_path, "lag", over + ["train.eval_max_lag=0"])
+    result, _ = _run(tmp_path, "lag", LAG_RUN)
     behind = _scalars(result.run_dir, "eval/updates_behind")
     steps = [s for s, _ in _scalars(result.run_dir, "eval/episodic_return")]
     assert [s for s, _ in behind] == steps and steps[0] == 100 and steps[-1] == 400
@@ -165,6 +168,36 @@ def test_eval_max_lag_holds_each_evaluation_until_the_learner_has_its_updates(ra
     learner = torch.load(saved / "learner.pt", map_location="cpu", weights_only=True)
     samples = ckpt.read_counters(saved)["replay"]["limiter"]["samples"]
     assert learner["updates"] * rows == samples > 0
+
+
+@pytest.mark.long
+def test_eval_max_lag_does_not_wait_for_updates_a_killed_learner_lost(ray_session, tmp_path):
+    """The learner is killed once at step 250, before the first checkpoint: the ~12 updates'
+    samples it drew are counted by the limiter but held by no weights, and the limiter's slack
+    (5 updates) cannot make them up. The evaluation due at 300 still runs when the restarted
+    learner has what it can reach (not held to the end), that loss counted out of what is
+    due."""
+    import threading
+    import time
+
+    import ray
+
+    cfg = apply_overrides(load_preset("debug"), LAG_RUN + ["train.checkpoint_every=400"])
+    driver = Driver(cfg, tmp_path / "killed", printer=lambda *a, **k: None)
+    killed = threading.Event()
+
+    def kill_once():
+        while not (hasattr(driver, "topo") and driver.counters["env_steps"] >= 250):
+            time.sleep(0.05)
+        ray.kill(driver.topo.learner)
+        killed.set()
+
+    threading.Thread(target=kill_once, daemon=True).start()
+    result = driver.run()
+    assert killed.is_set() and result.learner_restarts == 1
+    behind = _scalars(result.run_dir, "eval/updates_behind")
+    assert [s for s, _ in behind] == [100, 200, 300, 400], behind
+    assert all(v <= 0 for s, v in behind if s < 400), behind
 
 
 def test_resume_continues_counters_and_replay(ray_session, tmp_path):

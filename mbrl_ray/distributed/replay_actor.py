@@ -103,7 +103,8 @@ class ReplayActor:
     def stats(self) -> dict[str, float]:
         return {"size": self.store.size, "steps_inserted": self.store.steps_inserted,
                 "samples_per_insert": self._samples_per_insert(), "nbytes": self.store.nbytes,
-                "samples_due": self.limiter.due if self.limiter is not None else 0.0}
+                "samples_due": self.limiter.due if self.limiter is not None else 0.0,
+                "samples_drawn": self.limiter.samples if self.limiter is not None else 0}
 
     def save(self, path: str) -> dict:
         """Write the storage to `path` (.npz); returns what to keep beside it: the limiter's

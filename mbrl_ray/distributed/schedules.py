@@ -40,7 +40,7 @@ def run_async(driver) -> None:
                 driver.log_learner(ray.get(ref))
             except ray.exceptions.RayActorError as err:
                 driver.restart_learner(err)  # its round is lost; the replay still holds it all
-            driver.evals.poll()  # an evaluation held for these weights starts now
+            driver.evals.poll(learner_idle=True)  # one held for these weights starts now
             if driver.checkpoint_due:
                 driver.checkpoint(pause_inserts=True)
             learner_ref = topo.learner.train.remote(t.updates_per_round)
