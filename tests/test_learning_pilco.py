@@ -21,11 +21,16 @@ def trials_to_success(run_dir) -> int | None:
     return min(hits) if hits else None
 
 
+def seeds_solved(preset: str, tmp_path, overrides: tuple[str, ...] = ()) -> list[int | None]:
+    """Trials to success of each of SEEDS (None: never), one run each."""
+    return [trials_to_success(run_seed(preset, seed, tmp_path, overrides).run_dir)
+            for seed in SEEDS]
+
+
 # 250 env steps; the learner's fits take most of it (30-120 s per trial on 2 cores).
 @pytest.mark.timeout(timeout_s(250, 3.0))
 def test_pilco_swings_up_within_ten_trials(ray_session, tmp_path):
-    found = [trials_to_success(run_seed("pilco-cartpole-swingup", seed, tmp_path).run_dir)
-             for seed in SEEDS]
+    found = seeds_solved("pilco-cartpole-swingup", tmp_path)
     assert sum(k is not None for k in found) >= 2, found
 
 
@@ -33,9 +38,7 @@ def test_pilco_swings_up_within_ten_trials(ray_session, tmp_path):
 # fits stay near 40 s instead of growing (bench/results/pilco-cartpole-sparse100/).
 @pytest.mark.timeout(timeout_s(250, 3.0))
 def test_pilco_with_the_sparse_gp_swings_up_within_ten_trials(ray_session, tmp_path):
-    found = [trials_to_success(run_seed("pilco-cartpole-swingup", seed, tmp_path,
-                                        ("pilco.inducing=100",)).run_dir)
-             for seed in SEEDS]
+    found = seeds_solved("pilco-cartpole-swingup", tmp_path, ("pilco.inducing=100",))
     assert sum(k is not None for k in found) >= 2, found
 
 
@@ -45,7 +48,5 @@ def test_pilco_with_the_sparse_gp_swings_up_within_ten_trials(ray_session, tmp_p
 # from trial 9 on), seed 1 at trial 10, seed 2 at trial 7; each held it over trials 10-12.
 @pytest.mark.timeout(timeout_s(300, 4.0))
 def test_deep_pilco_swings_up_within_twelve_trials(ray_session, tmp_path):
-    found = [trials_to_success(run_seed("deep-pilco-cartpole-swingup", seed, tmp_path,
-                                        ("train.steps=300",)).run_dir)
-             for seed in SEEDS]
+    found = seeds_solved("deep-pilco-cartpole-swingup", tmp_path, ("train.steps=300",))
     assert sum(k is not None for k in found) >= 2, found

@@ -7,8 +7,9 @@ task and RBF policy (agents/pilco.py), with
   rollout, moment-matched and resampled every step (planners/particle_rollout.py);
 - policy improvement: Adam on the pathwise gradient of the particles' mean cost (the paper's
   method), fresh masks and noise at every step or held for `deep_pilco.resample_every` steps
-  (common random numbers), the gradient clipped to `deep_pilco.policy_clip`; or with `deep_pilco.policy_gradient=reinforce`
-  on the likelihood-ratio gradient of Gaussian exploration actions (the lecture's label)."""
+  (common random numbers), the gradient clipped to `deep_pilco.policy_clip`; or with
+  `deep_pilco.policy_gradient=reinforce` on the likelihood-ratio gradient of Gaussian
+  exploration actions (the lecture's label)."""
 from __future__ import annotations
 
 import numpy as np

@@ -145,8 +145,8 @@ class DeepPILCOConfig:
     model_lr: float = doc(1e-3, "Adam learning rate of the dynamics", bound="> 0")
     weight_decay: float = doc(1e-4, "weight decay of the dynamics (the dropout posterior's "
                               "prior term)", bound=">= 0")
-    policy_steps: int = doc(500, "Adam steps of the policy per trial, fresh masks and noise "
-                            "each", bound="count", upper=10_000_000)
+    policy_steps: int = doc(500, "Adam steps of the policy per trial (their draws: "
+                            "deep_pilco.resample_every)", bound="count", upper=10_000_000)
     policy_lr: float = doc(1e-2, "Adam learning rate of the policy", bound="> 0")
     resample_every: int = doc(0, "policy steps that share one set of masks, start draws and "
                               "noise (common random numbers, as PEGASUS and prob_mbrl's "

@@ -27,8 +27,9 @@ def preflight(cfg: Config) -> EnvSpec:
     check_replay_memory(cfg, spec, ray_running=joined)
     agent = agent_class(cfg)
     agent.check_config(cfg, spec)
-    check_batch(cfg, agent.batch_spec_for(cfg))
-    check_eval_lag(cfg, agent.batch_spec_for(cfg).rows)
+    batch = agent.batch_spec_for(cfg)
+    check_batch(cfg, batch)
+    check_eval_lag(cfg, batch.rows)
     check_network_memory(cfg, spec, agent.size_keys, ray_running=joined)
     return spec
 
