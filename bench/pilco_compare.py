@@ -6,7 +6,8 @@ One figure (compare.png) with two panels over trials: the tip's largest distance
 over each trial's last 0.5 s (median over seeds, band from the lowest to the highest seed, the
 success threshold dashed), and the learner's seconds per fit (mean over seeds, band min-max);
 and a table (compare.md): per method, seeds solved, trials to success (median, range), the
-interaction time to success and the median seconds per fit.
+interaction time to success and the median seconds per fit; then each later method's paired
+difference in trials to success from the first, over the seeds both ran and both solved.
 
 Usage: .venv/bin/python bench/pilco_compare.py LABEL=DIR [LABEL=DIR ...]
          [--threshold 0.1] [--out bench/results/pilco-compare]
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from lst_figure3 import save  # bench/ is the script's sys.path[0]
 from pilco_cartpole import TRIAL_SECONDS, trials_to_success
+
+from mbrl_ray.compare import mean_and_half_width
 
 
 def load(folder: Path) -> list[dict]:
@@ -50,6 +53,24 @@ def row(label: str, runs: list[dict], threshold: float) -> str:
     return (f"| {label} | {len(found)} / {len(runs)} | {np.median(found):g} "
             f"({min(found)}-{max(found)}) | {np.median(found) * TRIAL_SECONDS:.1f} s | "
             f"{fits:.0f} |")
+
+
+def paired(label: str, runs: list[dict], base_label: str, base: list[dict],
+           threshold: float) -> str:
+    """`label` minus `base_label` in trials to success, seed by seed (95% t interval)."""
+    mine = {r["seed"]: trials_to_success(r, threshold) for r in runs}
+    theirs = {r["seed"]: trials_to_success(r, threshold) for r in base}
+    seeds = sorted(mine.keys() & theirs.keys())
+    both = [s for s in seeds if mine[s] and theirs[s]]
+    diffs = [mine[s] - theirs[s] for s in both]
+    if not diffs:
+        return f"{label} - {base_label}: no seed that both solved"
+    mean, half = mean_and_half_width(diffs)
+    unsolved = f"; seeds not solved by both: {sorted(set(seeds) - set(both))}" if len(both) < len(
+        seeds) else ""
+    return (f"{label} - {base_label}, trials to success, paired over seeds {both}: "
+            f"{' '.join(f'{d:+d}' for d in diffs)}, mean {mean:+.1f} +- {half:.1f} (95% t)"
+            f"{unsolved}")
 
 
 def figure(methods: dict[str, list[dict]], threshold: float, path: Path) -> None:
@@ -91,6 +112,9 @@ def main() -> None:
     lines = ["| method | seeds solved | trials to success, median (range) | interaction to "
              "success (median) | learner s per fit (median) |", "| --- | ---: | ---: | ---: | ---: |"]
     lines += [row(label, runs, args.threshold) for label, runs in methods.items()]
+    (base_label, base), *others = methods.items()
+    lines += [""] + [paired(label, runs, base_label, base, args.threshold) + "\n"
+                     for label, runs in others]
     text = (f"Cart-pole swing-up, success: tip within {args.threshold} m over a trial's last "
             f"0.5 s; trials of {TRIAL_SECONDS} s, the random first one counted.\n\n"
             + "\n".join(lines) + "\n")
