@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(args)
     if args.command == "finetune":
         return _finetune(args)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """train or resume: the run, then the agent's after-training step (MBMF's fine-tuning)."""
     try:
         cfg, run_dir = _checked_input(args)
         # Imported only now: bad input is answered before Ray and torch load.

@@ -94,7 +94,7 @@ class PlannerConfig:
                              "the SAC actor trained for the terminal value; DC-MPC: its actor) "
                              "rolled through the model, mixed into every planner iteration's "
                              "samples; 0: off", bound=">= 0")
-    prior_weight: float = doc(0.0, "seed 001 Eq. 8's action term: adds prior_weight x "
+    prior_weight: float = doc(0.0, "Marino & Yue's Eq. 8 action term: adds prior_weight x "
                               "sum_t discount^t [log p(a_t | s_t) - log q(a_t)] to each "
                               "sequence's value, p the action prior (PETS: the SAC actor, "
                               "trained on the same replay), q the planner's sampling Gaussian "
@@ -103,7 +103,7 @@ class PlannerConfig:
                            "the Gaussian fitted to the prior's sequences (planner.prior_samples) "
                            "instead of the warm start")
     info_weight: float = doc(0.0, "weight of the information term added to the planning "
-                             "objective per step: +1 is seed 001's Eq. 10 (the information "
+                             "objective per step: +1 is Marino & Yue's Eq. 10 (the information "
                              "between the model's latent and the predicted transition is "
                              "rewarded); negative penalises it (toward states the members "
                              "agree on); 0: off. Costs E extra member passes per step")

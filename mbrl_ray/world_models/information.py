@@ -1,6 +1,7 @@
-"""The information term of the inference view (seed 001, Eq. 10): the mutual information
-between the ensemble member that explains a transition (the agent's internal latent) and the
-predicted (state change, reward),
+"""The information term of the inference view (Marino & Yue, "An inference perspective on
+model-based reinforcement learning", Eq. 10): the mutual information between the ensemble
+member that explains a transition (the agent's internal latent) and the predicted (state
+change, reward),
 
     I(e; y | s, a) = H[1/E sum_e N_e] - 1/E sum_e H[N_e] = 1/E sum_e KL(N_e || mixture),
 

@@ -88,7 +88,7 @@ class EnsembleRollout:
         return first[:self.rows].view(*self.shape, -1)
 
     def information(self, kind: str, generator: torch.Generator | None):
-        """The inference view's information term at each row's state and action (seed 001)."""
+        """The inference view's information term at each row's state and action (Marino & Yue)."""
         def term(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
             return _information(self.model, state, action, self.propagation, kind, generator)
         return term
@@ -109,11 +109,11 @@ def expected_returns(model: ProbabilisticEnsemble | PlanningEnsemble, obs: torch
     info_weight != 0 adds, per step, that weight times the information term of the inference
     view at the particle's state and action (info_term "mi": the mutual information between
     member and predicted transition; "std": the members' spread; costs E more passes):
-    +1 is seed 001's Eq. 10, a negative weight penalises disagreement.
+    +1 is Marino & Yue's Eq. 10, a negative weight penalises disagreement.
     terminal_value maps final states (R, obs_dim) -> (R,); its value counts at the horizon with
     the particle's survival probability and discount^H (a critic seeing beyond the horizon).
     log_prior maps (states (R, obs_dim), actions (R, A)) -> (R,): an action prior's weighted
-    log-density, added per step like a reward (seed 001's log p(a_t | s_t); the planner pays the
+    log-density, added per step like a reward (Marino & Yue's log p(a_t | s_t); the planner pays the
     matching -log q).
     first_states=True also returns every particle's sampled state after the first action
     (B, N, particles, obs_dim), for the LST posterior.
