@@ -9,7 +9,11 @@ episodes, deterministic actions) at each --eval-every env steps; one table in --
 
 Usage: .venv/bin/python bench/dreamer_vs_rllib.py [--steps 10000] [--eval-every 2500]
            [--eval-episodes 5] [--ratio 64] [--seed 0] [--only ours|rllib]
+           [--task dmc:cartpole-swingup] [--action-repeat 2] [--device auto|cpu|cuda]
            [--out bench/results/dreamer-vs-rllib] [--runs bench/out/dreamer-vs-rllib]
+
+--device cuda puts both learners on the GPU (ours: learner.device; RLlib: one GPU for its
+local learner); run it there at V3's train ratio (--ratio 512).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-TASK, REPEAT = "dmc:cartpole-swingup", 2
+TASK, REPEAT = "dmc:cartpole-swingup", 2  # the defaults of --task and --action-repeat
 B, T, H = 16, 64, 15
 WARMUP = B * T  # RLlib fills its buffer with one batch's steps before training; ours as many
 
@@ -41,7 +45,8 @@ def our_overrides(args) -> list[str]:
     32 x 32 categorical latent, 256-wide MLPs), DreamerV3's learning rates, with our
     samples-per-insert = RLlib's training_ratio."""
     return [
-        f"env.id={TASK}", f"env.action_repeat={REPEAT}", "env.obs=state", "dreamer.version=v3",
+        f"env.id={args.task}", f"env.action_repeat={args.action_repeat}", "env.obs=state",
+        "dreamer.version=v3",
         "rssm.latent=categorical", "rssm.stoch=32", "rssm.classes=32", "rssm.deter=256",
         "rssm.hidden=256", "rssm.mlp_hidden=256", "rssm.mlp_layers=2", f"rssm.batch_size={B}",
         f"rssm.seq_len={T}", "rssm.lr=1e-4", "rssm.eps=1e-8", "rssm.free_nats=1.0",
@@ -55,7 +60,8 @@ def our_overrides(args) -> list[str]:
         "train.updates_per_round=20", f"train.spi_error_buffer={20 * B * T}",
         "train.eval_max_lag=0",  # each evaluation waits for the updates due at its step
         f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
-        "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1", "learner.device=auto",
+        "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1",
+        f"learner.device={args.device}",
     ]
 
 
@@ -81,7 +87,8 @@ def run_ours(args) -> dict:
     agent = make_learner(env_spec(cfg.env.id, **env_kwargs(cfg.env)), cfg)
     params = sum(p.numel() for m in (agent.model, agent.behaviour.actor, agent.behaviour.critic)
                  for p in m.parameters())
-    return {"name": "ours", "params": params, "env_steps": result.env_steps, "wall_s": wall,
+    return {"name": "ours", **setting(args), "params": params, "env_steps": result.env_steps,
+            "wall_s": wall,
             "env_steps_per_s": result.env_steps / wall, "updates": updates,
             "updates_per_s": updates / max(train_s, 1e-9), "evals": evals,
             "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, result.env_steps),
@@ -111,8 +118,8 @@ def run_rllib(args) -> dict:
 
     from mbrl_ray.envs import make_env
 
-    register_env("mbrl_dmc", lambda c: make_env(TASK, seed=c.get("seed", 0),
-                                                action_repeat=REPEAT))
+    register_env("mbrl_dmc", lambda c: make_env(args.task, seed=c.get("seed", 0),
+                                                action_repeat=args.action_repeat))
     config = (DreamerV3Config()
               .environment("mbrl_dmc", env_config={"seed": args.seed})
               # RLlib trains until replayed / last-sampled >= ratio: with its default
@@ -120,7 +127,8 @@ def run_rllib(args) -> dict:
               # (measured: 130 updates in 130 steps at ratio 64), so sample B x T / ratio.
               .env_runners(num_env_runners=0, num_envs_per_env_runner=1,
                            rollout_fragment_length=max(1, round(B * T / args.ratio)))
-              .learners(num_learners=0)
+              .learners(num_learners=0,
+                        num_gpus_per_learner=1 if args.device == "cuda" else 0)
               .training(model_size="XS", training_ratio=args.ratio, batch_size_B=B,
                         batch_length_T=T, horizon_H=H)
               .debugging(seed=args.seed))
@@ -146,13 +154,20 @@ def run_rllib(args) -> dict:
             next_eval += args.eval_every
     algo.stop()
     wall = time.perf_counter() - t_start
-    return {"name": "rllib DreamerV3 (XS)", "params": params, "continue_params": continue_params,
+    return {"name": "rllib DreamerV3 (XS)", **setting(args), "params": params,
+            "continue_params": continue_params,
             "env_steps": steps, "wall_s": wall, "train_s": train_s,
             "env_steps_per_s": steps / wall, "updates": updates,
             "updates_per_s": updates / train_s, "evals": evals,
             "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, steps),
             # evaluated between train() calls: its newest weights, no updates outstanding
             "updates_behind_at_evals": [(s, 0.0) for s, _ in evals]}
+
+
+def setting(args) -> dict:
+    """What a run's JSON records of the bench's settings (the summary reads them)."""
+    return {"task": args.task, "action_repeat": args.action_repeat, "ratio": args.ratio,
+            "device": args.device, "eval_episodes": args.eval_episodes}
 
 
 def rllib_eval(module, args) -> float:
@@ -163,7 +178,7 @@ def rllib_eval(module, args) -> float:
 
     from mbrl_ray.envs import make_env
 
-    env = make_env(TASK, seed=10_000 + args.seed, action_repeat=REPEAT)
+    env = make_env(args.task, seed=10_000 + args.seed, action_repeat=args.action_repeat)
     returns = []
     for _ in range(args.eval_episodes):
         obs, _ = env.reset()
@@ -208,6 +223,11 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=64.0,
                         help="replayed rows per env step (RLlib training_ratio)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", default=TASK, help="an env id our adapter makes (both sides)")
+    parser.add_argument("--action-repeat", type=int, default=REPEAT)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="both learners' device (auto: ours picks a GPU when present, "
+                        "RLlib stays on CPU)")
     parser.add_argument("--only", choices=("ours", "rllib"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/dreamer-vs-rllib"),
                         help="the table and per-run summaries")
@@ -228,8 +248,9 @@ def main() -> None:
     for path, fn in sides:
         rows.append(fn(args))
         path.write_text(json.dumps(rows[-1]))
-    text = (f"{TASK} (state), action repeat {REPEAT}, {args.steps:,} env steps, B x T = {B} x "
-            f"{T}, {args.ratio:g} replayed rows per env step, seed {args.seed}, "
+    text = (f"{args.task} (state), action repeat {args.action_repeat}, {args.steps:,} env "
+            f"steps, B x T = {B} x {T}, {args.ratio:g} replayed rows per env step, seed "
+            f"{args.seed}, device {args.device}, "
             f"{args.eval_episodes} evaluation episodes per point\n\n{table(rows)}\n")
     (args.out / f"table-seed{args.seed}.md").write_text(text)
     print(text)

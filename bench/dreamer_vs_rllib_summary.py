@@ -1,8 +1,10 @@
 """Pools the per-seed results of `bench/dreamer_vs_rllib.py` (ours-seedN.json, rllib-seedN.json
 in one folder) into summary.md and curves.png: per seed, both runs' throughput and returns; over
 the seeds both ran (paired), the mean of each, the mean difference (ours - RLlib) with its 95%
-t interval, at every evaluation step, for the curve area (the mean over evaluation steps) and for
-the throughput ratio. A difference whose interval spans 0 is not resolved by these seeds.
+t interval, at every evaluation step, for the curve area (the mean over evaluation steps), for
+the throughput ratio per env step and per update, and for the rows each side replayed per env
+step after the warm-up (issue 44 asks them matched within 2%). A difference whose interval spans
+0 is not resolved by these seeds. Runs recorded before a field existed show "—" for it.
 
 Usage: .venv/bin/python bench/dreamer_vs_rllib_summary.py [bench/results/dreamer-vs-rllib]
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from lst_figure3 import t_half_width  # bench/ is the script's sys.path[0]
 
-RANDOM_PLAY = (46.0, 31.0)  # dmc:cartpole-swingup at action repeat 2: mean, std per episode
+RANDOM_PLAY = {("dmc:cartpole-swingup", 2): (46.0, 31.0)}  # task, repeat: mean, std per episode
 
 
 def load(folder: Path) -> dict[str, dict[int, dict]]:
@@ -50,8 +52,9 @@ def training_rate(run: dict) -> float | None:
 
 def per_seed_table(runs: dict) -> list[str]:
     lines = ["| seed | run | env steps/s, whole run | env steps/s, training only | "
-             "learner updates | updates/s | eval return (env steps: return) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "learner updates | updates/s | rows replayed per env step after warm-up | "
+             "most updates behind at an evaluation | eval return (env steps: return) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for seed in sorted(set(runs["ours"]) | set(runs["rllib"])):
         for name in ("ours", "rllib"):
             run = runs[name].get(seed)
@@ -61,8 +64,16 @@ def per_seed_table(runs: dict) -> list[str]:
             train = training_rate(run)
             evals = ", ".join(f"{s}: {v:.1f}" for s, v in run["evals"])
             lines.append(f"| {seed} | {run['name']} | {_num(whole)} | {_num(train)} | "
-                         f"{run['updates']:.0f} | {run['updates_per_s']:.2f} | {evals} |")
+                         f"{run['updates']:.0f} | {run['updates_per_s']:.2f} | "
+                         f"{_num(run.get('rows_per_step_after_warmup'))} | "
+                         f"{_num(most_behind(run))} | {evals} |")
     return lines
+
+
+def most_behind(run: dict) -> float | None:
+    """The most updates an evaluation's weights lacked of those due (None: not recorded)."""
+    behind = run.get("updates_behind_at_evals")
+    return max((v for _, v in behind), default=0.0) if behind is not None else None
 
 
 def _num(value: float | None) -> str:
@@ -89,13 +100,31 @@ def paired_table(runs: dict) -> list[str]:
         lines.append(f"| {label} | {_pm(a, digits)} | {_pm(b, digits)} | "
                      f"{_pm(a - b, digits, sign=True)} |")
     timed = [s for s in seeds if whole_run_rate(runs["rllib"][s]) is not None]
-    if timed:
-        ratio = np.array([whole_run_rate(runs["ours"][s]) / whole_run_rate(runs["rllib"][s])
-                          for s in timed])
-        mean, half = interval(ratio)
-        lines.append(f"| env steps/s ratio ours / RLlib, whole run (seeds "
-                     f"{', '.join(map(str, timed))}) | | | {mean:.3f} ± {half:.3f} |")
+    lines += ratio_row("env steps/s ratio ours / RLlib, whole run", timed,
+                       [whole_run_rate(runs["ours"][s]) / whole_run_rate(runs["rllib"][s])
+                        for s in timed])
+    lines += ratio_row("seconds per update ratio ours / RLlib, whole run", timed,
+                       [seconds_per_update(runs["ours"][s])
+                        / seconds_per_update(runs["rllib"][s]) for s in timed])
+    counted = [s for s in seeds if all("rows_per_step_after_warmup" in runs[n][s]
+                                       for n in ("ours", "rllib"))]
+    lines += ratio_row("rows replayed per env step after warm-up, ratio ours / RLlib", counted,
+                       [runs["ours"][s]["rows_per_step_after_warmup"]
+                        / runs["rllib"][s]["rows_per_step_after_warmup"] for s in counted])
     return lines
+
+
+def seconds_per_update(run: dict) -> float:
+    """Whole-run seconds per learner update (start-up and evaluations included)."""
+    return run["wall_s"] / max(run["updates"], 1)
+
+
+def ratio_row(label: str, seeds: list[int], ratios: list[float]) -> list[str]:
+    """One paired row of per-seed ratios (none without seeds)."""
+    if not seeds:
+        return []
+    mean, half = interval(np.array(ratios))
+    return [f"| {label} (seeds {', '.join(map(str, seeds))}) | | | {mean:.3f} ± {half:.3f} |"]
 
 
 def _pm(values: np.ndarray, digits: int, sign: bool = False) -> str:
@@ -123,11 +152,14 @@ def plot(runs: dict, path: Path) -> None:
         ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.2)
         for row in table:  # each seed, thin: three seeds make a wide band
             ax.plot(steps, row, color=colour, lw=0.7, alpha=0.5)
-    ax.set_ylim(bottom=0)  # DMC rewards lie in [0, 1]: a t band of few seeds can pass below
-    ax.axhline(RANDOM_PLAY[0], color="grey", ls="--", lw=1, label="random play (mean)")
-    ax.set_xlabel("env steps (action repeat 2)")
-    ax.set_ylabel("evaluation return (5 episodes)")
-    ax.set_title("dmc:cartpole-swingup from states: mean and 95% t band over seeds", fontsize=10)
+    task, repeat = setting(runs)
+    ax.set_ylim(bottom=0)  # rewards here lie in [0, 1] a step: a t band of few seeds can pass below
+    if (task, repeat) in RANDOM_PLAY:
+        ax.axhline(RANDOM_PLAY[task, repeat][0], color="grey", ls="--", lw=1,
+                   label="random play (mean)")
+    ax.set_xlabel(f"env steps (action repeat {repeat})")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(f"{task} from states: mean and 95% t band over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -135,9 +167,22 @@ def plot(runs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def setting(runs: dict) -> tuple[str, int]:
+    """The runs' task and action repeat (runs before these were recorded: the bench's first
+    task); refused when the folder mixes settings."""
+    found = {(r.get("task", "dmc:cartpole-swingup"), r.get("action_repeat", 2))
+             for side in runs.values() for r in side.values()}
+    if len(found) > 1:
+        raise SystemExit(f"runs of different settings in one folder: {sorted(found)}")
+    return found.pop() if found else ("dmc:cartpole-swingup", 2)
+
+
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/dreamer-vs-rllib")
     runs = load(folder)
+    if not runs["ours"] and not runs["rllib"]:
+        raise SystemExit(f"{folder}: no ours-seedN.json or rllib-seedN.json "
+                         "(run bench/dreamer_vs_rllib.py --out there)")
     text = "\n".join(per_seed_table(runs) + [""] + paired_table(runs)) + "\n"
     (folder / "summary.md").write_text(text)
     plot(runs, folder / "curves.png")

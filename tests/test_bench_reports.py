@@ -60,10 +60,11 @@ def test_frozen_pool_pairs_episodes_by_index_and_pools_only_confirmatory_seeds(t
     assert hi == pytest.approx(20 + 127.06, abs=0.1)
 
 
-def _run(folder: Path, name: str, seed: int, evals, wall: float, train: float | None) -> None:
+def _run(folder: Path, name: str, seed: int, evals, wall: float, train: float | None,
+         **counted) -> None:
     run = {"name": "ours" if name == "ours" else "rllib DreamerV3 (XS)", "params": 1,
            "env_steps": 1000, "wall_s": wall, "updates": 50, "updates_per_s": 0.5,
-           "evals": [[s, v] for s, v in evals]}
+           "evals": [[s, v] for s, v in evals], **counted}
     if train is not None:
         run["train_s"] = train
     (folder / f"{name}-seed{seed}.json").write_text(json.dumps(run))
@@ -84,6 +85,43 @@ def test_dreamer_summary_compares_whole_runs_only_where_both_were_timed_whole(tm
     per_seed = "\n".join(summary.per_seed_table(runs))
     assert _cells(per_seed, "| 0 | rllib")[2:4] == ["—", "20.00"]  # old run: training only
     assert _cells(per_seed, "| 1 | rllib")[2:4] == ["8.00", "10.00"]
+
+
+def test_dreamer_summary_pairs_the_counted_work_and_shows_a_dash_where_a_run_lacks_it(tmp_path):
+    """Rows per post-warm-up env step and seconds per update, as per-seed ratios (issue 44);
+    the most updates an evaluation lagged; runs recorded before these fields show a dash."""
+    _run(tmp_path, "ours", 0, [(500, 1.0)], wall=100.0, train=None, updates=40,
+         rows_per_step_after_warmup=63.0, updates_behind_at_evals=[[500, 2.0], [1000, 5.0]])
+    _run(tmp_path, "rllib", 0, [(500, 1.0)], wall=120.0, train=100.0, updates=60,
+         rows_per_step_after_warmup=60.0, updates_behind_at_evals=[[500, 0.0]])
+    _run(tmp_path, "ours", 1, [(500, 1.0)], wall=90.0, train=None, updates=45,
+         rows_per_step_after_warmup=66.0, updates_behind_at_evals=[])
+    _run(tmp_path, "rllib", 1, [(500, 1.0)], wall=60.0, train=50.0, updates=50,
+         rows_per_step_after_warmup=60.0, updates_behind_at_evals=[[500, 0.0]])
+    _run(tmp_path, "ours", 2, [(500, 1.0)], wall=90.0, train=None)  # before the fields
+    _run(tmp_path, "rllib", 2, [(500, 1.0)], wall=60.0, train=50.0)
+    runs = summary.load(tmp_path)
+    per_seed = "\n".join(summary.per_seed_table(runs))
+    assert _cells(per_seed, "| 0 | ours")[6:8] == ["63.00", "5.00"]
+    assert _cells(per_seed, "| 1 | ours")[6:8] == ["66.00", "0.00"]  # none behind
+    assert _cells(per_seed, "| 2 | ours")[6:8] == ["—", "—"]
+    table = "\n".join(summary.paired_table(runs))
+    rows = _cells(table, "| rows replayed per env step after warm-up")
+    assert "(seeds 0, 1)" in rows[0] and rows[3].startswith("1.075 ± ")  # 1.05 and 1.10
+    # seconds per update: ours 100/40, 90/45; RLlib 120/60, 60/50 -> 1.25 and 1/0.6 = 1.667
+    per_update = _cells(table, "| seconds per update ratio")
+    assert "(seeds 0, 1, 2)" in per_update[0]
+    assert float(per_update[3].split(" ± ")[0]) == pytest.approx((1.25 + 2 / 1.2 + 1.5) / 3,
+                                                                 abs=1e-3)
+
+
+def test_dreamer_summary_refuses_a_folder_that_mixes_tasks(tmp_path):
+    _run(tmp_path, "ours", 0, [(500, 1.0)], wall=1.0, train=None, task="dmc:cartpole-swingup",
+         action_repeat=2)
+    _run(tmp_path, "rllib", 0, [(500, 1.0)], wall=1.0, train=1.0, task="InvertedPendulum-v5",
+         action_repeat=1)
+    with pytest.raises(SystemExit, match="different settings"):
+        summary.setting(summary.load(tmp_path))
 
 
 frozen = _module("lst_frozen")
