@@ -13,13 +13,17 @@ is improved by one of
 - `lbfgs`: L-BFGS (100 iterations, strong Wolfe; PILCO's optimiser) on --particles fixed draws,
   kept only if it lowers the cost on them;
 - `reinforce`: adam-fresh's Adam steps on the likelihood-ratio gradient
-  (`deep_pilco.policy_gradient=reinforce`, its `reinforce_std` exploration, particles apart).
+  (`deep_pilco.policy_gradient=reinforce`, its `reinforce_std` exploration, particles apart);
+- `reinforce-held`: the same gradient with the preset's search (adam's held draws, steps,
+  rate, particles and clipping): the lecture's REINFORCE against the paper's pathwise gradient
+  at equal settings.
 Then the policy plays the next trial. Trial 1 is random. Per trial: the cost predicted with 200
 particles, the actual cost, and the tip's largest distance over the last 5 steps (the PILCO
 bench's success measure: below 0.1 m).
 
 Usage: .venv/bin/python bench/deep_pilco_search_check.py [--seed 0] [--trials 10]
-         [--searches adam adam-fresh lbfgs reinforce] [--particles 50] [--set KEY=VALUE ...]
+         [--searches adam adam-fresh lbfgs reinforce reinforce-held] [--particles 50]
+         [--set KEY=VALUE ...]
          [--out bench/results/deep-pilco-search-check]
 Each search's rows are kept in --out (rows-SEARCH.json) and reused when present; then
 summary.md from all of them.
@@ -107,7 +111,7 @@ def run(search: str, args) -> list[dict]:
         if search == "lbfgs":
             search_lbfgs(agent, model, args.particles)
         else:
-            search_adam(agent, model, reinforce=search == "reinforce")
+            search_adam(agent, model, reinforce=search.startswith("reinforce"))
         with torch.no_grad():
             predicted = float(cost(agent, model, 200, 0))
         agent.trained = True
@@ -139,8 +143,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--searches", nargs="+",
-                        default=["adam", "adam-fresh", "lbfgs", "reinforce"],
-                        choices=["adam", "adam-fresh", "lbfgs", "reinforce"])
+                        default=["adam", "adam-fresh", "lbfgs", "reinforce", "reinforce-held"],
+                        choices=["adam", "adam-fresh", "lbfgs", "reinforce",
+                                 "reinforce-held"])
     parser.add_argument("--particles", type=int, default=50)
     parser.add_argument("--set", nargs="*", default=[],
                         help="overrides of the deep-pilco preset (deep_pilco.*)")
