@@ -153,12 +153,14 @@ def plot(runs: dict, path: Path) -> None:
         for row in table:  # each seed, thin: three seeds make a wide band
             ax.plot(steps, row, color=colour, lw=0.7, alpha=0.5)
     task, repeat = setting(runs)
-    ax.set_ylim(bottom=0)  # rewards here lie in [0, 1] a step: a t band of few seeds can pass below
+    if all(v >= 0 for side in runs.values() for r in side.values() for _, v in r["evals"]):
+        ax.set_ylim(bottom=0)  # non-negative rewards: a t band of few seeds can pass below 0
     if (task, repeat) in RANDOM_PLAY:
         ax.axhline(RANDOM_PLAY[task, repeat][0], color="grey", ls="--", lw=1,
                    label="random play (mean)")
     ax.set_xlabel(f"env steps (action repeat {repeat})")
-    ax.set_ylabel("evaluation return")
+    episodes = {r.get("eval_episodes", 5) for side in runs.values() for r in side.values()}
+    ax.set_ylabel(f"evaluation return ({'/'.join(map(str, sorted(episodes)))} episodes)")
     ax.set_title(f"{task} from states: mean and 95% t band over seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
