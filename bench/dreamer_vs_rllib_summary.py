@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from lst_figure3 import t_half_width  # bench/ is the script's sys.path[0]
+from dreamer_vs_rllib import REPEAT, TASK  # bench/ is the script's sys.path[0]
+from lst_figure3 import t_half_width
 
-RANDOM_PLAY = {("dmc:cartpole-swingup", 2): (46.0, 31.0)}  # task, repeat: mean, std per episode
+RANDOM_PLAY = {(TASK, REPEAT): (46.0, 31.0)}  # task, repeat: mean, std per episode
 
 
 def load(folder: Path) -> dict[str, dict[int, dict]]:
@@ -170,13 +171,13 @@ def plot(runs: dict, path: Path) -> None:
 
 
 def setting(runs: dict) -> tuple[str, int]:
-    """The runs' task and action repeat (runs before these were recorded: the bench's first
-    task); refused when the folder mixes settings."""
-    found = {(r.get("task", "dmc:cartpole-swingup"), r.get("action_repeat", 2))
+    """The runs' task and action repeat (runs recorded before these were: the bench's
+    defaults); refused when the folder mixes settings."""
+    found = {(r.get("task", TASK), r.get("action_repeat", REPEAT))
              for side in runs.values() for r in side.values()}
     if len(found) > 1:
         raise SystemExit(f"runs of different settings in one folder: {sorted(found)}")
-    return found.pop() if found else ("dmc:cartpole-swingup", 2)
+    return found.pop() if found else (TASK, REPEAT)
 
 
 def main() -> None:

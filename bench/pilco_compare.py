@@ -66,11 +66,10 @@ def paired(label: str, runs: list[dict], base_label: str, base: list[dict],
     if not diffs:
         return f"{label} - {base_label}: no seed that both solved"
     mean, half = mean_and_half_width(diffs)
-    unsolved = f"; seeds not solved by both: {sorted(set(seeds) - set(both))}" if len(both) < len(
-        seeds) else ""
+    left_out = sorted(set(seeds) - set(both))
     return (f"{label} - {base_label}, trials to success, paired over seeds {both}: "
             f"{' '.join(f'{d:+d}' for d in diffs)}, mean {mean:+.1f} +- {half:.1f} (95% t)"
-            f"{unsolved}")
+            + (f"; seeds not solved by both: {left_out}" if left_out else ""))
 
 
 def figure(methods: dict[str, list[dict]], threshold: float, path: Path) -> None:
@@ -113,8 +112,8 @@ def main() -> None:
              "success (median) | learner s per fit (median) |", "| --- | ---: | ---: | ---: | ---: |"]
     lines += [row(label, runs, args.threshold) for label, runs in methods.items()]
     (base_label, base), *others = methods.items()
-    lines += [""] + [paired(label, runs, base_label, base, args.threshold) + "\n"
-                     for label, runs in others]
+    for label, runs in others:
+        lines += ["", paired(label, runs, base_label, base, args.threshold)]
     text = (f"Cart-pole swing-up, success: tip within {args.threshold} m over a trial's last "
             f"0.5 s; trials of {TRIAL_SECONDS} s, the random first one counted.\n\n"
             + "\n".join(lines) + "\n")
