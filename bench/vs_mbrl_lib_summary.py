@@ -1,11 +1,12 @@
-"""Pools bench/vs_mbrl_lib.py's per-run JSON ({side}-seed{n}.json in one folder) into
-summary.md and curves.png: over the seeds each pair of sides ran (paired), the training return
-by fixed env steps (the last round's mean return at or before the step), each side's mean and
-ours minus mbrl-lib's with its 95% t interval; the wall-clock from launch to the first round
-whose mean return reaches each threshold; planning milliseconds per action; whole-run seconds.
-A difference whose interval spans 0 is not resolved by these seeds.
+"""Pools bench/vs_mbrl_lib.py's per-run JSON ({side}-seed{n}.json in one folder, one
+algorithm) into summary.md and curves.png: over the seeds each pair of sides ran (paired), the
+return by fixed env steps (PETS: the last round's mean training-episode return at or before the
+step; MBPO: the last evaluation's mean return at or before it), each side's mean and ours minus
+mbrl-lib's with its 95% t interval; the wall-clock from launch to the first point that reaches
+each threshold; planning milliseconds per action (PETS) or SAC updates counted (MBPO);
+whole-run seconds. A difference whose interval spans 0 is not resolved by these seeds.
 
-Usage: .venv/bin/python bench/vs_mbrl_lib_summary.py [bench/results/vs-mbrl-lib]
+Usage: .venv/bin/python bench/vs_mbrl_lib_summary.py [bench/results/vs-mbrl-lib[-mbpo]]
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ BASE = "mbrl-lib"
 CHECKPOINTS = (1000, 2000, 3000, 4000, 5000)
 THRESHOLDS = (100.0, 200.0, 500.0, 900.0)
 RANDOM_PLAY = "random play: episodes of ~5-20 steps (return 5-20); the maximum is 1000"
+CURVE = {"pets": "Training episode returns", "mbpo": "Evaluation returns (deterministic actor, "
+         "mean of the settings' eval_episodes)"}
 
 
 def load(folder: Path) -> dict[str, dict[int, dict]]:
@@ -72,13 +75,18 @@ def returns_table(runs: dict) -> list[str]:
     return lines
 
 
-def timing_table(runs: dict) -> list[str]:
-    lines = ["| side | whole run, s | plan ms/action | " + " | ".join(
+def work(run: dict) -> float:
+    """PETS: planning ms per action; MBPO: SAC updates (each side's own count)."""
+    return run.get("plan_ms", run.get("sac_updates", float("nan")))
+
+
+def timing_table(runs: dict, work_name: str) -> list[str]:
+    lines = [f"| side | whole run, s | {work_name} | " + " | ".join(
         f"s to {t:g} (reached)" for t in THRESHOLDS) + " |",
         "| --- " * (3 + len(THRESHOLDS)) + "|"]
     for side, by_seed in runs.items():
         whole = np.array([r["wall_s"] for r in by_seed.values()])
-        plan = np.array([r["plan_ms"] for r in by_seed.values()])
+        plan = np.array([work(r) for r in by_seed.values()])
         cells = []
         for t in THRESHOLDS:
             secs = np.array([seconds_to(r, t) for r in by_seed.values()])
@@ -86,18 +94,20 @@ def timing_table(runs: dict) -> list[str]:
             cells.append(f"{fmt(hit.mean(), t_half_width(hit)) if len(hit) else '-'} "
                          f"({len(hit)}/{len(secs)})")
         lines.append(f"| {side} | {fmt(whole.mean(), t_half_width(whole))} | "
-                     f"{fmt(plan.mean(), t_half_width(plan), 1)} | " + " | ".join(cells) + " |")
+                     f"{fmt(plan.mean(), t_half_width(plan), int('ms' in work_name))} | " + " | ".join(cells) + " |")
     return lines
 
 
-def ratio_lines(runs: dict) -> list[str]:
-    """Paired ratios against mbrl-lib: planning time, whole run, time to each threshold."""
+def ratio_lines(runs: dict, algo: str) -> list[str]:
+    """Paired ratios against mbrl-lib: planning time (PETS) or SAC updates (MBPO), whole run,
+    time to each threshold."""
     lines = []
     for side in (s for s in runs if s != BASE):
-        mine, theirs = paired(runs, side, lambda r: r["plan_ms"])
-        ratio = theirs / mine
-        lines.append(f"- {side}: planning {fmt(ratio.mean(), t_half_width(ratio), 2)}× "
-                     f"mbrl-lib's speed per action (n={len(ratio)}, paired)")
+        mine, theirs = paired(runs, side, work)
+        ratio = theirs / mine if algo == "pets" else mine / theirs
+        lines.append(f"- {side}: " + ("planning {}× mbrl-lib's speed per action" if algo == "pets"
+                                      else "{}× mbrl-lib's SAC updates").format(
+            fmt(ratio.mean(), t_half_width(ratio), 2)) + f" (n={len(ratio)}, paired)")
         mine, theirs = paired(runs, side, lambda r: r["wall_s"])
         ratio = mine / theirs
         lines.append(f"- {side}: whole run {fmt(ratio.mean(), t_half_width(ratio), 2)}× "
@@ -115,7 +125,7 @@ def ratio_lines(runs: dict) -> list[str]:
     return lines
 
 
-def figure(runs: dict, path: Path) -> None:
+def figure(runs: dict, path: Path, algo: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -132,10 +142,12 @@ def figure(runs: dict, path: Path) -> None:
             t = [x[2] for x in run["rounds"]]
             by_time.plot(t, [x[1] for x in run["rounds"]], color=color, lw=0.8, alpha=0.7,
                          label=side if j == 0 else None)
-    by_steps.set(xlabel="env steps", ylabel="training episode return (mean per 250 steps)",
-                 title="PETS on InvertedPendulum: mean and 95% t band over seeds")
+    ylabel = {"pets": "training episode return (mean per 250 steps)",
+              "mbpo": "evaluation return (mean of its episodes)"}[algo]
+    by_steps.set(xlabel="env steps", ylabel=ylabel,
+                 title=f"{algo.upper()} on InvertedPendulum: mean and 95% t band over seeds")
     by_time.set(xlabel="wall-clock from launch, s (2 CPU cores)",
-                ylabel="training episode return", title="each seed against wall-clock")
+                ylabel=ylabel.split(" (")[0], title="each seed against wall-clock")
     for ax in (by_steps, by_time):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -147,13 +159,16 @@ def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/vs-mbrl-lib")
     runs = load(folder)
     settings = next(iter(runs[BASE].values()))["settings"]
-    lines = ["# PETS: ours against mbrl-lib 0.2.0 at identical settings",
+    algo = settings.get("algo", "pets")  # runs recorded before --algo are PETS
+    work_name = {"pets": "plan ms/action", "mbpo": "SAC updates"}[algo]
+    lines = [f"# {algo.upper()}: ours against mbrl-lib 0.2.0 at identical settings",
              "", "Made by `bench/vs_mbrl_lib_summary.py` from the JSON beside it "
              "(`bench/vs_mbrl_lib.py` wrote them). Settings: `" + json.dumps(settings) + "`.",
-             f"Training episode returns ({RANDOM_PLAY}).", "", *returns_table(runs), "",
-             *timing_table(runs), "", *ratio_lines(runs), "", "![curves](curves.png)", ""]
+             f"{CURVE[algo]} ({RANDOM_PLAY}).", "", *returns_table(runs), "",
+             *timing_table(runs, work_name), "", *ratio_lines(runs, algo), "",
+             "![curves](curves.png)", ""]
     (folder / "summary.md").write_text("\n".join(lines))
-    figure(runs, folder / "curves.png")
+    figure(runs, folder / "curves.png", algo)
     print("\n".join(lines))
 
 

@@ -62,9 +62,14 @@ def test_new_steps_are_counted_past_the_replay_wrapping():
     before = agent.model_data.size
     _episodes(make_env("dummy", seed=1), agent, 40, buf)
     assert buf.size == 100 and buf.env_steps == 190
-    agent.fit(buf.all(), buf.env_steps)
+    metrics = agent.fit(buf.all(), buf.env_steps)
     # one-step rollouts: exactly rollouts_per_step rows per new env step
     assert agent.model_data.size - before == 40 * 50 and agent.seen == 190
+    # one SAC step per new env step, counted over both fits and kept by a checkpoint
+    assert metrics["mbpo_sac_updates"] == 190
+    restored = make_learner(SPEC, cfg, seed=1)
+    restored.load_state_dict(agent.state_dict())
+    assert restored.sac_updates == 190
 
 
 def test_mbpo_needs_the_sync_schedule():

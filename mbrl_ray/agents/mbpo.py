@@ -46,6 +46,7 @@ class MBPOLearner(MBPOAgent, SACLearner):
         self.generator = seeding.device_generator(self.device, model_seed)
         self.rng = np.random.default_rng(model_seed)
         self.seen = 0  # real steps already branched from
+        self.sac_updates = 0  # SAC steps taken, logged as counted (benches compare the work)
         self.model, self.optimizer = ensemble_from_config(cfg.model, obs_dim, act_dim, self.device,
                                                           seed=model_seed)
         longest = max(b.rollout_length_start, b.rollout_length_end)
@@ -71,9 +72,11 @@ class MBPOLearner(MBPOAgent, SACLearner):
         for _ in range(updates):
             for k, v in self.sac.update(self._mixed_batch(data)).items():
                 total[k] = total.get(k, 0.0) + v / updates
+        self.sac_updates += updates
         return {"model_nll": res.train_nll, "model_val_mse": res.val_mse,
                 "model_epochs": float(res.epochs), "mbpo_rollout_length": float(length),
-                "mbpo_model_rows": float(self.model_data.size), **total}
+                "mbpo_model_rows": float(self.model_data.size),
+                "mbpo_sac_updates": float(self.sac_updates), **total}
 
     @torch.no_grad()
     def _branch(self, data: dict[str, np.ndarray], model: PlanningEnsemble, count: int,
@@ -108,7 +111,7 @@ class MBPOLearner(MBPOAgent, SACLearner):
     def state_dict(self) -> dict:
         """SAC, model and counters; the model rollouts are not saved (they are regenerated
         from the next fit on)."""
-        return {"sac": self.sac.state_dict(), "seen": self.seen,
+        return {"sac": self.sac.state_dict(), "seen": self.seen, "sac_updates": self.sac_updates,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 **seeding.generator_state(self.generator, self.rng)}
 
@@ -117,4 +120,5 @@ class MBPOLearner(MBPOAgent, SACLearner):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.seen = state["seen"]
+        self.sac_updates = state.get("sac_updates", 0)  # absent in checkpoints before it was kept
         seeding.load_generator_state(self.generator, self.rng, state)
