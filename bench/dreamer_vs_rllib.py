@@ -8,7 +8,7 @@ lets us), learner updates per second, and the evaluation return (mean of --eval-
 episodes, deterministic actions) at each --eval-every env steps; one table in --out.
 
 Usage: .venv/bin/python bench/dreamer_vs_rllib.py [--steps 10000] [--eval-every 2500]
-           [--eval-episodes 5] [--ratio 64] [--seed 0] [--only ours|rllib]
+           [--eval-episodes 5] [--ratio 64] [--seed 0] [--size XS|mini] [--only ours|rllib]
            [--task dmc:cartpole-swingup] [--action-repeat 2] [--device auto|cpu|cuda]
            [--out bench/results/dreamer-vs-rllib] [--runs bench/out/dreamer-vs-rllib]
 
@@ -23,41 +23,60 @@ import time
 from pathlib import Path
 
 TASK, REPEAT = "dmc:cartpole-swingup", 2  # the defaults of --task and --action-repeat
-B, T, H = 16, 64, 15
-WARMUP = B * T  # RLlib fills its buffer with one batch's steps before training; ours as many
+SIZES = {  # --size: RLlib's model_size and ours at the same widths, sequences and rates
+    # XS: DreamerV3's smallest published size, its sequences (16 x 64), horizon and rates
+    "XS": {"B": 16, "T": 64, "H": 15, "width": 256, "stoch": 32, "classes": 32,
+           "world_model_lr": 1e-4, "actor_lr": 3e-5, "critic_lr": 3e-5},
+    # mini: RLlib's debug size (GRU and dense 64, 16 x 16 categoricals) = our dreamer-pendulum
+    # preset's widths, with its sequences (16 x 32), horizon 10 and rates (10x V3's): the CPU
+    # size at which our V3 heads balance InvertedPendulum (docs/results.md)
+    "mini": {"B": 16, "T": 32, "H": 10, "width": 64, "stoch": 16, "classes": 16,
+             "world_model_lr": 1e-3, "actor_lr": 3e-4, "critic_lr": 3e-4},
+}
+
+
+def rows_per_update(size: str) -> int:
+    """B x T: RLlib fills its buffer with one batch's steps before training; ours as many."""
+    return SIZES[size]["B"] * SIZES[size]["T"]
 
 
 def pretrain_updates(ratio: float) -> int:
     """RLlib's ratio counts the warm-up steps (it trains until replayed / all env steps reaches
     it, so it catches up on them at once); ours counts rows after the warm-up, plus these
-    updates owed when it ends: both then replay ratio x all env steps."""
-    return round(ratio * WARMUP / (B * T))
+    updates owed when it ends (warm-up rows x ratio / rows per update, the warm-up being one
+    update's rows): both then replay ratio x all env steps."""
+    return round(ratio)
 
 
-def rows_per_step_after_warmup(updates: int, env_steps: int) -> float:
+def rows_per_step_after_warmup(updates: int, env_steps: int, size: str = "XS") -> float:
     """Replayed rows per env step after the warm-up, from an update count (issue 44: matched
     within 2% across the two sides)."""
-    return updates * B * T / max(env_steps - WARMUP, 1)
+    rows = rows_per_update(size)
+    return updates * rows / max(env_steps - rows, 1)
 
 
 def our_overrides(args) -> list[str]:
-    """Our Dreamer with DreamerV3's heads (dreamer.version=v3) at RLlib's XS size (GRU 256,
-    32 x 32 categorical latent, 256-wide MLPs), DreamerV3's learning rates, with our
+    """Our Dreamer with DreamerV3's heads (dreamer.version=v3) at RLlib's --size (XS: GRU 256,
+    32 x 32 categorical latent, 256-wide MLPs), the size's learning rates, with our
     samples-per-insert = RLlib's training_ratio."""
+    z = SIZES[args.size]
     return [
         f"env.id={args.task}", f"env.action_repeat={args.action_repeat}", "env.obs=state",
         "dreamer.version=v3",
-        "rssm.latent=categorical", "rssm.stoch=32", "rssm.classes=32", "rssm.deter=256",
-        "rssm.hidden=256", "rssm.mlp_hidden=256", "rssm.mlp_layers=2", f"rssm.batch_size={B}",
-        f"rssm.seq_len={T}", "rssm.lr=1e-4", "rssm.eps=1e-8", "rssm.free_nats=1.0",
-        "rssm.kl_balance=0.0", "rssm.kl_scale=1.0", "rssm.grad_clip=1000",
+        "rssm.latent=categorical", f"rssm.stoch={z['stoch']}", f"rssm.classes={z['classes']}",
+        f"rssm.deter={z['width']}", f"rssm.hidden={z['width']}",
+        f"rssm.mlp_hidden={z['width']}", "rssm.mlp_layers=2", f"rssm.batch_size={z['B']}",
+        f"rssm.seq_len={z['T']}", f"rssm.lr={z['world_model_lr']}", "rssm.eps=1e-8",
+        "rssm.free_nats=1.0", "rssm.kl_balance=0.0", "rssm.kl_scale=1.0", "rssm.grad_clip=1000",
         "rssm.explore_noise=0.0",
-        "model.termination=false", f"dreamer.horizon={H}", "dreamer.hidden=256",
-        "dreamer.layers=2", "dreamer.actor_lr=3e-5", "dreamer.critic_lr=3e-5",
+        "model.termination=false", f"dreamer.horizon={z['H']}", f"dreamer.hidden={z['width']}",
+        "dreamer.layers=2", f"dreamer.actor_lr={z['actor_lr']}",
+        f"dreamer.critic_lr={z['critic_lr']}",
         "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",
-        f"train.samples_per_insert={args.ratio}", f"train.random_steps={WARMUP}",
+        f"train.samples_per_insert={args.ratio}",
+        f"train.random_steps={rows_per_update(args.size)}",
         f"train.pretrain_updates={pretrain_updates(args.ratio)}", "train.steps_per_round=250",
-        "train.updates_per_round=20", f"train.spi_error_buffer={20 * B * T}",
+        "train.updates_per_round=20", f"train.spi_error_buffer={20 * rows_per_update(args.size)}",
         "train.eval_max_lag=0",  # each evaluation waits for the updates due at its step
         f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",
         "workers.num=1", "workers.num_cpus=1", "learner.num_cpus=1",
@@ -91,7 +110,8 @@ def run_ours(args) -> dict:
             "wall_s": wall,
             "env_steps_per_s": result.env_steps / wall, "updates": updates,
             "updates_per_s": updates / max(train_s, 1e-9), "evals": evals,
-            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, result.env_steps),
+            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, result.env_steps,
+                                                                     args.size),
             "updates_behind_at_evals": behind}
 
 
@@ -118,6 +138,7 @@ def run_rllib(args) -> dict:
 
     from mbrl_ray.envs import make_env
 
+    z = SIZES[args.size]
     register_env("mbrl_dmc", lambda c: make_env(args.task, seed=c.get("seed", 0),
                                                 action_repeat=args.action_repeat))
     config = (DreamerV3Config()
@@ -126,11 +147,13 @@ def run_rllib(args) -> dict:
               # fragment of 1 step that is one B x T update per env step whatever the ratio
               # (measured: 130 updates in 130 steps at ratio 64), so sample B x T / ratio.
               .env_runners(num_env_runners=0, num_envs_per_env_runner=1,
-                           rollout_fragment_length=max(1, round(B * T / args.ratio)))
+                           rollout_fragment_length=max(1, round(z["B"] * z["T"] / args.ratio)))
               .learners(num_learners=0,
                         num_gpus_per_learner=1 if args.device == "cuda" else 0)
-              .training(model_size="XS", training_ratio=args.ratio, batch_size_B=B,
-                        batch_length_T=T, horizon_H=H)
+              .training(model_size=args.size, training_ratio=args.ratio,
+                        batch_size_B=z["B"], batch_length_T=z["T"], horizon_H=z["H"],
+                        world_model_lr=z["world_model_lr"], actor_lr=z["actor_lr"],
+                        critic_lr=z["critic_lr"])
               .debugging(seed=args.seed))
     t_start = time.perf_counter()  # the whole run, as ours: build, training, evaluations
     algo = config.build_algo()
@@ -154,19 +177,20 @@ def run_rllib(args) -> dict:
             next_eval += args.eval_every
     algo.stop()
     wall = time.perf_counter() - t_start
-    return {"name": "rllib DreamerV3 (XS)", **setting(args), "params": params,
+    return {"name": f"rllib DreamerV3 ({args.size})", **setting(args), "params": params,
             "continue_params": continue_params,
             "env_steps": steps, "wall_s": wall, "train_s": train_s,
             "env_steps_per_s": steps / wall, "updates": updates,
             "updates_per_s": updates / train_s, "evals": evals,
-            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, steps),
+            "rows_per_step_after_warmup": rows_per_step_after_warmup(updates, steps, args.size),
             # evaluated between train() calls: its newest weights, no updates outstanding
             "updates_behind_at_evals": [(s, 0.0) for s, _ in evals]}
 
 
 def setting(args) -> dict:
     """What a run's JSON records of the bench's settings (the summary reads them)."""
-    return {"task": args.task, "action_repeat": args.action_repeat, "ratio": args.ratio,
+    return {"task": args.task, "action_repeat": args.action_repeat, "size": args.size,
+            "ratio": args.ratio,
             "device": args.device, "eval_episodes": args.eval_episodes}
 
 
@@ -228,6 +252,8 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="both learners' device (auto: ours picks a GPU when present, "
                         "RLlib stays on CPU)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="XS",
+                        help="both sides' widths, sequences, horizon and rates (SIZES)")
     parser.add_argument("--only", choices=("ours", "rllib"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/dreamer-vs-rllib"),
                         help="the table and per-run summaries")
@@ -249,7 +275,8 @@ def main() -> None:
         rows.append(fn(args))
         path.write_text(json.dumps(rows[-1]))
     text = (f"{args.task} (state), action repeat {args.action_repeat}, {args.steps:,} env "
-            f"steps, B x T = {B} x {T}, {args.ratio:g} replayed rows per env step, seed "
+            f"steps, size {args.size}, B x T = {SIZES[args.size]['B']} x "
+            f"{SIZES[args.size]['T']}, {args.ratio:g} replayed rows per env step, seed "
             f"{args.seed}, device {args.device}, "
             f"{args.eval_episodes} evaluation episodes per point\n\n{table(rows)}\n")
     (args.out / f"table-seed{args.seed}.md").write_text(text)

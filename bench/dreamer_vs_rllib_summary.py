@@ -18,7 +18,8 @@ import numpy as np
 from dreamer_vs_rllib import REPEAT, TASK  # bench/ is the script's sys.path[0]
 from lst_figure3 import t_half_width
 
-RANDOM_PLAY = {(TASK, REPEAT): (46.0, 31.0)}  # task, repeat: mean, std per episode
+RANDOM_PLAY = {(TASK, REPEAT): (46.0, 31.0),  # task, repeat: mean, std per episode
+               ("InvertedPendulum-v5", 1): (5.0, 3.5)}
 
 
 def load(folder: Path) -> dict[str, dict[int, dict]]:
@@ -171,13 +172,13 @@ def plot(runs: dict, path: Path) -> None:
 
 
 def setting(runs: dict) -> tuple[str, int]:
-    """The runs' task and action repeat (runs recorded before these were: the bench's
-    defaults); refused when the folder mixes settings."""
-    found = {(r.get("task", TASK), r.get("action_repeat", REPEAT))
+    """The runs' task and action repeat (runs recorded before these and --size were: the
+    bench's defaults); refused when the folder mixes tasks, repeats or sizes."""
+    found = {(r.get("task", TASK), r.get("action_repeat", REPEAT), r.get("size", "XS"))
              for side in runs.values() for r in side.values()}
     if len(found) > 1:
         raise SystemExit(f"runs of different settings in one folder: {sorted(found)}")
-    return found.pop() if found else (TASK, REPEAT)
+    return found.pop()[:2] if found else (TASK, REPEAT)
 
 
 def main() -> None:

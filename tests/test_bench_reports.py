@@ -1,5 +1,6 @@
 """The reports that pool benches' per-seed results: which runs are paired, what is averaged,
 and which timings are comparable."""
+import argparse
 import csv
 import math
 import importlib.util
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mbrl_ray.config import load_preset
 
 pytestmark = pytest.mark.unit
 
@@ -124,6 +127,35 @@ def test_dreamer_summary_refuses_a_folder_that_mixes_tasks(tmp_path):
         summary.setting(summary.load(tmp_path))
 
 
+def test_dreamer_summary_refuses_a_folder_that_mixes_sizes(tmp_path):
+    """Runs recorded before --size are XS: a mini run beside them is another setting."""
+    _run(tmp_path, "ours", 0, [(500, 1.0)], wall=1.0, train=None)
+    _run(tmp_path, "rllib", 0, [(500, 1.0)], wall=1.0, train=1.0, size="mini")
+    with pytest.raises(SystemExit, match="different settings"):
+        summary.setting(summary.load(tmp_path))
+    (tmp_path / "rllib-seed0.json").unlink()
+    _run(tmp_path, "rllib", 0, [(500, 1.0)], wall=1.0, train=1.0, size="XS")
+    assert summary.setting(summary.load(tmp_path)) == (dreamer.TASK, dreamer.REPEAT)
+
+
+def test_dreamer_bench_mini_matches_the_cpu_preset_and_counts_its_own_rows():
+    """--size mini: our side at the dreamer-pendulum preset's widths, sequences, horizon and
+    rates; rows per post-warm-up step from its own B x T (16 x 32), not XS's (16 x 64)."""
+    args = argparse.Namespace(task="InvertedPendulum-v5", action_repeat=1, size="mini",
+                              steps=8000, seed=0, ratio=256.0, eval_every=1000,
+                              eval_episodes=5, device="cpu")
+    ours = dict(o.split("=", 1) for o in dreamer.our_overrides(args))
+    preset = load_preset("dreamer-pendulum")
+    for key in ("deter", "hidden", "mlp_hidden", "stoch", "classes", "batch_size", "seq_len",
+                "lr"):
+        assert float(ours[f"rssm.{key}"]) == getattr(preset.rssm, key), key
+    for key in ("horizon", "hidden", "actor_lr", "critic_lr"):
+        assert float(ours[f"dreamer.{key}"]) == getattr(preset.dreamer, key), key
+    assert ours["train.random_steps"] == "512" and ours["train.pretrain_updates"] == "256"
+    # 4,000 updates x 512 rows over the 7,488 steps after the 512 warm-up steps
+    assert dreamer.rows_per_step_after_warmup(4000, 8000, "mini") == pytest.approx(273.5, 1e-3)
+
+
 frozen = _module("lst_frozen")
 
 
@@ -204,7 +236,21 @@ def test_vs_mbrl_lib_summary_pairs_seeds_and_carries_the_last_round_forward(tmp_
     mine, theirs = vs_summary.paired(runs, "ours", lambda r: vs_summary.return_by(r, 1000))
     assert mine.tolist() == [250.0] and theirs.tolist() == [300.0]
     assert "- ours: planning 3.00× mbrl-lib's speed per action (n=1, paired)" in \
-        vs_summary.ratio_lines(runs)
+        vs_summary.ratio_lines(runs, "pets")
+
+
+def test_vs_mbrl_lib_summary_reports_mbpo_updates_as_ours_over_theirs(tmp_path):
+    """MBPO runs carry each side's SAC-update count in place of planning time: the ratio is
+    ours / mbrl-lib's (work done), not theirs / ours (speed)."""
+    for side, seed, updates in (("mbrl-lib", 0, 400), ("mbrl-lib", 1, 500), ("ours", 0, 440),
+                                ("ours", 1, 600)):
+        (tmp_path / f"{side}-seed{seed}.json").write_text(json.dumps(
+            {"side": side, "seed": seed, "wall_s": 100.0, "sac_updates": updates,
+             "rounds": [[500, 30.0, 9.0]], "settings": {"algo": "mbpo"}}))
+    runs = vs_summary.load(tmp_path)
+    lines = vs_summary.ratio_lines(runs, "mbpo")
+    assert lines[0].startswith("- ours: 1.15 ± ") and "× mbrl-lib's SAC updates (n=2" in lines[0]
+    assert "| ours | 100 ± 0 | 520 ± " in "\n".join(vs_summary.timing_table(runs, "SAC updates"))
 
 
 def test_vs_mbrl_lib_refuses_to_replace_a_measured_seed(tmp_path, monkeypatch):
