@@ -568,9 +568,10 @@ def test_mbpo_logs_the_mean_of_its_sac_updates_in_a_round():
     agent.sac.update = scripted
     logs = agent.fit(all_transitions(store), store.written)
     assert set(logs) == {"model_nll", "model_val_mse", "model_epochs", "mbpo_rollout_length",
-                         "mbpo_model_rows", "sac_q", "sac_alpha"}
+                         "mbpo_model_rows", "mbpo_sac_updates", "sac_q", "sac_alpha"}
     assert logs["mbpo_model_rows"] == agent.model_data.size > 0
     assert len(calls) == cfg.mbpo.updates_per_step * store.written > 1
+    assert logs["mbpo_sac_updates"] == len(calls)  # counted as taken, not a mean
     assert logs["sac_q"] == pytest.approx(np.mean(calls))
     assert logs["sac_alpha"] == pytest.approx(0.5)
 
