@@ -151,7 +151,7 @@ def test_dreamer_bench_mini_matches_the_cpu_preset_and_counts_its_own_rows():
         assert float(ours[f"rssm.{key}"]) == getattr(preset.rssm, key), key
     for key in ("horizon", "hidden", "actor_lr", "critic_lr"):
         assert float(ours[f"dreamer.{key}"]) == getattr(preset.dreamer, key), key
-    assert ours["train.random_steps"] == "512" and ours["train.pretrain_updates"] == "256"
+    assert ours["train.random_steps"] == "512" and ours["train.pretrain_updates"] == "0"
     # 4,000 updates x 512 rows over the 7,488 steps after the 512 warm-up steps
     assert dreamer.rows_per_step_after_warmup(4000, 8000, "mini") == pytest.approx(273.5, 1e-3)
 
