@@ -40,14 +40,6 @@ def rows_per_update(size: str) -> int:
     return SIZES[size]["B"] * SIZES[size]["T"]
 
 
-def pretrain_updates(ratio: float) -> int:
-    """None: RLlib does not catch up on its warm-up steps. Its ratio is kept per `train()`
-    call, so it takes 1 update at 512 env steps at mini (ratio 256, 2 steps a call), and
-    437 = (8,000 - 1,024) x 64 / 1,024 + 1 at XS: it replays the ratio after the warm-up, as
-    our limiter does. (An earlier version owed ratio x warm-up updates here, too many.)"""
-    return 0
-
-
 def rows_per_step_after_warmup(updates: int, env_steps: int, size: str = "XS") -> float:
     """Replayed rows per env step after the warm-up, from an update count (issue 44: matched
     within 2% across the two sides)."""
@@ -75,7 +67,10 @@ def our_overrides(args) -> list[str]:
         "dreamer.gamma=0.997", f"train.steps={args.steps}", f"train.seed={args.seed}",
         f"train.samples_per_insert={args.ratio}",
         f"train.random_steps={rows_per_update(args.size)}",
-        f"train.pretrain_updates={pretrain_updates(args.ratio)}", "train.steps_per_round=250",
+        # No updates owed for the warm-up: RLlib keeps its ratio per train() call and does not
+        # catch up on its warm-up steps (1 update at 512 env steps at mini; 437 = (8,000 -
+        # 1,024) x 64 / 1,024 + 1 at XS), so both replay the ratio after the warm-up.
+        "train.pretrain_updates=0", "train.steps_per_round=250",
         "train.updates_per_round=20", f"train.spi_error_buffer={20 * rows_per_update(args.size)}",
         "train.eval_max_lag=0",  # each evaluation waits for the updates due at its step
         f"train.eval_every={args.eval_every}", f"train.eval_episodes={args.eval_episodes}",

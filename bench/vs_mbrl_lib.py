@@ -51,9 +51,9 @@ MBPO_SETTINGS = {  # the mbpo-pendulum preset's sizes; mbrl-lib's MBPO InvertedP
     "sac_tau": 0.005, "target_entropy": -1.0, "eval_every": 250, "eval_episodes": 5,
 }
 UPDATES_TAG = "losses/mbpo_sac_updates"  # our MBPO learner's own count of SAC steps taken
-ALGOS = {  # --algo -> (settings, our preset, mbrl-lib driver, curve)
-    "pets": (SETTINGS, "pets-pendulum", "bench/reference/mbrl_lib_pets.py", "training episodes"),
-    "mbpo": (MBPO_SETTINGS, "mbpo-pendulum", "bench/reference/mbrl_lib_mbpo.py", "evaluations"),
+ALGOS = {  # --algo -> (settings, our preset, mbrl-lib driver)
+    "pets": (SETTINGS, "pets-pendulum", "bench/reference/mbrl_lib_pets.py"),
+    "mbpo": (MBPO_SETTINGS, "mbpo-pendulum", "bench/reference/mbrl_lib_mbpo.py"),
 }
 VENV_RECIPE = [  # mbrl-lib's own pins conflict with each other; this set runs its code
     ["pip", "install", "-q", "torch==2.13.0"],
@@ -63,29 +63,8 @@ VENV_RECIPE = [  # mbrl-lib's own pins conflict with each other; this set runs i
 ]
 
 
-def our_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str]:
-    return [
-        f"env.id={s['env']}", f"model.ensemble_size={s['ensemble_size']}",
-        f"model.num_elites={s['num_elites']}", f"model.hidden_size={s['hidden_size']}",
-        f"model.num_layers={s['num_layers']}", f"model.lr={s['lr']}",
-        f"model.weight_decay={s['weight_decay']}", f"model.batch_size={s['batch_size']}",
-        f"model.holdout={s['holdout']}", f"model.patience={s['patience']}",
-        f"model.max_epochs={s['max_epochs']}", f"model.particles={s['particles']}",
-        f"model.propagation={s['propagation']}", "model.bootstrap=true", "planner.name=cem",
-        f"planner.horizon={s['horizon']}", f"planner.population={s['population']}",
-        f"planner.num_elites={s['planner_elites']}", f"planner.iterations={s['iterations']}",
-        f"planner.alpha={s['alpha']}", "planner.init_std=0.5", f"planner.execute={s['execute']}",
-        "planner.discount=1.0", "planner.value_weight=0", "planner.prior_samples=0",
-        "planner.prior_weight=0", f"train.steps={steps}", f"train.seed={seed}",
-        f"train.random_steps={s['random_steps']}", f"train.steps_per_round={s['steps_per_round']}",
-        "train.schedule=sync", "train.eval_every=0", "train.eval_episodes=1",
-        f"workers.num={workers}", "workers.envs_per_worker=1",
-        f"workers.num_cpus={1 / workers:g}",  # the learner's core and one shared by the workers
-    ]
-
-
-def our_mbpo_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str]:
-    """MBPO at the shared settings; training waits for each evaluation, as mbrl-lib's does."""
+def ensemble_overrides(s: dict) -> list[str]:
+    """The env and the ensemble and its fit, shared by PETS and MBPO."""
     return [
         f"env.id={s['env']}", f"model.ensemble_size={s['ensemble_size']}",
         f"model.num_elites={s['num_elites']}", f"model.hidden_size={s['hidden_size']}",
@@ -93,17 +72,44 @@ def our_mbpo_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str
         f"model.weight_decay={s['weight_decay']}", f"model.batch_size={s['batch_size']}",
         f"model.holdout={s['holdout']}", f"model.patience={s['patience']}",
         f"model.max_epochs={s['max_epochs']}", "model.bootstrap=true",
-        f"mbpo.rollouts_per_step={s['rollouts_per_step']}",
+    ]
+
+
+def schedule_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str]:
+    """Budget, seed, random steps, rounds and workers, shared by PETS and MBPO."""
+    return [
+        f"train.steps={steps}", f"train.seed={seed}", f"train.random_steps={s['random_steps']}",
+        f"train.steps_per_round={s['steps_per_round']}", "train.schedule=sync",
+        f"workers.num={workers}", "workers.envs_per_worker=1",
+        f"workers.num_cpus={1 / workers:g}",  # the learner's core and one shared by the workers
+    ]
+
+
+def our_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str]:
+    return [
+        *ensemble_overrides(s), f"model.particles={s['particles']}",
+        f"model.propagation={s['propagation']}", "planner.name=cem",
+        f"planner.horizon={s['horizon']}", f"planner.population={s['population']}",
+        f"planner.num_elites={s['planner_elites']}", f"planner.iterations={s['iterations']}",
+        f"planner.alpha={s['alpha']}", "planner.init_std=0.5", f"planner.execute={s['execute']}",
+        "planner.discount=1.0", "planner.value_weight=0", "planner.prior_samples=0",
+        "planner.prior_weight=0", *schedule_overrides(s, steps, seed, workers),
+        "train.eval_every=0", "train.eval_episodes=1",
+    ]
+
+
+def our_mbpo_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str]:
+    """MBPO at the shared settings; training waits for each evaluation, as mbrl-lib's does."""
+    return [
+        *ensemble_overrides(s), f"mbpo.rollouts_per_step={s['rollouts_per_step']}",
         f"mbpo.rollout_length_start={s['rollout_length']}",
         f"mbpo.rollout_length_end={s['rollout_length']}",
         f"mbpo.updates_per_step={s['updates_per_step']}", f"mbpo.real_ratio={s['real_ratio']}",
         f"mbpo.retain_steps={s['retain_steps']}", f"sac.hidden_size={s['sac_hidden']}",
         "sac.num_layers=2", f"sac.lr={s['sac_lr']}", f"sac.batch_size={s['sac_batch']}",
         f"sac.gamma={s['sac_gamma']}", f"sac.tau={s['sac_tau']}", "sac.init_alpha=1.0",
-        f"train.steps={steps}", f"train.seed={seed}", f"train.random_steps={s['random_steps']}",
-        f"train.steps_per_round={s['steps_per_round']}", f"train.eval_every={s['eval_every']}",
+        *schedule_overrides(s, steps, seed, workers), f"train.eval_every={s['eval_every']}",
         f"train.eval_episodes={s['eval_episodes']}", "train.eval_wait=true",
-        f"workers.num={workers}", "workers.envs_per_worker=1", f"workers.num_cpus={1 / workers:g}",
     ]
 
 
@@ -130,7 +136,7 @@ def rounds(episodes: list[tuple[int, float, float]], launched: float, every: int
 
 
 def run_reference(python: Path, algo: str, seed: int, steps: int, runs: Path) -> dict:
-    settings, _, driver, _ = ALGOS[algo]
+    settings, _, driver = ALGOS[algo]
     out = runs / f"{algo}-mbrl-lib-seed{seed}.raw.json"
     launched = time.time()
     subprocess.run([str(python), str(ROOT / driver),
@@ -150,7 +156,7 @@ def run_reference(python: Path, algo: str, seed: int, steps: int, runs: Path) ->
 def run_ours(algo: str, seed: int, steps: int, runs: Path, workers: int) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    settings, preset, _, _ = ALGOS[algo]
+    settings, preset, _ = ALGOS[algo]
     overrides = (our_mbpo_overrides if algo == "mbpo" else our_overrides)(
         settings, steps, seed, workers)
     run_dir = runs / f"{algo}-ours-{workers}w-seed{seed}-{int(time.time())}"

@@ -7,7 +7,6 @@ made, and the settings used.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -16,10 +15,10 @@ import time
 import gymnasium as gym
 import numpy as np
 import omegaconf
-import torch
 
 import mbrl.algorithms.mbpo as mbpo
 import mbrl.util.env
+from driver_args import parse_and_seed  # bench/reference/ is sys.path[0]
 
 
 def action_box(low: list, high: list, shape: list) -> gym.spaces.Box:
@@ -77,16 +76,8 @@ def config(s: dict, seed: int) -> omegaconf.DictConfig:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--settings", required=True, help="JSON of the shared settings")
-    ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    settings = json.loads(args.settings)
+    args, settings = parse_and_seed()
     cfg = config(settings, args.seed)
-    torch.set_num_threads(settings["threads"])
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
     env, term_fn, _ = mbrl.util.env.EnvHandler.make_env(cfg)
     test_env, *_ = mbrl.util.env.EnvHandler.make_env(cfg)
     env.reset(seed=args.seed)

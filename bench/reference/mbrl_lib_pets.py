@@ -7,20 +7,18 @@ planned action, and the settings used.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 import time
 
 import gymnasium as gym
-import numpy as np
 import omegaconf
-import torch
 
 import mbrl.algorithms.pets as pets
 import mbrl.planning
 import mbrl.util.env
+from driver_args import parse_and_seed  # bench/reference/ is sys.path[0]
 
 
 class EpisodeLog(gym.Wrapper):
@@ -85,16 +83,8 @@ def config(s: dict, seed: int) -> omegaconf.DictConfig:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--settings", required=True, help="JSON of the shared settings")
-    ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    settings = json.loads(args.settings)
+    args, settings = parse_and_seed()
     cfg = config(settings, args.seed)
-    torch.set_num_threads(settings["threads"])
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
     env, term_fn, reward_fn = mbrl.util.env.EnvHandler.make_env(cfg)
     env = EpisodeLog(env)
     env.reset(seed=args.seed)
