@@ -157,13 +157,15 @@ def test_eval_max_lag_holds_each_evaluation_until_the_learner_has_its_updates(ra
     beside its workers: 64 samples per row, 768-row batches through 4 x 1024 layers; weights
     published every 5 updates, a buffer of 5 updates' rows; without the wait the point at
     200 was 8.3 updates behind). The learner's own update count, kept in its checkpoint,
-    times its rows equals the samples it drew."""
+    times its rows equals the samples it drew. Each point also logs its episodes' seconds."""
     rows = 3 * 256
     result, _ = _run(tmp_path, "lag", LAG_RUN)
     behind = _scalars(result.run_dir, "eval/updates_behind")
     steps = [s for s, _ in _scalars(result.run_dir, "eval/episodic_return")]
     assert [s for s, _ in behind] == steps and steps[0] == 100 and steps[-1] == 400
     assert all(v <= 0 for s, v in behind[:-1]), behind  # the final one waits on nothing
+    seconds = _scalars(result.run_dir, "eval/seconds")  # the evaluator's own time per point
+    assert [s for s, _ in seconds] == steps and all(v > 0 for _, v in seconds), seconds
     saved = ckpt.latest(result.run_dir)
     learner = torch.load(saved / "learner.pt", map_location="cpu", weights_only=True)
     samples = ckpt.read_counters(saved)["replay"]["limiter"]["samples"]

@@ -80,7 +80,8 @@ class Evaluations:
         self.last = float(np.mean(result["returns"]))
         successes = result["successes"]
         self.tb.scalars({"eval/episodic_return": self.last,
-                         "eval/success": float(np.mean(successes)) if successes else None}, step)
+                         "eval/success": float(np.mean(successes)) if successes else None,
+                         "eval/seconds": result.get("seconds")}, step)
         if "video" in result:
             gif, size = result["video"]
             self.tb.video("eval/video", gif, size, size, step)

@@ -112,13 +112,17 @@ class RolloutWorker:
         weights: (version, [ref]) to act with (the driver's choice, so that a seeded run
         evaluates the same weights every time), else the newest. video_size > 0 also films
         the first episode ('video': GIF bytes, size) and, where the agent's model draws
-        observations, its open-loop prediction of that episode ('open_loop': GIF, height, width, error)."""
+        observations, its open-loop prediction of that episode ('open_loop': GIF, height, width, error).
+        'seconds': how long its episodes took (films included)."""
         if weights is not None:
             self._load(*weights)
         else:
             self.sync_weights()
-        return evaluation_episodes(self.agent, self.cfg, seeding.evaluation_env_seed(self.seed, k),
-                                   num_episodes, video_size, self._check_actions)
+        started = time.perf_counter()
+        result = evaluation_episodes(self.agent, self.cfg,
+                                     seeding.evaluation_env_seed(self.seed, k), num_episodes,
+                                     video_size, self._check_actions)
+        return result | {"seconds": time.perf_counter() - started}
 
     def _send(self, chunk: list) -> None:
         """One insert in flight at most: waiting on the previous one is the limiter's backpressure."""
