@@ -380,3 +380,83 @@ def test_pilco_compare_tabulates_each_method_and_draws_both_panels(tmp_path):
     assert bench.row("B", b, 0.1) == "| B | 0 / 1 | - | - | 6 |"
     bench.figure({"A": a, "B": b}, 0.1, tmp_path / "compare.png")
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+vs_dcmpc = _module("vs_dcmpc_authors")
+vs_dcmpc_summary = _module("vs_dcmpc_authors_summary")
+
+
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+def test_vs_dcmpc_authors_gives_both_sides_the_same_settings(size):
+    """Each shared number reaches both command lines: the authors count the policy's
+    sequences among num_samples and their noise decay and random phase in 500-step episodes;
+    ours validates against the size's preset with the authors' quirks switched on."""
+    from mbrl_ray.config import apply_overrides
+    from mbrl_ray.distributed.preflight import check_eval_lag
+
+    a = argparse.Namespace(steps=6000, eval_every=1000, eval_episodes=4, device="cpu")
+    s = vs_dcmpc.SIZES[size]
+    theirs = dict(o.split("=", 1) for o in vs_dcmpc.authors_overrides(s, a, 3, Path("/r")))
+    cfg = apply_overrides(load_preset(s["preset"]), vs_dcmpc.our_overrides(s, a, 3))
+    d, p, t = cfg.dcmpc, cfg.planner, cfg.train
+    assert theirs["agent.latent_dim"] == str(d.latent_dim)
+    assert theirs["agent.enc_mlp_dims"] == f"[{d.encoder_hidden}]"
+    assert theirs["agent.mlp_dims"] == f"[{d.hidden_size},{d.hidden_size}]"
+    assert theirs["agent.batch_size"] == str(d.batch_size)
+    assert int(theirs["agent.num_samples"]) == p.population + p.prior_samples
+    assert theirs["agent.num_pi_trajs"] == str(p.prior_samples)
+    assert theirs["agent.num_elites"] == str(p.num_elites)
+    assert theirs["agent.iterations"] == str(p.iterations)
+    assert int(theirs["agent.exploration_noise_num_steps"]) * 500 == d.explore_decay_updates
+    assert int(theirs["random_episodes"]) * 500 == t.random_steps == t.pretrain_updates
+    assert int(theirs["num_episodes"]) * 500 == t.steps == 6000
+    assert int(theirs["eval_every_episodes"]) * 500 == t.eval_every
+    assert theirs["num_eval_episodes"] == str(t.eval_episodes) and t.eval_wait
+    assert t.samples_per_insert == d.batch_size * (d.horizon + 1)  # one update per step
+    check_eval_lag(cfg, t.samples_per_insert)  # evaluations wait for the updates due
+    assert t.eval_max_lag == 0 and t.spi_error_buffer <= 20 * t.samples_per_insert
+    assert (d.one_step_discount, d.prior_noise, d.explore_decay_from, d.reward_range) == (
+        "one", "shared", "pretrain_end", [0.0, 2.0])
+    assert theirs["seed"] == "3" == str(t.seed)
+
+
+def test_vs_dcmpc_authors_summary_pairs_seeds_and_times_runs_at_the_shared_points(tmp_path):
+    def run(side, seed, returns, wall):
+        evals = [[1000 * (i + 1), r, 10.0 * (i + 1), None, 30.0] for i, r in enumerate(returns)]
+        if side == "authors":  # theirs also evaluate before training, and the last twice
+            evals = [[0, 20.0, 1.0, [20.0], 50.0], *evals,
+                     [2000, returns[-1] + 10.0, 30.0, None, 50.0]]
+        (tmp_path / f"{side}-seed{seed}.json").write_text(json.dumps(
+            {"side": side, "seed": seed, "wall_s": wall, "agent_steps": 2000,
+             "eval_s": sum(e[4] for e in evals), "updates": 6000, "evals": evals,
+             "settings": {"steps": 2000, "eval_every": 1000}}))
+
+    # their points at 2,000: (200 + 210) / 2 = 205 and (300 + 310) / 2 = 305; their runs
+    # less the two extra evaluations (100 s): 400 and 800 s, 200 and 400 ms per agent step
+    run("authors", 0, [100.0, 200.0], wall=500.0)
+    run("authors", 1, [150.0, 300.0], wall=900.0)
+    run("ours", 0, [130.0, 260.0], wall=200.0)  # 100 ms per agent step: 0.5x
+    run("ours", 1, [150.0, 320.0], wall=400.0)  # 200: 0.5x
+    run("ours", 2, [900.0, 900.0], wall=1.0)    # no authors' seed 2: never paired
+    runs = vs_dcmpc_summary.load(tmp_path)
+    assert list(runs) == ["authors", "ours"]
+    table = "\n".join(vs_dcmpc_summary.returns_table(runs, [1000, 2000]))
+    assert _cells(table, "| 1,000 (2,000)")[3] == "15 ± 191 (n=2)"  # diffs 30, 0
+    assert _cells(table, "| 2,000 (4,000)")[3].startswith("35 ± ")  # diffs 55, 15
+    assert _cells(table, "| mean over the points")[3].startswith("25 ± ")  # 42.5, 7.5
+    costs = "\n".join(vs_dcmpc_summary.cost_table(runs, [1000, 2000]))
+    assert "shared evaluation points: ours 0.50 ± 0.00× the authors' (n=2, paired)" in costs
+    assert _cells(costs, "| authors (n=2)")[2:4] == ["4, 160 ± 0", "300 ± 1271"]
+
+
+def test_vs_dcmpc_authors_needs_the_checkout_and_keeps_measured_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vs_dcmpc_authors.py", "--reference-dir",
+                                      str(tmp_path / "none"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        vs_dcmpc.main()
+    (tmp_path / "ours-seed1.json").write_text("{}")
+    monkeypatch.setattr(sys, "argv", ["vs_dcmpc_authors.py", "--seeds", "1", "--sides", "ours",
+                                      "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="ours-seed1.json already measured"):
+        vs_dcmpc.main()
+    assert (tmp_path / "ours-seed1.json").read_text() == "{}"
