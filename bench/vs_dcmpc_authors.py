@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from vs_mbrl_lib import ensure_venv  # bench/ is the script's sys.path[0]
+
 ROOT = Path(__file__).resolve().parents[1]
 EPISODE = 500  # agent steps per episode: 1,000 simulator steps at action repeat 2
 SIZES = {
@@ -96,17 +98,6 @@ def our_overrides(s: dict, a: argparse.Namespace, seed: int) -> list[str]:
         "train.eval_max_lag=0", "train.steps_per_round=25", "train.updates_per_round=20",
         f"train.spi_error_buffer={20 * s['batch'] * 6}",
     ]
-
-
-def ensure_venv(venv: Path) -> Path:
-    """The authors' venv, made by VENV_RECIPE on first use; its python."""
-    python = venv / "bin" / "python"
-    if not (venv / ".recipe-done").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        for step in VENV_RECIPE:
-            subprocess.run([str(python), "-m", *step], check=True)
-        (venv / ".recipe-done").write_text(json.dumps(VENV_RECIPE) + "\n")
-    return python
 
 
 def run_authors(python: Path, s: dict, a: argparse.Namespace, seed: int) -> dict:
@@ -182,7 +173,7 @@ def main() -> None:
         raise SystemExit(f"{', '.join(held)} already measured; choose other --seeds or --out")
     a.out.mkdir(parents=True, exist_ok=True)
     a.runs.mkdir(parents=True, exist_ok=True)
-    python = ensure_venv(a.venv) if "authors" in a.sides else None
+    python = ensure_venv(a.venv, VENV_RECIPE) if "authors" in a.sides else None
     for seed in a.seeds:  # sides alternate within a seed: machine drift hits both alike
         for side in a.sides:
             result = (run_authors(python, s, a, seed) if side == "authors"

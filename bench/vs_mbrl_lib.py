@@ -113,14 +113,15 @@ def our_mbpo_overrides(s: dict, steps: int, seed: int, workers: int) -> list[str
     ]
 
 
-def ensure_venv(venv: Path) -> Path:
-    """mbrl-lib's venv, made by VENV_RECIPE on first use; its python."""
+def ensure_venv(venv: Path, recipe: list[list[str]] = VENV_RECIPE) -> Path:
+    """A reference's venv (default mbrl-lib's), made by `recipe` (pip steps) on first use;
+    its python."""
     python = venv / "bin" / "python"
     if not (venv / ".recipe-done").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        for step in VENV_RECIPE:
+        for step in recipe:
             subprocess.run([str(python), "-m", *step], check=True)
-        (venv / ".recipe-done").write_text(json.dumps(VENV_RECIPE) + "\n")
+        (venv / ".recipe-done").write_text(json.dumps(recipe) + "\n")
     return python
 
 
